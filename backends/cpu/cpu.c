@@ -1,0 +1,1186 @@
+/* cpu.c - the cpu backend: the op contract of backend.h in fp32 on the host.
+ *
+ * What this is: gemm through OpenBLAS (cblas_sgemm, row-major) and our own
+ * kernels for everything else, split over a persistent thread pool
+ * (pool.c).  Kernels are plain loops written to auto-vectorize; the hot
+ * ones are compiled for AVX-512, AVX2+FMA and baseline x86-64 and picked at
+ * load time (target_clones), so a generic distribution build still runs
+ * wide vectors where the CPU has them.  Results are bit-identical from run
+ * to run for a given thread count: partitions are static and per-chunk
+ * partial sums are combined in chunk order.
+ *
+ * OpenBLAS and the pool never run at the same time: ops are sequential,
+ * BLAS is only called from the calling thread, and the pool's workers are
+ * told to sleep before each gemm.  No op allocates memory.
+ *
+ * What this is not: a tensor library.  There is no broadcasting, no dtype
+ * other than fp32 (int32 for labels and indices), and no asynchrony: every
+ * op has finished when it returns, so `sync` has nothing to do.
+ */
+#include "config.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mltk/plugin.h>
+#include <mltk/rng.h>
+
+#include "pool.h"
+
+/* ---- build-time choices ---- */
+
+/* Hot kernels get one clone per vector ISA; the loader picks one. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) \
+    && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef KERNEL
+#define KERNEL
+#endif
+
+/* Below this much work (in elements touched) an op runs on the calling
+ * thread: waking a worker costs more than it saves. */
+#define GRAIN 32768
+/* Chunk boundaries of elementwise ops fall on 64-byte lines. */
+#define ALIGN_F 16
+/* Per-chunk partial results are kept a cache line apart. */
+#define PARTIAL_STRIDE 8
+
+/* ---- context ---- */
+
+typedef struct cpu_ctx {
+    cpu_pool *pool;
+    int       threads;
+    double   *partials;  /* threads * PARTIAL_STRIDE, for reductions */
+    char      name[192];
+} cpu_ctx;
+
+/* ---- argument checks ---- */
+
+#define CHECK_CTX(c) do { if (!(c)) return MLTK_ERR_INVALID; } while (0)
+#define CHECK_N(n) do { if ((n) < 0) return MLTK_ERR_INVALID; } while (0)
+#define CHECK_PTR(p, n) do { if ((n) > 0 && !(p)) return MLTK_ERR_INVALID; } while (0)
+
+/* ---- scalar math that vectorizes ---- */
+
+static inline float bits_to_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t f_to_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+#define EXP_HI 88.3f      /* 2^k stays finite (k <= 127) */
+#define EXP_LO (-87.3f)   /* 2^k stays normal (k >= -126) */
+#define RND_MAGIC 12582912.0f  /* 1.5 * 2^23: adding it rounds to integer */
+
+/* e^x = 2^k e^r with x = k ln2 + r, |r| <= ln2/2.  Returns e^r - 1 (degree-7
+ * Taylor, truncation error below 1e-8) and sets *scale = 2^k.  x must lie
+ * in [EXP_LO, EXP_HI] or be NaN. */
+static inline float exp_reduce(float x, float *scale)
+{
+    float kf = x * 1.44269504088896341f + RND_MAGIC;
+    uint32_t kb = f_to_bits(kf) - f_to_bits(RND_MAGIC);
+    kf -= RND_MAGIC;
+    float r = x - kf * 0.693145751953125f;
+    r = r - kf * 1.42860676533018e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    *scale = bits_to_f((kb + 127u) << 23);
+    return r + (r * r) * p;
+}
+
+static inline float f_exp(float x)
+{
+    float xc = x < EXP_LO ? EXP_LO : x;
+    xc = xc > EXP_HI ? EXP_HI : xc;
+    float s, p = exp_reduce(xc, &s);
+    float e = s + s * p;
+    e = x > 88.72f ? INFINITY : e;
+    return x < EXP_LO ? 0.0f : e;
+}
+
+/* e^x - 1 for x <= 0, accurate near 0 */
+static inline float f_expm1_neg(float x)
+{
+    float xc = x < EXP_LO ? EXP_LO : x;
+    float s, p = exp_reduce(xc, &s);
+    return s * p + (s - 1.0f);
+}
+
+static inline float f_sigmoid(float x)
+{
+    return 1.0f / (1.0f + f_exp(-x));
+}
+
+/* tanh|x| = -t / (2 + t) with t = e^(-2|x|) - 1; sign restored from x */
+static inline float f_tanh(float x)
+{
+    uint32_t sign = f_to_bits(x) & 0x80000000u;
+    float a = bits_to_f(f_to_bits(x) & 0x7fffffffu);
+    float t = f_expm1_neg(-2.0f * a);
+    float r = -t / (2.0f + t);
+    return bits_to_f(f_to_bits(r) | sign);
+}
+
+/* Elementwise loops may run in place (output == an input, same index):
+ * there is no dependence between iterations, which IVDEP tells the
+ * vectorizer so that it needs no run-time overlap check. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define IVDEP _Pragma("GCC ivdep")
+#else
+#define IVDEP
+#endif
+
+/* OUT = act(IN) for i in [0, N); OUT and IN are expressions in i */
+#define ACT_LOOP(ACT, ALPHA, N, OUT, IN)                                     \
+    do {                                                                      \
+        const float alpha_ = (ALPHA);                                         \
+        switch (ACT) {                                                        \
+        case MLTK_ACT_RELU:                                                   \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = v < 0.0f ? 0.0f : v; } \
+            break;                                                            \
+        case MLTK_ACT_LEAKY_RELU:                                             \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = v > 0.0f ? v : v * alpha_; } \
+            break;                                                            \
+        case MLTK_ACT_SIGMOID:                                                \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = f_sigmoid(v); } \
+            break;                                                            \
+        case MLTK_ACT_TANH:                                                   \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = f_tanh(v); } \
+            break;                                                            \
+        default:                                                              \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = v; } \
+            break;                                                            \
+        }                                                                     \
+    } while (0)
+
+static int act_valid(mltk_act act)
+{
+    return (int)act >= MLTK_ACT_NONE && (int)act <= MLTK_ACT_TANH;
+}
+
+/* ---- elementwise kernels ---- */
+/* Pointers are not restrict: outputs may equal inputs (see IVDEP). */
+
+KERNEL static void k_fill(float *x, float v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = v;
+}
+
+/* y = a y */
+KERNEL static void k_scale(float *y, float a, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a * y[i];
+}
+
+/* y = a x + b y; with b == 0, y = a x */
+KERNEL static void k_axpby(float *y, float a, const float *x, float b, int64_t n)
+{
+    if (b == 0.0f) {
+        IVDEP for (int64_t i = 0; i < n; i++)
+            y[i] = a * x[i];
+    } else {
+        IVDEP for (int64_t i = 0; i < n; i++)
+            y[i] = a * x[i] + b * y[i];
+    }
+}
+
+KERNEL static void k_mul(float *z, const float *x, const float *y, int64_t n)
+{
+    IVDEP for (int64_t i = 0; i < n; i++)
+        z[i] = x[i] * y[i];
+}
+
+KERNEL static void k_act_fwd(mltk_act act, float alpha, float *y,
+                             const float *x, int64_t n)
+{
+    ACT_LOOP(act, alpha, n, y[i], x[i]);
+}
+
+/* dx = dy * act'(.) computed from `s`, which is the activation's output y
+ * when s_is_y, else its input x */
+KERNEL static void k_act_bwd(mltk_act act, float alpha, float *dx,
+                             const float *dy, const float *s, int s_is_y,
+                             int64_t n)
+{
+    switch (act) {
+    case MLTK_ACT_RELU:  /* y > 0 iff x > 0 */
+        IVDEP for (int64_t i = 0; i < n; i++)
+            dx[i] = s[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case MLTK_ACT_LEAKY_RELU:
+        IVDEP for (int64_t i = 0; i < n; i++)
+            dx[i] = s[i] > 0.0f ? dy[i] : dy[i] * alpha;
+        break;
+    case MLTK_ACT_SIGMOID:
+        if (s_is_y) {
+            IVDEP for (int64_t i = 0; i < n; i++)
+                dx[i] = dy[i] * (1.0f - s[i]) * s[i];
+        } else {
+            IVDEP for (int64_t i = 0; i < n; i++) {
+                float y = f_sigmoid(s[i]);
+                dx[i] = dy[i] * (1.0f - y) * y;
+            }
+        }
+        break;
+    case MLTK_ACT_TANH:
+        if (s_is_y) {
+            IVDEP for (int64_t i = 0; i < n; i++)
+                dx[i] = dy[i] * (1.0f - s[i] * s[i]);
+        } else {
+            IVDEP for (int64_t i = 0; i < n; i++) {
+                float y = f_tanh(s[i]);
+                dx[i] = dy[i] * (1.0f - y * y);
+            }
+        }
+        break;
+    default:
+        IVDEP for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i];
+        break;
+    }
+}
+
+/* y(rows, cols) = act(y + b) */
+KERNEL static void k_bias_act(float *restrict y, const float *restrict b,
+                              int64_t rows, int64_t cols, mltk_act act, float alpha)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict yr = y + r * cols;
+        ACT_LOOP(act, alpha, cols, yr[i], yr[i] + b[i]);
+    }
+}
+
+/* ---- reduction kernels ---- */
+
+#define LANES 16
+
+/* sum of x[i] (squares if `sq`) in double, LANES independent partial sums
+ * combined in a fixed order */
+KERNEL static double k_sum(const float *restrict x, int64_t n, int sq)
+{
+    double acc[LANES] = {0};
+    int64_t i = 0;
+    if (sq) {
+        for (; i + LANES <= n; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                double v = x[i + j];
+                acc[j] += v * v;
+            }
+        for (; i < n; i++) {
+            double v = x[i];
+            acc[0] += v * v;
+        }
+    } else {
+        for (; i + LANES <= n; i += LANES)
+            for (int j = 0; j < LANES; j++)
+                acc[j] += x[i + j];
+        for (; i < n; i++)
+            acc[0] += x[i];
+    }
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+/* out(cols) = sum over rows of x(rows, ld) restricted to `cols` columns,
+ * + beta * out; double accumulation, a tile of columns at a time */
+#define COL_TILE 256
+KERNEL static void k_sum_rows(float *restrict out, const float *restrict x,
+                              int64_t rows, int64_t cols, int64_t ld, float beta)
+{
+    double acc[COL_TILE];
+    for (int64_t c0 = 0; c0 < cols; c0 += COL_TILE) {
+        int64_t w = cols - c0 < COL_TILE ? cols - c0 : COL_TILE;
+        for (int64_t j = 0; j < w; j++)
+            acc[j] = 0.0;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *restrict xr = x + r * ld + c0;
+            for (int64_t j = 0; j < w; j++)
+                acc[j] += xr[j];
+        }
+        if (beta == 0.0f) {
+            for (int64_t j = 0; j < w; j++)
+                out[c0 + j] = (float)acc[j];
+        } else {
+            for (int64_t j = 0; j < w; j++)
+                out[c0 + j] = (float)(acc[j] + (double)beta * out[c0 + j]);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) float row_max(const float *restrict x, int64_t n)
+{
+    float m[LANES];
+    int64_t i = 0;
+    if (n < LANES) {
+        float r = x[0];
+        for (i = 1; i < n; i++)
+            r = x[i] > r ? x[i] : r;
+        return r;
+    }
+    for (int j = 0; j < LANES; j++)
+        m[j] = x[j];
+    for (i = LANES; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+    for (; i < n; i++)
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+    float r = m[0];
+    for (int j = 1; j < LANES; j++)
+        r = m[j] > r ? m[j] : r;
+    return r;
+}
+
+/* e[i] = exp(x[i] - m); returns the float sum of e (fixed order) */
+static inline __attribute__((always_inline)) float exp_shift_sum(float *restrict e, const float *restrict x,
+                           float m, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        e[i] = f_exp(x[i] - m);
+    float acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] += e[i + j];
+    for (; i < n; i++)
+        acc[0] += e[i];
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+/* rows [0, n) of softmax cross-entropy; returns the sum of the row losses.
+ * dl may be NULL (loss only). */
+KERNEL static double k_softmax_xent(float *restrict dl, const float *restrict logits,
+                                    const int32_t *restrict labels, int64_t n,
+                                    int64_t C, float scale)
+{
+    float tile[COL_TILE];
+    double total = 0.0;
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = logits + r * C;
+        int32_t y = labels[r];
+        float m = row_max(x, C);
+        float s = 0.0f;
+        if (dl) {
+            s = exp_shift_sum(dl + r * C, x, m, C);
+        } else {
+            for (int64_t c0 = 0; c0 < C; c0 += COL_TILE) {
+                int64_t w = C - c0 < COL_TILE ? C - c0 : COL_TILE;
+                s += exp_shift_sum(tile, x + c0, m, w);
+            }
+        }
+        float lse = logf(s);
+        total += (double)((m - x[y]) + lse);
+        if (dl) {
+            float *restrict d = dl + r * C;
+            float inv = 1.0f / s;
+            float ey = d[y];
+            for (int64_t i = 0; i < C; i++)
+                d[i] = d[i] * inv * scale;
+            d[y] = (ey * inv - 1.0f) * scale;
+        }
+    }
+    return total;
+}
+
+static int64_t k_count_correct(const float *restrict logits,
+                               const int32_t *restrict labels, int64_t n, int64_t C)
+{
+    int64_t correct = 0;
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = logits + r * C;
+        int64_t best = 0;
+        float bv = x[0];
+        for (int64_t c = 1; c < C; c++)
+            if (x[c] > bv) {
+                bv = x[c];
+                best = c;
+            }
+        correct += best == labels[r];
+    }
+    return correct;
+}
+
+/* ---- optimizer kernels ---- */
+
+typedef struct sgd_args {
+    float *p;
+    const float *g;
+    float *mom;
+    float lr, momentum, damp1, wd;  /* damp1 = 1 - dampening */
+    int nesterov, first;
+} sgd_args;
+
+/* torch.optim.SGD: d = g + wd p; buf = d (t == 1) or momentum buf +
+ * (1 - dampening) d; d = nesterov ? d + momentum buf : buf; p -= lr d */
+KERNEL static void k_sgd(float *restrict p, const float *restrict g,
+                         float *restrict buf, int64_t n, const sgd_args *a)
+{
+    const float lr = a->lr, mu = a->momentum, damp1 = a->damp1, wd = a->wd;
+    const int nesterov = a->nesterov;
+    if (mu == 0.0f) {
+        for (int64_t i = 0; i < n; i++) {
+            float d = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+            p[i] = p[i] - lr * d;
+        }
+    } else if (a->first) {
+        for (int64_t i = 0; i < n; i++) {
+            float d = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+            buf[i] = d;
+            d = nesterov ? d + mu * d : d;
+            p[i] = p[i] - lr * d;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            float d = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+            float b = mu * buf[i] + damp1 * d;
+            buf[i] = b;
+            d = nesterov ? d + mu * b : b;
+            p[i] = p[i] - lr * d;
+        }
+    }
+}
+
+typedef struct adam_args {
+    float *p;
+    const float *g;
+    float *m, *v;
+    float b1, b2, omb1, omb2, eps, wd, pscale, step, bc2s;
+    int l2;
+} adam_args;
+
+/* torch.optim.Adam / AdamW (1.x single-tensor form):
+ * [AdamW: p *= 1 - lr wd]  [Adam: g += wd p]
+ * m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps) */
+KERNEL static void k_adam(float *restrict p, const float *restrict g,
+                          float *restrict m, float *restrict v, int64_t n,
+                          const adam_args *a)
+{
+    const float b1 = a->b1, b2 = a->b2, omb1 = a->omb1, omb2 = a->omb2;
+    const float eps = a->eps, wd = a->wd, pscale = a->pscale;
+    const float nstep = -a->step, bc2s = a->bc2s;
+    const int l2 = a->l2;
+    for (int64_t i = 0; i < n; i++) {
+        float pi = p[i] * pscale;
+        float gi = l2 ? g[i] + wd * pi : g[i];
+        float mi = m[i] * b1 + omb1 * gi;
+        float vi = v[i] * b2 + omb2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) / bc2s + eps;
+        p[i] = pi + nstep * (mi / denom);
+    }
+}
+
+/* ---- parallel drivers ---- */
+
+/* One argument block for every elementwise job; each op uses its fields. */
+typedef struct ew_args {
+    int op;
+    float *y;
+    const float *x, *x2;
+    float a, b;
+    mltk_act act;
+    int flag;
+    int64_t rows, cols;
+    uint64_t seed, offset;
+    const void *extra;
+    double *partials;
+} ew_args;
+
+enum {
+    OP_FILL, OP_SCALE, OP_AXPBY, OP_MUL, OP_ACT_FWD, OP_ACT_BWD, OP_BIAS_ACT, OP_SUM, OP_SUMSQ, OP_SUM_ROWS, OP_UNIFORM, OP_NORMAL,
+    OP_SGD, OP_ADAM
+};
+
+/* Philox4x32-10 of RNG_LANES consecutive counter blocks at once, the same
+ * rounds as mltk_philox4x32 in rng.h written lane-wise so that the
+ * vectorizer can run the lanes side by side (32x32->64-bit multiplies).
+ * u[4 l + j] = (word j of block first + l >> 8) 2^-24, as mltk_rng_u01. */
+#define RNG_LANES 16
+KERNEL static void philox_u01_lanes(float *restrict u, uint64_t first, uint64_t seed)
+{
+    uint32_t c0[RNG_LANES], c1[RNG_LANES], c2[RNG_LANES], c3[RNG_LANES];
+    for (int l = 0; l < RNG_LANES; l++) {
+        uint64_t c = first + (uint64_t)l;
+        c0[l] = (uint32_t)c;
+        c1[l] = (uint32_t)(c >> 32);
+        c2[l] = 0;
+        c3[l] = 0;
+    }
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        for (int l = 0; l < RNG_LANES; l++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
+            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
+            uint32_t n1 = (uint32_t)p1;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
+            uint32_t n3 = (uint32_t)p0;
+            c0[l] = n0; c1[l] = n1; c2[l] = n2; c3[l] = n3;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    for (int l = 0; l < RNG_LANES; l++) {
+        u[4 * l + 0] = (float)(c0[l] >> 8) * (1.0f / 16777216.0f);
+        u[4 * l + 1] = (float)(c1[l] >> 8) * (1.0f / 16777216.0f);
+        u[4 * l + 2] = (float)(c2[l] >> 8) * (1.0f / 16777216.0f);
+        u[4 * l + 3] = (float)(c3[l] >> 8) * (1.0f / 16777216.0f);
+    }
+}
+
+/* x[i] = lo + (hi - lo) u(seed, offset + i) for i in [b, e).  The affine
+ * map is not cloned per ISA, so it rounds the same way everywhere (no
+ * FMA contraction): only the exact u comes from the vector kernel. */
+static void rng_uniform_range(float *x, int64_t b, int64_t e, float lo,
+                              float hi, uint64_t seed, uint64_t offset)
+{
+    const float span = hi - lo;
+    int64_t i = b;
+    /* element by element up to a block boundary, then RNG_LANES blocks at
+     * a time, then element by element again */
+    while (i < e && ((offset + (uint64_t)i) & 3) != 0) {
+        x[i] = lo + span * mltk_rng_u01(seed, offset + (uint64_t)i);
+        i++;
+    }
+    while (e - i >= 4 * RNG_LANES) {
+        float u[4 * RNG_LANES];
+        philox_u01_lanes(u, (offset + (uint64_t)i) >> 2, seed);
+        float *restrict out = x + i;
+        for (int k = 0; k < 4 * RNG_LANES; k++)
+            out[k] = lo + span * u[k];
+        i += 4 * RNG_LANES;
+    }
+    for (; i < e; i++)
+        x[i] = lo + span * mltk_rng_u01(seed, offset + (uint64_t)i);
+}
+
+/* Same words, same arithmetic as mltk_rng_normal01 in rng.h. */
+static void rng_normal_range(float *x, int64_t b, int64_t e, float mean,
+                             float std, uint64_t seed, uint64_t offset)
+{
+    int64_t i = b;
+    while (i < e) {
+        uint64_t c = offset + (uint64_t)i;
+        uint32_t w[4];
+        mltk_philox4x32(w, c >> 2, seed);
+        for (unsigned j = (unsigned)(c & 3); j < 4 && i < e; j++, i++) {
+            unsigned k = j & ~1u;
+            double u1 = ((double)(w[k] >> 8) + 1.0) * (1.0 / 16777216.0);
+            double u2 = (double)(w[k + 1] >> 8) * (1.0 / 16777216.0);
+            double r = sqrt(-2.0 * log(u1));
+            double a = 6.283185307179586 * u2;
+            float z = (float)((j & 1) ? r * sin(a) : r * cos(a));
+            x[i] = mean + std * z;
+        }
+    }
+}
+
+static void ew_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const ew_args *a = arg;
+    int64_t n = e - b;
+    switch (a->op) {
+    case OP_FILL:     k_fill(a->y + b, a->a, n); break;
+    case OP_SCALE:    k_scale(a->y + b, a->a, n); break;
+    case OP_AXPBY:    k_axpby(a->y + b, a->a, a->x + b, a->b, n); break;
+    case OP_MUL:      k_mul(a->y + b, a->x + b, a->x2 + b, n); break;
+    case OP_ACT_FWD:  k_act_fwd(a->act, a->a, a->y + b, a->x + b, n); break;
+    case OP_ACT_BWD:  k_act_bwd(a->act, a->a, a->y + b, a->x + b, a->x2 + b, a->flag, n); break;
+    case OP_BIAS_ACT:     /* items are rows */
+        k_bias_act(a->y + b * a->cols, a->x, n, a->cols, a->act, a->a);
+        break;
+    case OP_SUM:
+    case OP_SUMSQ:
+        a->partials[chunk * PARTIAL_STRIDE] = k_sum(a->x + b, n, a->op == OP_SUMSQ);
+        break;
+    case OP_SUM_ROWS:     /* items are columns; a->cols is the row stride */
+        k_sum_rows(a->y + b, a->x + b, a->rows, n, a->cols, a->b);
+        break;
+    case OP_UNIFORM:      rng_uniform_range(a->y, b, e, a->a, a->b, a->seed, a->offset); break;
+    case OP_NORMAL:       rng_normal_range(a->y, b, e, a->a, a->b, a->seed, a->offset); break;
+    case OP_SGD: {
+        const sgd_args *s = a->extra;
+        k_sgd(s->p + b, s->g + b, s->mom ? s->mom + b : NULL, n, s);
+        break;
+    }
+    case OP_ADAM: {
+        const adam_args *s = a->extra;
+        k_adam(s->p + b, s->g + b, s->m + b, s->v + b, n, s);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Run an elementwise job over n items costing `cost` elements each. */
+static void ew_run(cpu_ctx *c, ew_args *a, int64_t n, int64_t cost, int64_t align)
+{
+    int chunks = cpu_pool_chunks(c->pool, n, n * cost, GRAIN);
+    a->partials = c->partials;
+    cpu_pool_run(c->pool, ew_chunk, a, n, chunks, align);
+}
+
+/* ---- lifetime ---- */
+
+static int cpu_probe(char **why)
+{
+    (void)why;
+    return 1;
+}
+
+static int online_cores(void)
+{
+    int n = 0;
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+#endif
+    long on = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0 || (on > 0 && on < n))
+        n = on > 0 ? (int)on : 1;
+    return n;
+}
+
+/* "OpenBLAS 0.3.21 (SkylakeX kernel)" from what the library reports */
+static void blas_describe(char *buf, size_t len)
+{
+    const char *cfg = openblas_get_config();
+    const char *core = openblas_get_corename();
+    char ver[32] = "";
+    if (cfg && strncmp(cfg, "OpenBLAS ", 9) == 0) {
+        size_t k = 0;
+        for (const char *s = cfg + 9; *s && *s != ' ' && k + 1 < sizeof ver; s++)
+            ver[k++] = *s;
+        ver[k] = '\0';
+    }
+    snprintf(buf, len, "OpenBLAS%s%s%s%s%s", ver[0] ? " " : "", ver,
+             core && *core ? " (" : "", core && *core ? core : "",
+             core && *core ? " kernel)" : "");
+}
+
+static void cpu_destroy(void *ctx)
+{
+    cpu_ctx *c = ctx;
+    if (!c)
+        return;
+    cpu_pool_destroy(c->pool);
+    free(c->partials);
+    free(c);
+}
+
+static int cpu_create(void **ctx, const mltk_backend_opts *opts, char **err)
+{
+    if (!ctx)
+        return mltk_errf(err, MLTK_ERR_INVALID, "cpu: create: no context pointer");
+    *ctx = NULL;
+    int threads = 0;
+    if (opts && opts->size >= offsetof(mltk_backend_opts, threads) + sizeof opts->threads)
+        threads = opts->threads;
+    if (threads < 0)
+        return mltk_errf(err, MLTK_ERR_INVALID,
+                         "cpu: threads = %d: expected 0 (all cores) or a positive count",
+                         threads);
+    if (threads == 0)
+        threads = online_cores();
+    if (threads > 4096)
+        return mltk_errf(err, MLTK_ERR_INVALID, "cpu: threads = %d: at most 4096", threads);
+
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
+    c->threads = threads;
+    c->partials = calloc((size_t)threads * PARTIAL_STRIDE, sizeof *c->partials);
+    if (!c->partials) {
+        cpu_destroy(c);
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
+    }
+    int rc = cpu_pool_create(&c->pool, threads);
+    if (rc) {
+        cpu_destroy(c);
+        return mltk_errf(err, rc == ENOMEM ? MLTK_ERR_NOMEM : MLTK_ERR_BACKEND,
+                         "cpu: cannot start %d threads: %s", threads, strerror(rc));
+    }
+    openblas_set_num_threads(threads);
+
+    char blas[96];
+    blas_describe(blas, sizeof blas);
+    snprintf(c->name, sizeof c->name, "cpu: %d thread%s, %s", threads,
+             threads == 1 ? "" : "s", blas);
+    *ctx = c;
+    return MLTK_OK;
+}
+
+static const char *cpu_device_name(void *ctx)
+{
+    cpu_ctx *c = ctx;
+    return c ? c->name : "cpu";
+}
+
+/* ---- memory ---- */
+
+static int cpu_alloc(void *ctx, size_t bytes, void **ptr)
+{
+    if (!ptr)
+        return MLTK_ERR_INVALID;
+    *ptr = NULL;
+    /* whole cache lines, so vector tails never straddle into a neighbour */
+    if (bytes > SIZE_MAX - 63)
+        return MLTK_ERR_NOMEM;
+    size_t sz = bytes ? (bytes + 63) & ~(size_t)63 : 64;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, sz) != 0 || !p)
+        return MLTK_ERR_NOMEM;
+    *ptr = p;
+    return MLTK_OK;
+}
+
+static void cpu_free(void *ctx, void *ptr)
+{
+    free(ptr);
+}
+
+static int cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
+{
+    if (bytes == 0)
+        return MLTK_OK;
+    if (!dst || !src)
+        return MLTK_ERR_INVALID;
+    if (dst != src)
+        memmove(dst, src, bytes);
+    return MLTK_OK;
+}
+
+static int cpu_sync(void *ctx)
+{
+    return MLTK_OK;
+}
+
+/* ---- elementwise ---- */
+
+static int cpu_fill(void *ctx, float *x, float v, int64_t n)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(x, n);
+    ew_args a = { .op = OP_FILL, .y = x, .a = v };
+    ew_run(ctx, &a, n, 1, ALIGN_F);
+    return MLTK_OK;
+}
+
+static int cpu_axpby(void *ctx, float *y, float a, const float *x, float b, int64_t n)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
+    ew_args j = { .op = OP_AXPBY, .y = y, .x = x, .a = a, .b = b };
+    ew_run(ctx, &j, n, 2, ALIGN_F);
+    return MLTK_OK;
+}
+
+static int cpu_mul(void *ctx, float *z, const float *x, const float *y, int64_t n)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(z, n); CHECK_PTR(x, n); CHECK_PTR(y, n);
+    ew_args a = { .op = OP_MUL, .y = z, .x = x, .x2 = y };
+    ew_run(ctx, &a, n, 3, ALIGN_F);
+    return MLTK_OK;
+}
+
+static int is_smooth(mltk_act act)
+{
+    return act == MLTK_ACT_SIGMOID || act == MLTK_ACT_TANH;
+}
+
+static int cpu_act_forward(void *ctx, mltk_act act, float alpha, float *y,
+                           const float *x, int64_t n)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
+    if (!act_valid(act))
+        return MLTK_ERR_INVALID;
+    ew_args a = { .op = OP_ACT_FWD, .y = y, .x = x, .a = alpha, .act = act };
+    ew_run(ctx, &a, n, is_smooth(act) ? 8 : 2, ALIGN_F);
+    return MLTK_OK;
+}
+
+static int cpu_act_backward(void *ctx, mltk_act act, float alpha, float *dx,
+                            const float *dy, const float *x, const float *y, int64_t n)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(dx, n); CHECK_PTR(dy, n);
+    if (!act_valid(act))
+        return MLTK_ERR_INVALID;
+    /* where the derivative comes from: relu, sigmoid and tanh prefer the
+     * output, leaky relu the input (its output's sign flips with a
+     * negative slope); either works when only one is given */
+    const float *s = dy;
+    int s_is_y = 0;
+    if (act == MLTK_ACT_LEAKY_RELU) {
+        s = x ? x : y;
+        s_is_y = !x;
+    } else if (act != MLTK_ACT_NONE) {
+        s = y ? y : x;
+        s_is_y = y != NULL;
+    }
+    CHECK_PTR(s, n);
+    if (act == MLTK_ACT_NONE && dx == dy)
+        return MLTK_OK;
+    ew_args a = { .op = OP_ACT_BWD, .y = dx, .x = dy, .x2 = s, .a = alpha,
+                  .act = act, .flag = s_is_y };
+    ew_run(ctx, &a, n, is_smooth(act) && !s_is_y ? 8 : 3, ALIGN_F);
+    return MLTK_OK;
+}
+
+/* ---- linear algebra ---- */
+
+static int cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                    float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c);
+    if (M < 0 || N < 0 || K < 0 || M > INT_MAX || N > INT_MAX || K > INT_MAX)
+        return MLTK_ERR_INVALID;
+    int64_t a_cols = ta ? M : K, b_cols = tb ? K : N;
+    if (lda < (a_cols > 1 ? a_cols : 1) || ldb < (b_cols > 1 ? b_cols : 1)
+        || ldc < (N > 1 ? N : 1) || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX)
+        return MLTK_ERR_INVALID;
+    if (M == 0 || N == 0)
+        return MLTK_OK;
+    if (!C || (K > 0 && (!A || !B)))
+        return MLTK_ERR_INVALID;
+    if (K == 0 || alpha == 0.0f) {
+        /* C = beta C, without reading C when beta == 0 */
+        for (int64_t i = 0; i < M; i++) {
+            if (beta == 0.0f)
+                k_fill(C + i * ldc, 0.0f, N);
+            else if (beta != 1.0f)
+                k_scale(C + i * ldc, beta, N);
+        }
+        return MLTK_OK;
+    }
+    cpu_pool_park(c->pool);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
+                A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    return MLTK_OK;
+}
+
+static int cpu_bias_act(void *ctx, float *y, const float *b, int64_t rows,
+                        int64_t cols, mltk_act act, float alpha)
+{
+    CHECK_CTX(ctx); CHECK_N(rows); CHECK_N(cols);
+    if (!act_valid(act))
+        return MLTK_ERR_INVALID;
+    if (rows == 0 || cols == 0)
+        return MLTK_OK;
+    if (!y || (rows > INT64_MAX / cols))
+        return MLTK_ERR_INVALID;
+    if (!b)
+        return cpu_act_forward(ctx, act, alpha, y, y, rows * cols);
+    ew_args a = { .op = OP_BIAS_ACT, .y = y, .x = b, .cols = cols, .a = alpha,
+                  .act = act };
+    ew_run(ctx, &a, rows, is_smooth(act) ? 8 * cols : 2 * cols, 1);
+    return MLTK_OK;
+}
+
+static int cpu_sum_rows(void *ctx, float *out, const float *x, int64_t rows,
+                        int64_t cols, float beta)
+{
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols); CHECK_PTR(out, cols);
+    if (cols == 0)
+        return MLTK_OK;
+    if (rows > 0 && !x)
+        return MLTK_ERR_INVALID;
+    if (rows > INT64_MAX / cols)
+        return MLTK_ERR_INVALID;
+    /* columns are independent: split them, so results do not depend on
+     * the thread count */
+    ew_args a = { .op = OP_SUM_ROWS, .y = out, .x = x, .rows = rows,
+                  .cols = cols, .b = beta, .partials = c->partials };
+    int chunks = cols >= 2 * ALIGN_F
+        ? cpu_pool_chunks(c->pool, cols, rows * cols, GRAIN) : 1;
+    cpu_pool_run(c->pool, ew_chunk, &a, cols, chunks, ALIGN_F);
+    return MLTK_OK;
+}
+
+/* ---- reductions ---- */
+
+static int reduce(cpu_ctx *c, float *out, const float *x, int64_t n, int op)
+{
+    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
+    if (!out)
+        return MLTK_ERR_INVALID;
+    if (n == 0) {
+        out[0] = 0.0f;
+        return MLTK_OK;
+    }
+    ew_args a = { .op = op, .x = x, .partials = c->partials };
+    int chunks = cpu_pool_chunks(c->pool, n, n, GRAIN);
+    cpu_pool_run(c->pool, ew_chunk, &a, n, chunks, ALIGN_F);
+    double s = 0.0;
+    for (int k = 0; k < chunks; k++)
+        s += c->partials[k * PARTIAL_STRIDE];
+    out[0] = (float)s;
+    return MLTK_OK;
+}
+
+static int cpu_sum(void *ctx, float *out, const float *x, int64_t n)
+{
+    return reduce(ctx, out, x, n, OP_SUM);
+}
+
+static int cpu_sumsq(void *ctx, float *out, const float *x, int64_t n)
+{
+    return reduce(ctx, out, x, n, OP_SUMSQ);
+}
+
+/* ---- losses and metrics ---- */
+
+typedef struct rows_args {
+    float *dl;
+    const float *logits;
+    const int32_t *labels;
+    int64_t C;
+    float scale;
+    double *partials;
+} rows_args;
+
+static void xent_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const rows_args *a = arg;
+    a->partials[chunk * PARTIAL_STRIDE] =
+        k_softmax_xent(a->dl ? a->dl + b * a->C : NULL, a->logits + b * a->C,
+                       a->labels + b, e - b, a->C, a->scale);
+}
+
+static void correct_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const rows_args *a = arg;
+    a->partials[chunk * PARTIAL_STRIDE] =
+        (double)k_count_correct(a->logits + b * a->C, a->labels + b, e - b, a->C);
+}
+
+/* Labels must lie in [0, C); checked before anything is written. */
+static int check_labels(const int32_t *labels, int64_t N, int64_t C)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < N; i++)
+        bad |= labels[i] < 0 || labels[i] >= C;
+    return bad ? MLTK_ERR_DATA : MLTK_OK;
+}
+
+static int cpu_softmax_xent(void *ctx, float *loss, float *dlogits,
+                            const float *logits, const int32_t *labels,
+                            int64_t N, int64_t C, float grad_scale)
+{
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    if (!loss || (N > 0 && (!logits || !labels)))
+        return MLTK_ERR_INVALID;
+    if (N == 0) {
+        loss[0] = 0.0f;
+        return MLTK_OK;
+    }
+    if (C == 0 || N > INT64_MAX / C)
+        return C == 0 ? MLTK_ERR_DATA : MLTK_ERR_INVALID;
+    int rc = check_labels(labels, N, C);
+    if (rc)
+        return rc;
+    rows_args a = { .dl = dlogits, .logits = logits, .labels = labels, .C = C,
+                    .scale = (float)((double)grad_scale / (double)N),
+                    .partials = c->partials };
+    int chunks = cpu_pool_chunks(c->pool, N, N * C * 4, GRAIN);
+    cpu_pool_run(c->pool, xent_chunk, &a, N, chunks, 1);
+    double total = 0.0;
+    for (int k = 0; k < chunks; k++)
+        total += c->partials[k * PARTIAL_STRIDE];
+    loss[0] = (float)(total / (double)N);
+    return MLTK_OK;
+}
+
+static int cpu_count_correct(void *ctx, float *correct, const float *logits,
+                             const int32_t *labels, int64_t N, int64_t C)
+{
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    if (!correct || (N > 0 && (!logits || !labels)))
+        return MLTK_ERR_INVALID;
+    if (N == 0) {
+        correct[0] = 0.0f;
+        return MLTK_OK;
+    }
+    if (C == 0 || N > INT64_MAX / C)
+        return MLTK_ERR_INVALID;
+    rows_args a = { .logits = logits, .labels = labels, .C = C,
+                    .partials = c->partials };
+    int chunks = cpu_pool_chunks(c->pool, N, N * C, GRAIN);
+    cpu_pool_run(c->pool, correct_chunk, &a, N, chunks, 1);
+    double total = 0.0;
+    for (int k = 0; k < chunks; k++)
+        total += c->partials[k * PARTIAL_STRIDE];
+    correct[0] = (float)total;
+    return MLTK_OK;
+}
+
+/* ---- data movement ---- */
+
+typedef struct gather_args {
+    char *dst;
+    const char *src;
+    const int32_t *idx;
+    size_t row_bytes;
+} gather_args;
+
+static void gather_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const gather_args *a = arg;
+    for (int64_t i = b; i < e; i++)
+        memcpy(a->dst + (size_t)i * a->row_bytes,
+               a->src + (size_t)a->idx[i] * a->row_bytes, a->row_bytes);
+}
+
+static int cpu_gather_rows(void *ctx, void *dst, const void *src,
+                           const int32_t *idx, int64_t n, size_t row_bytes)
+{
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(n);
+    if (n == 0 || row_bytes == 0)
+        return MLTK_OK;
+    if (!dst || !src || !idx)
+        return MLTK_ERR_INVALID;
+    for (int64_t i = 0; i < n; i++)
+        if (idx[i] < 0)
+            return MLTK_ERR_INVALID;
+    gather_args a = { .dst = dst, .src = src, .idx = idx, .row_bytes = row_bytes };
+    int64_t work = (int64_t)(row_bytes / 4 + 1);
+    work = work > INT64_MAX / n ? INT64_MAX : work * n;
+    int chunks = cpu_pool_chunks(c->pool, n, work, GRAIN * 4);
+    cpu_pool_run(c->pool, gather_chunk, &a, n, chunks, 1);
+    return MLTK_OK;
+}
+
+/* ---- random numbers ---- */
+
+static int cpu_rng_uniform(void *ctx, float *x, int64_t n, float lo, float hi,
+                           uint64_t seed, uint64_t offset)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(x, n);
+    ew_args a = { .op = OP_UNIFORM, .y = x, .a = lo, .b = hi, .seed = seed,
+                  .offset = offset };
+    ew_run(ctx, &a, n, 8, ALIGN_F);
+    return MLTK_OK;
+}
+
+static int cpu_rng_normal(void *ctx, float *x, int64_t n, float mean, float std,
+                          uint64_t seed, uint64_t offset)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(x, n);
+    ew_args a = { .op = OP_NORMAL, .y = x, .a = mean, .b = std, .seed = seed,
+                  .offset = offset };
+    ew_run(ctx, &a, n, 32, ALIGN_F);
+    return MLTK_OK;
+}
+
+/* ---- optimizer updates ---- */
+
+static int cpu_sgd_step(void *ctx, float *p, const float *g, float *mom, int64_t n,
+                        float lr, float momentum, float dampening,
+                        float weight_decay, int nesterov, int64_t t)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
+    if (momentum != 0.0f)
+        CHECK_PTR(mom, n);
+    if (t < 1)
+        return MLTK_ERR_INVALID;
+    sgd_args s = { .p = p, .g = g, .mom = momentum != 0.0f ? mom : NULL,
+                   .lr = lr, .momentum = momentum,
+                   .damp1 = (float)(1.0 - (double)dampening),
+                   .wd = weight_decay, .nesterov = nesterov != 0, .first = t == 1 };
+    ew_args a = { .op = OP_SGD, .extra = &s };
+    ew_run(ctx, &a, n, 4, ALIGN_F);
+    return MLTK_OK;
+}
+
+static int cpu_adam_step(void *ctx, float *p, const float *g, float *m, float *v,
+                         int64_t n, float lr, float beta1, float beta2, float eps,
+                         float weight_decay, int decoupled, int64_t t)
+{
+    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
+    CHECK_PTR(m, n); CHECK_PTR(v, n);
+    if (t < 1)
+        return MLTK_ERR_INVALID;
+    double bc1 = 1.0 - pow((double)beta1, (double)t);
+    double bc2 = 1.0 - pow((double)beta2, (double)t);
+    if (!(bc1 > 0.0) || !(bc2 > 0.0))
+        return MLTK_ERR_INVALID;  /* beta outside [0, 1) */
+    adam_args s = {
+        .p = p, .g = g, .m = m, .v = v, .b1 = beta1, .b2 = beta2,
+        .omb1 = (float)(1.0 - (double)beta1), .omb2 = (float)(1.0 - (double)beta2),
+        .eps = eps, .wd = weight_decay,
+        .pscale = decoupled ? (float)(1.0 - (double)lr * (double)weight_decay) : 1.0f,
+        .step = (float)((double)lr / bc1), .bc2s = (float)sqrt(bc2),
+        .l2 = !decoupled && weight_decay != 0.0f };
+    ew_args a = { .op = OP_ADAM, .extra = &s };
+    ew_run(ctx, &a, n, 8, ALIGN_F);
+    return MLTK_OK;
+}
+
+/* ---- extensions ---- */
+
+static void *cpu_get_proc(void *ctx, const char *name)
+{
+    (void)name;
+    return NULL;  /* no extra ops yet */
+}
+
+/* ---- the plugin ---- */
+
+static const struct mltk_backend_i cpu_iface = {
+    .size = sizeof(struct mltk_backend_i),
+    .probe = cpu_probe,
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .device_name = cpu_device_name,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .fill = cpu_fill,
+    .axpby = cpu_axpby,
+    .mul = cpu_mul,
+    .act_forward = cpu_act_forward,
+    .act_backward = cpu_act_backward,
+    .gemm = cpu_gemm,
+    .bias_act = cpu_bias_act,
+    .sum_rows = cpu_sum_rows,
+    .sum = cpu_sum,
+    .sumsq = cpu_sumsq,
+    .softmax_xent = cpu_softmax_xent,
+    .count_correct = cpu_count_correct,
+    .gather_rows = cpu_gather_rows,
+    .rng_uniform = cpu_rng_uniform,
+    .rng_normal = cpu_rng_normal,
+    .sgd_step = cpu_sgd_step,
+    .adam_step = cpu_adam_step,
+    .get_proc = cpu_get_proc,
+};
+
+MLTK_PLUGIN(cpu, MLTK_KIND_BACKEND, &cpu_iface)

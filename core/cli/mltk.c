@@ -1,0 +1,224 @@
+/* mltk.c - the `mltk` command.
+ *
+ * Parses the command line, builds the plugin registry, and either trains
+ * from a config, validates it (--dry-run), or lists/describes plugins.
+ * Every failure is one message on stderr and an exit status from the
+ * table in mltk(1); nothing here knows about layers or backends.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mltk/mltk.h>
+#include <mltk/plugin.h>
+
+/* ---- exit statuses (documented in mltk.1) ---------------------------------- */
+
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1,
+    EXIT_USAGE = 2,
+    EXIT_CONFIG = 3,
+    EXIT_PLUGIN = 4,
+    EXIT_DATA = 5
+};
+
+static int exit_for(int status)
+{
+    switch (status) {
+    case MLTK_OK:
+        return EXIT_OK;
+    case MLTK_ERR_CONFIG:
+    case MLTK_ERR_SHAPE:
+        return EXIT_CONFIG;
+    case MLTK_ERR_PLUGIN:
+    case MLTK_ERR_ABI:
+        return EXIT_PLUGIN;
+    case MLTK_ERR_DATA:
+        return EXIT_DATA;
+    default:
+        return EXIT_RUNTIME;
+    }
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: mltk --config FILE [--epochs N] [--dry-run] [--quiet] [--verbose]\n"
+          "            [--plugin-dir DIR]...\n"
+          "       mltk plugins [--plugin-dir DIR]...\n"
+          "       mltk plugins show NAME\n"
+          "       mltk --help | --version\n"
+          "\n"
+          "Train a neural network described by an INI file (see mltk.ini(5)).\n"
+          "\n"
+          "  -c, --config FILE      training configuration\n"
+          "  -e, --epochs N         override [train] epochs\n"
+          "  -n, --dry-run          validate the config, build the model, print a\n"
+          "                         summary, and exit without training\n"
+          "  -q, --quiet            no per-epoch lines, only errors\n"
+          "  -v, --verbose          debug messages on stderr\n"
+          "  -P, --plugin-dir DIR   search DIR for plugins first (repeatable)\n"
+          "  -h, --help             this help\n"
+          "  -V, --version          print the version\n"
+          "\n"
+          "commands:\n"
+          "  plugins                list every plugin found (name, kind, summary, path)\n"
+          "  plugins show NAME      describe a plugin's parameters\n"
+          "\n"
+          "exit status: 0 ok, 1 runtime failure, 2 usage, 3 invalid configuration,\n"
+          "4 plugin problem, 5 data problem.\n"
+          "environment: MLTK_PLUGIN_PATH, MLTK_LOG_LEVEL.  See mltk(1).\n",
+          f);
+}
+
+static int fail(int status, char *msg)
+{
+    fprintf(stderr, "mltk: error: %s\n", msg ? msg : mltk_status_str(status));
+    free(msg);
+    return exit_for(status);
+}
+
+/* ---- commands ------------------------------------------------------------------ */
+
+static int cmd_plugins(mltk_registry_t *reg, int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "show") == 0) {
+        if (argc != 2) {
+            fputs("mltk: error: usage: mltk plugins show NAME\n", stderr);
+            return EXIT_USAGE;
+        }
+        char *err = NULL;
+        int rc = mltk_registry_describe(reg, argv[1], stdout, &err);
+        return rc ? fail(rc, err) : EXIT_OK;
+    }
+    if (argc > 0) {
+        fprintf(stderr, "mltk: error: unknown argument '%s' to 'plugins'\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    int n = mltk_registry_count(reg);
+    printf("%-16s %-10s %-52s %s\n", "NAME", "KIND", "SUMMARY", "DESCRIPTOR");
+    for (int i = 0; i < n; i++) {
+        mltk_plugin_info in;
+        if (mltk_registry_info(reg, i, &in))
+            continue;
+        printf("%-16s %-10s %-52s %s\n", in.name, mltk_kind_name(in.kind),
+               in.summary ? in.summary : "", in.descriptor);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry_run, int quiet)
+{
+    mltk_config_t *cfg = NULL;
+    mltk_session_t *s = NULL;
+    char *err = NULL;
+    int rc = mltk_config_load(&cfg, reg, path, &err);
+    if (rc)
+        return fail(rc == MLTK_ERR_IO ? MLTK_ERR_CONFIG : rc, err);
+    mltk_session_opts o = { .quiet = quiet, .epochs = epochs };
+    rc = mltk_session_create(&s, cfg, reg, &o, &err);
+    if (rc == MLTK_OK) {
+        if (dry_run)
+            rc = mltk_session_print_summary(s, stdout);
+        else
+            rc = mltk_session_train(s, NULL, &err);
+    }
+    int code = rc ? fail(rc, err) : EXIT_OK;
+    mltk_session_destroy(s);
+    mltk_config_destroy(cfg);
+    return code;
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "epochs", required_argument, NULL, 'e' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "plugin-dir", required_argument, NULL, 'P' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL;
+    const char **dirs = calloc((size_t)argc + 1, sizeof(char *));
+    int n_dirs = 0, epochs = 0, dry_run = 0, quiet = 0, c;
+    if (!dirs)
+        return EXIT_RUNTIME;
+    while ((c = getopt_long(argc, argv, "c:e:nqvP:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'e': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 1000000) {
+                fprintf(stderr, "mltk: error: --epochs takes a whole number >= 1, got '%s'\n", optarg);
+                free(dirs);
+                return EXIT_USAGE;
+            }
+            epochs = (int)v;
+            break;
+        }
+        case 'n':
+            dry_run = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            mltk_log_set_level(MLTK_LOG_ERROR);
+            break;
+        case 'v':
+            mltk_log_set_level(MLTK_LOG_DEBUG);
+            break;
+        case 'P':
+            dirs[n_dirs++] = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            free(dirs);
+            return EXIT_OK;
+        case 'V':
+            printf("mltk %s (plugin ABI %d.%d)\n", mltk_version(), MLTK_ABI_MAJOR, MLTK_ABI_MINOR);
+            free(dirs);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            free(dirs);
+            return EXIT_USAGE;
+        }
+    }
+    const char *cmd = optind < argc ? argv[optind] : NULL;
+    if (cmd && strcmp(cmd, "plugins") != 0) {
+        fprintf(stderr, "mltk: error: unknown command '%s' (try --help)\n", cmd);
+        free(dirs);
+        return EXIT_USAGE;
+    }
+    if (!cmd && !config) {
+        usage(stderr);
+        free(dirs);
+        return EXIT_USAGE;
+    }
+
+    mltk_registry_t *reg = NULL;
+    char *err = NULL;
+    int rc = mltk_registry_create(&reg, dirs, 1, &err);
+    free(dirs);
+    if (rc)  /* an unreadable --plugin-dir is a command-line mistake */
+        return rc == MLTK_ERR_IO ? (fail(rc, err), EXIT_USAGE) : fail(rc, err);
+    int code;
+    if (cmd) {
+        code = cmd_plugins(reg, argc - optind - 1, argv + optind + 1);
+    } else {
+        code = cmd_train(reg, config, epochs, dry_run, quiet);
+    }
+    mltk_registry_destroy(reg);
+    return code;
+}

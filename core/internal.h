@@ -1,0 +1,141 @@
+/* internal.h - what the core's modules share with each other.
+ *
+ * Not installed.  Plugins never see this; they see mltk.h, plugin.h and
+ * backend.h only.
+ */
+#ifndef MLTK_INTERNAL_H
+#define MLTK_INTERNAL_H
+
+#include <stdio.h>
+#include <mltk/mltk.h>
+#include <mltk/plugin.h>
+
+#define MLTK_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- small utilities (util.c) ------------------------------------------ */
+
+MLTK_HIDDEN char *mltk_strdup(const char *s);          /* NULL on OOM */
+MLTK_HIDDEN char *mltk_strfmt(const char *fmt, ...) MLTK_PRINTF(1, 2);
+/* Edit distance (Levenshtein, with a swap of two neighbouring letters
+ * counting as one edit), for did-you-mean hints */
+MLTK_HIDDEN int   mltk_edit_distance(const char *a, const char *b);
+/* Best candidate within distance max(1, strlen(word)/3), or NULL. */
+MLTK_HIDDEN const char *mltk_did_you_mean(const char *word,
+                                          const char *const *cands, int n);
+MLTK_HIDDEN double mltk_now(void);  /* monotonic seconds */
+/* Read a whole file into a NUL-terminated malloc()ed string; a NUL byte in
+ * the file is an error naming its offset. */
+MLTK_HIDDEN int mltk_read_file(const char *path, char **text, char **err);
+
+/* ---- INI text (ini.c, on the system libinih) ---------------------------- */
+
+/* Called for each [header] (key == value == NULL) and each key = value
+ * pair (section NULL before the first header), with the 1-based line;
+ * a non-zero return stops the parse and is returned. */
+typedef int (*mltk_ini_fn)(void *user, int line, const char *section,
+                           const char *key, const char *value, char **err);
+/* Parse INI text; `origin` names it in messages ("file:line: ..."). */
+MLTK_HIDDEN int mltk_ini_parse(const char *text, const char *origin,
+                               mltk_ini_fn fn, void *user, char **err);
+
+/* ---- parameter descriptors (descriptor.c) ------------------------------ */
+
+typedef enum mltk_ptype {
+    MLTK_P_INT = 1,
+    MLTK_P_FLOAT,
+    MLTK_P_BOOL,
+    MLTK_P_STRING,
+    MLTK_P_ENUM,    /* one of `choices` */
+    MLTK_P_INTS,    /* comma-separated integers */
+    MLTK_P_FLOATS,  /* comma-separated numbers */
+    MLTK_P_LIST     /* comma-separated names */
+} mltk_ptype;
+
+typedef struct mltk_param_def {
+    char      *name;
+    mltk_ptype type;
+    char      *def;        /* default as text, NULL if none */
+    int        has_min, has_max;
+    double     min, max;
+    int        required;
+    char     **choices;    /* enum values, NULL-terminated, or NULL */
+    char      *doc;
+    int        line;       /* line in the descriptor */
+} mltk_param_def;
+
+/* A parsed descriptor: a plugin's, or one of the core's own sections. */
+typedef struct mltk_desc {
+    char *name;
+    int   kind;            /* mltk_plugin_kind, 0 for core sections */
+    int   abi;             /* major */
+    char *library;         /* resolved path of the .so (plugins) */
+    char *symbol;          /* entry symbol, default mltk_plugin_<name> */
+    char *summary;
+    char *version;
+    char *path;            /* descriptor file */
+    mltk_param_def *params;
+    int   n_params;
+} mltk_desc;
+
+/* Parse a descriptor from a file; errors are "path:line: ...". */
+MLTK_HIDDEN int  mltk_desc_load(mltk_desc **d, const char *path, char **err);
+/* Parse from text (used for the core's built-in section schemas). */
+MLTK_HIDDEN int  mltk_desc_parse(mltk_desc **d, const char *text,
+                                 const char *origin, char **err);
+MLTK_HIDDEN void mltk_desc_free(mltk_desc *d);
+MLTK_HIDDEN const mltk_param_def *mltk_desc_param(const mltk_desc *d,
+                                                  const char *name);
+/* params.c: check one value against its definition; *why says what is
+ * wrong ("must be an integer, got 'abc'"). */
+MLTK_HIDDEN int mltk_param_check(const mltk_param_def *def, const char *value,
+                                 char **why);
+MLTK_HIDDEN const char *mltk_ptype_name(mltk_ptype t);
+MLTK_HIDDEN int mltk_ptype_parse(const char *name);
+
+/* ---- validated parameters (params.c) ----------------------------------- */
+
+struct mltk_params {
+    int                    n;
+    const mltk_param_def **defs;   /* borrowed from descriptors */
+    char                 **values; /* effective value text, NULL if unset */
+    int                   *lines;  /* config line of each value, 0 = default */
+    int                   *set;    /* 1 if the user set it */
+    char                  *where;  /* "train.ini:14: layer 'fc1' (dense)" */
+};
+
+MLTK_HIDDEN void mltk_params_free(mltk_params_t *p);
+
+/* ---- the registry (registry.c) ----------------------------------------- */
+
+/* Find a plugin descriptor by name and kind; on failure a message listing
+ * the known plugins of that kind and a did-you-mean. */
+MLTK_HIDDEN int mltk_registry_find(const mltk_registry_t *reg, const char *name,
+                                   int kind, const mltk_desc **d, char **err);
+/* dlopen the plugin (once), resolve its entry symbol, check ABI major and
+ * minor, size, name and kind, and return its vtable (struct mltk_<kind>_i).
+ * Errors name the library path and what was wrong. */
+MLTK_HIDDEN int mltk_registry_load(mltk_registry_t *reg, const char *name,
+                                   int kind, const void **iface, char **err);
+
+/* ---- the user's configuration (config.c) ------------------------------- */
+
+typedef struct mltk_section {
+    char          *name;   /* "run", "layer.fc1" ... */
+    char          *label;  /* "fc1" for layer.fc1, else same as name */
+    int            line;   /* line of the [header] */
+    const mltk_desc *plugin; /* the plugin named by `type`, or NULL */
+    mltk_params_t *params; /* validated: core keys + plugin keys */
+} mltk_section;
+
+struct mltk_config {
+    char         *path;
+    char         *text;      /* the whole file, for run records */
+    mltk_section *sec;       /* in file order */
+    int           n_sec;
+};
+
+/* The section named `name`, or NULL. */
+MLTK_HIDDEN const mltk_section *mltk_config_section(const mltk_config_t *c,
+                                                    const char *name);
+
+#endif /* MLTK_INTERNAL_H */

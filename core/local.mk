@@ -1,0 +1,28 @@
+# libmltk: the core library, and the mltk command.
+#
+# The core is built once as a convenience library; libmltk.so wraps it and
+# exports only the public mltk_* API (internal functions are hidden), while
+# the test programs link the convenience library statically so that they
+# can reach internal functions too.
+noinst_LTLIBRARIES = libmltkcore.la
+libmltkcore_la_SOURCES = \
+	core/internal.h core/schema.h core/schema.c \
+	core/util.c core/ini.c \
+	core/descriptor.c core/params.c core/registry.c core/config.c \
+	core/session.h core/model.c core/data.c core/session.c core/train.c
+libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) \
+	-DMLTK_PLUGIN_DIR='"$(pkglibdir)"' \
+	-DMLTK_BUILD_DIR='"$(abs_top_builddir)"' \
+	-DMLTK_BUILD_PLUGIN_DIRS='"$(MLTK_BUILD_PLUGIN_DIRS)"'
+libmltkcore_la_LIBADD = $(INIH_LIBS) $(ZLIB_LIBS) -ldl -lm
+
+lib_LTLIBRARIES += libmltk.la
+libmltk_la_SOURCES =
+nodist_EXTRA_libmltk_la_SOURCES = core/dummy.c
+libmltk_la_LIBADD = libmltkcore.la
+libmltk_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined -version-info $(LIBMLTK_LT_VERSION) \
+	-export-symbols-regex '^mltk_'
+
+bin_PROGRAMS += mltk
+mltk_SOURCES = core/cli/mltk.c
+mltk_LDADD = libmltk.la

@@ -1,0 +1,719 @@
+/* model.c - the layer graph: building, shape inference, memory layout,
+ * forward and backward.
+ *
+ * A model is a list of nodes in config order.  Each node is one layer
+ * plugin instance with named inputs (earlier layers or `data`).  Shapes
+ * are inferred once, when the model is built; parameters of all layers
+ * live in one flat buffer (gradients in a second of the same layout);
+ * every activation and gradient buffer is allocated here, for the largest
+ * batch, so a training step allocates nothing.
+ *
+ * What this is not: the training loop (train.c) or data handling (data.c).
+ * It does not reorder layers: a layer may only read layers defined above
+ * it, which makes file order a valid execution order.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "session.h"
+
+/* ---- data structures ------------------------------------------------------ */
+
+typedef struct mltk_pentry {
+    char      *name;      /* "fc1.weight" */
+    mltk_shape shape;
+    mltk_init  init;
+    int64_t    offset;    /* in floats, into the flat buffers */
+} mltk_pentry;
+
+typedef struct mltk_bentry {
+    char  *name;
+    size_t bytes;
+    void  *ptr;
+} mltk_bentry;
+
+typedef struct mltk_node {
+    const mltk_section       *sec;     /* NULL for a single layer */
+    const char               *name;
+    const char               *type;
+    const struct mltk_layer_i *iface;
+    void                     *self;
+    int                       n_in;
+    int                      *src;     /* producer node of each input, -1 = data */
+    mltk_shape               *in_shape;
+    mltk_shape                out_shape;
+    int                       p_first, n_params;   /* into model->pe */
+    int                       b_first, n_buffers;  /* into model->be_ */
+    int                       consumers;
+    float                    *y, *dy;
+    float                   **edge;   /* per input: dx buffer when the
+                                       * producer has several consumers */
+    /* views handed to the plugin, rebuilt per call */
+    mltk_tensor              *x_t, *dx_t, *p_t, *g_t, *b_t;
+} mltk_node;
+
+struct mltk_model {
+    const struct mltk_backend *be;
+    int64_t      max_batch;
+    mltk_shape   in_shape;
+    mltk_node   *node;
+    int          n_node;
+    mltk_pentry *pe;
+    int          n_pe;
+    mltk_bentry *bu;
+    int          n_bu;
+    int64_t      n_floats;
+    float       *params, *grads;
+    const void  *last_x;   /* data batch of the last forward, for backward */
+    const mltk_config_t *cfg;  /* while building, for messages */
+};
+
+struct mltk_layer_setup {
+    mltk_model *m;
+    int         node;
+    int         failed;
+    char       *fail;
+};
+
+/* ---- the setup context (plugin-facing) ------------------------------------ */
+
+int mltk_layer_add_param(mltk_layer_setup_t *s, const char *name,
+                         const mltk_shape *shape, mltk_init init)
+{
+    mltk_model *m = s->m;
+    mltk_node *n = &m->node[s->node];
+    if (!name || !shape || shape->ndim < 0 || shape->ndim > MLTK_MAX_DIMS
+        || mltk_shape_numel(shape) <= 0)
+        return MLTK_ERR_INVALID;
+    mltk_pentry *pe = realloc(m->pe, (size_t)(m->n_pe + 1) * sizeof(*pe));
+    if (!pe)
+        return MLTK_ERR_NOMEM;
+    m->pe = pe;
+    pe = &m->pe[m->n_pe];
+    memset(pe, 0, sizeof(*pe));
+    pe->name = mltk_strfmt("%s.%s", n->name, name);
+    if (!pe->name)
+        return MLTK_ERR_NOMEM;
+    pe->shape = *shape;
+    pe->init = init;
+    if (n->n_params == 0)
+        n->p_first = m->n_pe;
+    n->n_params++;
+    return m->n_pe++ - n->p_first;
+}
+
+int mltk_layer_add_buffer(mltk_layer_setup_t *s, const char *name, size_t bytes)
+{
+    mltk_model *m = s->m;
+    mltk_node *n = &m->node[s->node];
+    if (!name || bytes == 0)
+        return MLTK_ERR_INVALID;
+    mltk_bentry *bu = realloc(m->bu, (size_t)(m->n_bu + 1) * sizeof(*bu));
+    if (!bu)
+        return MLTK_ERR_NOMEM;
+    m->bu = bu;
+    bu = &m->bu[m->n_bu];
+    bu->name = mltk_strfmt("%s.%s", n->name, name);
+    if (!bu->name)
+        return MLTK_ERR_NOMEM;
+    bu->bytes = bytes;
+    bu->ptr = NULL;
+    if (n->n_buffers == 0)
+        n->b_first = m->n_bu;
+    n->n_buffers++;
+    return m->n_bu++ - n->b_first;
+}
+
+int64_t mltk_layer_max_batch(const mltk_layer_setup_t *s)
+{
+    return s->m->max_batch;
+}
+
+const struct mltk_backend *mltk_layer_backend(const mltk_layer_setup_t *s)
+{
+    return s->m->be;
+}
+
+/* ---- parameter initialisation ------------------------------------------- */
+
+/* A distinct, well-mixed stream per parameter tensor (splitmix64). */
+static uint64_t param_seed(uint64_t seed, int index)
+{
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(index + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int init_params(mltk_model *m, uint64_t seed)
+{
+    const struct mltk_backend_i *b = m->be->i;
+    void *ctx = m->be->ctx;
+    /* the padding between tensors too: the optimizer runs over all of it */
+    int rc0 = b->fill(ctx, m->params, 0.0f, m->n_floats);
+    if (rc0)
+        return rc0;
+    for (int i = 0; i < m->n_pe; i++) {
+        mltk_pentry *p = &m->pe[i];
+        float *x = m->params + p->offset;
+        int64_t n = mltk_shape_numel(&p->shape);
+        int rc;
+        switch (p->init.kind) {
+        case MLTK_INIT_ZEROS:
+            rc = b->fill(ctx, x, 0.0f, n);
+            break;
+        case MLTK_INIT_CONST:
+            rc = b->fill(ctx, x, (float)p->init.a, n);
+            break;
+        case MLTK_INIT_UNIFORM:
+            rc = b->rng_uniform(ctx, x, n, (float)p->init.a, (float)p->init.b,
+                                param_seed(seed, i), 0);
+            break;
+        case MLTK_INIT_NORMAL:
+            rc = b->rng_normal(ctx, x, n, (float)p->init.a, (float)p->init.b,
+                               param_seed(seed, i), 0);
+            break;
+        default:
+            return MLTK_ERR_INVALID;
+        }
+        if (rc)
+            return rc;
+    }
+    return b->fill(ctx, m->grads, 0.0f, m->n_floats);
+}
+
+/* ---- memory layout ---------------------------------------------------------- */
+
+static int64_t round16(int64_t n)
+{
+    return (n + 15) & ~(int64_t)15;  /* 64-byte aligned tensor starts */
+}
+
+static int be_alloc_floats(const struct mltk_backend *be, int64_t n, float **p)
+{
+    void *v = NULL;
+    int rc = be->i->alloc(be->ctx, (size_t)(n > 0 ? n : 1) * sizeof(float), &v);
+    *p = v;
+    return rc;
+}
+
+/* Parameters and gradients in two flat buffers; per-node buffers. */
+static int layout_params(mltk_model *m, char **err)
+{
+    int64_t off = 0;
+    for (int i = 0; i < m->n_pe; i++) {
+        m->pe[i].offset = off;
+        off += round16(mltk_shape_numel(&m->pe[i].shape));
+    }
+    m->n_floats = off;
+    if (be_alloc_floats(m->be, off, &m->params) ||
+        be_alloc_floats(m->be, off, &m->grads))
+        return mltk_errf(err, MLTK_ERR_NOMEM,
+                         "cannot allocate %lld parameters on backend '%s'",
+                         (long long)off, m->be->name);
+    for (int i = 0; i < m->n_bu; i++) {
+        if (m->be->i->alloc(m->be->ctx, m->bu[i].bytes, &m->bu[i].ptr))
+            return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate buffer %s (%zu bytes)",
+                             m->bu[i].name, m->bu[i].bytes);
+    }
+    return MLTK_OK;
+}
+
+static int alloc_node_views(mltk_node *n)
+{
+    int nin = n->n_in > 0 ? n->n_in : 1;
+    n->x_t = calloc((size_t)nin, sizeof(mltk_tensor));
+    n->dx_t = calloc((size_t)nin, sizeof(mltk_tensor));
+    n->p_t = calloc((size_t)(n->n_params + 1), sizeof(mltk_tensor));
+    n->g_t = calloc((size_t)(n->n_params + 1), sizeof(mltk_tensor));
+    n->b_t = calloc((size_t)(n->n_buffers + 1), sizeof(mltk_tensor));
+    n->edge = calloc((size_t)nin, sizeof(float *));
+    if (!n->x_t || !n->dx_t || !n->p_t || !n->g_t || !n->b_t || !n->edge)
+        return MLTK_ERR_NOMEM;
+    return MLTK_OK;
+}
+
+static void fill_static_views(mltk_model *m, mltk_node *n)
+{
+    for (int j = 0; j < n->n_params; j++) {
+        mltk_pentry *p = &m->pe[n->p_first + j];
+        n->p_t[j] = (mltk_tensor){ m->params + p->offset, p->shape, MLTK_F32 };
+        n->g_t[j] = (mltk_tensor){ m->grads + p->offset, p->shape, MLTK_F32 };
+    }
+    for (int j = 0; j < n->n_buffers; j++) {
+        mltk_bentry *b = &m->bu[n->b_first + j];
+        n->b_t[j] = (mltk_tensor){ b->ptr, { 1, { (int64_t)b->bytes } }, MLTK_U8 };
+    }
+}
+
+static mltk_shape batched(const mltk_shape *s, int64_t batch)
+{
+    mltk_shape r = { s->ndim + 1, { batch } };
+    for (int i = 0; i < s->ndim && i + 1 < MLTK_MAX_DIMS; i++)
+        r.dim[i + 1] = s->dim[i];
+    return r;
+}
+
+/* ---- building from a config ----------------------------------------------- */
+
+static int find_node(const mltk_model *m, int upto, const char *name)
+{
+    for (int i = 0; i < upto; i++)
+        if (strcmp(m->node[i].name, name) == 0)
+            return i;
+    return -2;
+}
+
+/* Split a comma-separated list into trimmed names; returns count or -1. */
+static int split_list(const char *text, char ***out)
+{
+    int cap = 1, n = 0;
+    for (const char *c = text; *c; c++)
+        cap += *c == ',';
+    char **v = calloc((size_t)cap, sizeof(char *));
+    if (!v)
+        return -1;
+    const char *p = text;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) { p++; len--; }
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        if (len) {
+            v[n] = malloc(len + 1);
+            if (!v[n]) { for (int i = 0; i < n; i++) free(v[i]); free(v); return -1; }
+            memcpy(v[n], p, len);
+            v[n++][len] = 0;
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    *out = v;
+    return n;
+}
+
+static int setup_node(mltk_model *m, int idx, char **err)
+{
+    mltk_node *n = &m->node[idx];
+    mltk_layer_setup_t s = { m, idx, 0, NULL };
+    char *perr = NULL;
+    int rc = n->iface->setup(n->self, &s, n->n_in, n->in_shape, &n->out_shape, &perr);
+    if (rc == MLTK_OK && mltk_shape_numel(&n->out_shape) <= 0)
+        rc = mltk_errf(&perr, MLTK_ERR_SHAPE, "produced an empty output shape");
+    if (rc) {
+        char buf[128];
+        const char *where = n->sec ? mltk_params_where(n->sec->params) : n->name;
+        mltk_errf(err, rc < 0 ? rc : MLTK_ERR_SHAPE, "%s: %s (input shape %s)",
+                  where, perr ? perr : mltk_status_str(rc),
+                  n->n_in ? mltk_shape_str(&n->in_shape[0], buf, sizeof buf) : "none");
+        free(perr);
+        return rc < 0 ? rc : MLTK_ERR_SHAPE;
+    }
+    return MLTK_OK;
+}
+
+static int build_node(mltk_model *m, int idx, const mltk_section *sec,
+                      mltk_registry_t *reg, char **err)
+{
+    mltk_node *n = &m->node[idx];
+    const void *iface = NULL;
+    n->sec = sec;
+    n->name = sec->label;
+    n->type = mltk_params_str(sec->params, "type");
+    int rc = mltk_registry_load(reg, n->type, MLTK_KIND_LAYER, &iface, err);
+    if (rc) {
+        mltk_err_prefix(err, "%s", mltk_params_where(sec->params));
+        return rc;
+    }
+    n->iface = iface;
+    if (!n->iface->create || !n->iface->setup || !n->iface->forward || !n->iface->backward)
+        return mltk_errf(err, MLTK_ERR_PLUGIN, "layer plugin '%s' lacks a required vtable member",
+                         n->type);
+
+    /* inputs: explicit list, or the previous layer (data for the first) */
+    char **names = NULL;
+    int cnt;
+    if (mltk_params_has(sec->params, "input") && *mltk_params_str(sec->params, "input")) {
+        cnt = split_list(mltk_params_str(sec->params, "input"), &names);
+        if (cnt < 0)
+            return MLTK_ERR_NOMEM;
+    } else {
+        cnt = 1;
+        names = calloc(1, sizeof(char *));
+        if (!names || !(names[0] = mltk_strdup(idx == 0 ? "data" : m->node[idx - 1].name))) {
+            free(names);
+            return MLTK_ERR_NOMEM;
+        }
+    }
+    n->n_in = cnt;
+    n->src = calloc((size_t)(cnt + 1), sizeof(int));
+    n->in_shape = calloc((size_t)(cnt + 1), sizeof(mltk_shape));
+    rc = n->src && n->in_shape ? MLTK_OK : MLTK_ERR_NOMEM;
+    for (int j = 0; rc == MLTK_OK && j < cnt; j++) {
+        if (strcmp(names[j], "data") == 0) {
+            n->src[j] = -1;
+            n->in_shape[j] = m->in_shape;
+            continue;
+        }
+        int k = find_node(m, idx, names[j]);
+        if (k < 0) {
+            char sname[300];
+            snprintf(sname, sizeof sname, "layer.%s", names[j]);
+            int later = m->cfg && mltk_config_section(m->cfg, sname) != NULL;
+            rc = mltk_errf(err, MLTK_ERR_CONFIG, "%s: input '%s' %s",
+                           mltk_params_where(sec->params), names[j],
+                           later ? "is defined after this layer (a layer may only read layers above it)"
+                                 : "names no layer (and is not 'data')");
+            break;
+        }
+        n->src[j] = k;
+        n->in_shape[j] = m->node[k].out_shape;
+        m->node[k].consumers++;
+    }
+    for (int j = 0; j < cnt; j++)
+        free(names[j]);
+    free(names);
+    if (rc)
+        return rc;
+
+    char *perr = NULL;
+    rc = n->iface->create(&n->self, sec->params, &perr);
+    if (rc) {
+        mltk_errf(err, rc, "%s: %s", mltk_params_where(sec->params),
+                  perr ? perr : mltk_status_str(rc));
+        free(perr);
+        return rc;
+    }
+    return setup_node(m, idx, err);
+}
+
+static int alloc_activations(mltk_model *m, char **err)
+{
+    for (int i = 0; i < m->n_node; i++) {
+        mltk_node *n = &m->node[i];
+        int64_t sz = m->max_batch * mltk_shape_numel(&n->out_shape);
+        if (be_alloc_floats(m->be, sz, &n->y) || be_alloc_floats(m->be, sz, &n->dy))
+            return mltk_errf(err, MLTK_ERR_NOMEM, "layer '%s': cannot allocate %lld activations",
+                             n->name, (long long)sz);
+        if (alloc_node_views(n))
+            return MLTK_ERR_NOMEM;
+    }
+    /* gradient edges: a producer read by several layers gets one buffer per
+     * reading edge, summed into its dy before its own backward */
+    for (int i = 0; i < m->n_node; i++) {
+        mltk_node *n = &m->node[i];
+        for (int j = 0; j < n->n_in; j++) {
+            int s = n->src[j];
+            if (s >= 0 && m->node[s].consumers > 1) {
+                int64_t sz = m->max_batch * mltk_shape_numel(&m->node[s].out_shape);
+                if (be_alloc_floats(m->be, sz, &n->edge[j]))
+                    return MLTK_ERR_NOMEM;
+            }
+        }
+    }
+    return MLTK_OK;
+}
+
+int mltk_model_create(mltk_model **out, const mltk_config_t *cfg, mltk_registry_t *reg,
+                      const struct mltk_backend *be, const mltk_shape *in,
+                      int64_t max_batch, uint64_t seed, char **err)
+{
+    mltk_model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return MLTK_ERR_NOMEM;
+    m->be = be;
+    m->max_batch = max_batch;
+    m->in_shape = *in;
+    m->cfg = cfg;
+    int nl = 0;
+    for (int i = 0; i < cfg->n_sec; i++)
+        nl += strncmp(cfg->sec[i].name, "layer.", 6) == 0;
+    m->node = calloc((size_t)(nl + 1), sizeof(mltk_node));
+    if (!m->node) {
+        free(m);
+        return MLTK_ERR_NOMEM;
+    }
+    int rc = MLTK_OK;
+    for (int i = 0; i < cfg->n_sec && rc == MLTK_OK; i++) {
+        if (strncmp(cfg->sec[i].name, "layer.", 6) != 0)
+            continue;
+        int idx = m->n_node++;
+        rc = build_node(m, idx, &cfg->sec[i], reg, err);
+    }
+    if (rc == MLTK_OK && m->n_node == 0)
+        rc = mltk_errf(err, MLTK_ERR_CONFIG, "%s: the model has no [layer.*] sections", cfg->path);
+    for (int i = 0; rc == MLTK_OK && i + 1 < m->n_node; i++) {
+        if (m->node[i].consumers == 0)
+            rc = mltk_errf(err, MLTK_ERR_CONFIG,
+                           "%s: output of layer '%s' is never used (only the last layer may be the model output)",
+                           mltk_params_where(m->node[i].sec->params), m->node[i].name);
+    }
+    if (rc == MLTK_OK)
+        rc = layout_params(m, err);
+    if (rc == MLTK_OK)
+        rc = alloc_activations(m, err);
+    if (rc == MLTK_OK) {
+        for (int i = 0; i < m->n_node; i++)
+            fill_static_views(m, &m->node[i]);
+        rc = init_params(m, seed);
+        if (rc)
+            mltk_errf(err, rc, "initialising parameters on backend '%s' failed", be->name);
+    }
+    if (rc) {
+        mltk_model_destroy(m);
+        return rc;
+    }
+    *out = m;
+    return MLTK_OK;
+}
+
+void mltk_model_destroy(mltk_model *m)
+{
+    if (!m)
+        return;
+    const struct mltk_backend *be = m->be;
+    for (int i = 0; i < m->n_node; i++) {
+        mltk_node *n = &m->node[i];
+        if (n->iface && n->iface->destroy && n->self)
+            n->iface->destroy(n->self);
+        if (n->y) be->i->free(be->ctx, n->y);
+        if (n->dy) be->i->free(be->ctx, n->dy);
+        for (int j = 0; n->edge && j < n->n_in; j++)
+            if (n->edge[j])
+                be->i->free(be->ctx, n->edge[j]);
+        free(n->edge);
+        free(n->src);
+        free(n->in_shape);
+        free(n->x_t);
+        free(n->dx_t);
+        free(n->p_t);
+        free(n->g_t);
+        free(n->b_t);
+    }
+    for (int i = 0; i < m->n_pe; i++)
+        free(m->pe[i].name);
+    for (int i = 0; i < m->n_bu; i++) {
+        if (m->bu[i].ptr)
+            be->i->free(be->ctx, m->bu[i].ptr);
+        free(m->bu[i].name);
+    }
+    if (m->params) be->i->free(be->ctx, m->params);
+    if (m->grads) be->i->free(be->ctx, m->grads);
+    free(m->pe);
+    free(m->bu);
+    free(m->node);
+    free(m);
+}
+
+/* ---- running ------------------------------------------------------------------ */
+
+static void fill_run(mltk_model *m, mltk_node *n, mltk_layer_run *r, const void *x,
+                     int64_t batch, mltk_mode mode, uint64_t step)
+{
+    for (int j = 0; j < n->n_in; j++) {
+        int s = n->src[j];
+        n->x_t[j] = (mltk_tensor){ s < 0 ? (void *)x : m->node[s].y,
+                                   batched(&n->in_shape[j], batch), MLTK_F32 };
+        void *d = NULL;
+        if (s >= 0)
+            d = n->edge[j] ? n->edge[j] : m->node[s].dy;
+        n->dx_t[j] = (mltk_tensor){ d, batched(&n->in_shape[j], batch), MLTK_F32 };
+    }
+    *r = (mltk_layer_run){
+        .be = m->be, .mode = mode, .batch = batch, .n_in = n->n_in,
+        .x = n->x_t, .dx = n->dx_t, .params = n->p_t, .grads = n->g_t,
+        .buffers = n->b_t, .step = step,
+    };
+}
+
+int mltk_model_forward(mltk_model *m, const void *x, int64_t batch, mltk_mode mode,
+                       uint64_t step, char **err)
+{
+    if (batch <= 0 || batch > m->max_batch)
+        return mltk_errf(err, MLTK_ERR_INVALID, "batch of %lld rows (max %lld)",
+                         (long long)batch, (long long)m->max_batch);
+    m->last_x = x;
+    for (int i = 0; i < m->n_node; i++) {
+        mltk_node *n = &m->node[i];
+        mltk_layer_run r;
+        fill_run(m, n, &r, x, batch, mode, step);
+        mltk_tensor y = { n->y, batched(&n->out_shape, batch), MLTK_F32 };
+        r.y = &y;
+        int rc = n->iface->forward(n->self, &r);
+        if (rc)
+            return mltk_errf(err, rc, "layer '%s' (%s): forward failed: %s", n->name,
+                             n->type, mltk_status_str(rc));
+    }
+    return MLTK_OK;
+}
+
+int mltk_model_backward(mltk_model *m, int64_t batch, uint64_t step, char **err)
+{
+    const struct mltk_backend_i *b = m->be->i;
+    for (int i = m->n_node - 1; i >= 0; i--) {
+        mltk_node *n = &m->node[i];
+        int rc;
+        int64_t sz = batch * mltk_shape_numel(&n->out_shape);
+        if (n->consumers > 1) {
+            /* dy = sum of the gradients every reader produced */
+            int first = 1;
+            for (int k = i + 1; k < m->n_node; k++) {
+                mltk_node *c = &m->node[k];
+                for (int j = 0; j < c->n_in; j++) {
+                    if (c->src[j] != i)
+                        continue;
+                    rc = b->axpby(m->be->ctx, n->dy, 1.0f, c->edge[j], first ? 0.0f : 1.0f, sz);
+                    if (rc)
+                        return mltk_errf(err, rc, "layer '%s': summing gradients failed", n->name);
+                    first = 0;
+                }
+            }
+        }
+        mltk_layer_run r;
+        fill_run(m, n, &r, m->last_x, batch, MLTK_TRAIN, step);
+        mltk_tensor y = { n->y, batched(&n->out_shape, batch), MLTK_F32 };
+        mltk_tensor dy = { n->dy, batched(&n->out_shape, batch), MLTK_F32 };
+        r.y = &y;
+        r.dy = &dy;
+        rc = n->iface->backward(n->self, &r);
+        if (rc)
+            return mltk_errf(err, rc, "layer '%s' (%s): backward failed: %s", n->name,
+                             n->type, mltk_status_str(rc));
+    }
+    return MLTK_OK;
+}
+
+float *mltk_model_output(mltk_model *m)
+{
+    return m->node[m->n_node - 1].y;
+}
+
+float *mltk_model_output_grad(mltk_model *m)
+{
+    return m->node[m->n_node - 1].dy;
+}
+
+const mltk_shape *mltk_model_output_shape(const mltk_model *m)
+{
+    return &m->node[m->n_node - 1].out_shape;
+}
+
+float *mltk_model_params(mltk_model *m, int64_t *n)
+{
+    *n = m->n_floats;
+    return m->params;
+}
+
+float *mltk_model_grads(mltk_model *m, int64_t *n)
+{
+    *n = m->n_floats;
+    return m->grads;
+}
+
+void mltk_model_print(const mltk_model *m, FILE *out)
+{
+    char buf[128];
+    int64_t total = 0;
+    fprintf(out, "%-16s %-14s %-20s %-18s %12s\n", "layer", "type", "input", "output", "params");
+    fprintf(out, "%-16s %-14s %-20s %-18s %12s\n", "-----", "----", "-----", "------", "------");
+    fprintf(out, "%-16s %-14s %-20s %-18s %12d\n", "data", "-", "-",
+            mltk_shape_str(&m->in_shape, buf, sizeof buf), 0);
+    for (int i = 0; i < m->n_node; i++) {
+        const mltk_node *n = &m->node[i];
+        int64_t np = 0;
+        for (int j = 0; j < n->n_params; j++)
+            np += mltk_shape_numel(&m->pe[n->p_first + j].shape);
+        total += np;
+        char ins[64] = "";
+        size_t used = 0;
+        for (int j = 0; j < n->n_in && used < sizeof ins; j++)
+            used += (size_t)snprintf(ins + used, sizeof ins - used, "%s%s", j ? "," : "",
+                                     n->src[j] < 0 ? "data" : m->node[n->src[j]].name);
+        fprintf(out, "%-16s %-14s %-20s %-18s %12lld\n", n->name, n->type, ins,
+                mltk_shape_str(&n->out_shape, buf, sizeof buf), (long long)np);
+    }
+    fprintf(out, "total parameters: %lld (%.2f MiB fp32)\n", (long long)total,
+            (double)total * 4.0 / (1024.0 * 1024.0));
+}
+
+/* ---- a single layer, for tests and tools ----------------------------------- */
+
+int mltk_single_layer_create(mltk_single_layer **out, const struct mltk_layer_i *iface,
+                             void *self, const struct mltk_backend *be, int n_in,
+                             const mltk_shape *in, int64_t max_batch, uint64_t seed,
+                             char **err)
+{
+    mltk_single_layer *sl = calloc(1, sizeof(*sl));
+    mltk_model *m = calloc(1, sizeof(*m));
+    if (!sl || !m) {
+        free(sl);
+        free(m);
+        return MLTK_ERR_NOMEM;
+    }
+    m->be = be;
+    m->max_batch = max_batch;
+    m->n_node = 1;
+    m->node = calloc(1, sizeof(mltk_node));
+    int rc = m->node ? MLTK_OK : MLTK_ERR_NOMEM;
+    if (rc == MLTK_OK) {
+        mltk_node *n = &m->node[0];
+        n->name = "layer";
+        n->type = "layer";
+        n->iface = iface;
+        n->self = NULL;  /* owned by the caller */
+        n->n_in = n_in;
+        n->in_shape = calloc((size_t)(n_in + 1), sizeof(mltk_shape));
+        n->src = calloc((size_t)(n_in + 1), sizeof(int));
+        if (!n->in_shape || !n->src)
+            rc = MLTK_ERR_NOMEM;
+        for (int j = 0; rc == MLTK_OK && j < n_in; j++) {
+            n->in_shape[j] = in[j];
+            n->src[j] = -1;
+        }
+        if (rc == MLTK_OK) {
+            mltk_layer_setup_t s = { m, 0, 0, NULL };
+            char *perr = NULL;
+            rc = iface->setup(self, &s, n_in, in, &n->out_shape, &perr);
+            if (rc) {
+                mltk_errf(err, rc, "setup: %s", perr ? perr : mltk_status_str(rc));
+                free(perr);
+            }
+        }
+        if (rc == MLTK_OK)
+            rc = layout_params(m, err);
+        if (rc == MLTK_OK)
+            rc = alloc_node_views(n);
+        if (rc == MLTK_OK) {
+            fill_static_views(m, n);
+            rc = init_params(m, seed);
+        }
+        if (rc == MLTK_OK) {
+            sl->out = n->out_shape;
+            sl->n_params = n->n_params;
+            sl->params = n->p_t;
+            sl->grads = n->g_t;
+            sl->n_buffers = n->n_buffers;
+            sl->buffers = n->b_t;
+        }
+    }
+    sl->priv = m;
+    if (rc) {
+        mltk_single_layer_destroy(sl, be);
+        return rc;
+    }
+    *out = sl;
+    return MLTK_OK;
+}
+
+void mltk_single_layer_destroy(mltk_single_layer *sl, const struct mltk_backend *be)
+{
+    (void)be;
+    if (!sl)
+        return;
+    mltk_model_destroy(sl->priv);  /* node self is NULL: not destroyed */
+    free(sl);
+}

@@ -1,0 +1,11 @@
+/* schema.h - the core's built-in section descriptors (see schema.c). */
+#ifndef MLTK_SCHEMA_H
+#define MLTK_SCHEMA_H
+extern const char mltk_schema_run[];
+extern const char mltk_schema_train[];
+extern const char mltk_schema_log[];
+extern const char mltk_schema_data[];
+extern const char mltk_schema_layer[];
+extern const char mltk_schema_loss[];
+extern const char mltk_schema_optimizer[];
+#endif

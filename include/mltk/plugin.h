@@ -1,0 +1,211 @@
+/* plugin.h - the plugin ABI: entry point, descriptor struct and vtables.
+ *
+ * What this is: everything a plugin .so includes to be loaded by mltk.
+ * A plugin exports exactly one symbol, `mltk_plugin_<name>` (a function
+ * returning `const struct mltk_plugin *`), and keeps everything else
+ * static.  Its parameters are declared in a descriptor INI next to the .so
+ * (see mltk-plugin(7)); the core validates a user's config against that
+ * descriptor before any plugin code runs, so plugins read their parameters
+ * with mltk_params_*() without further checks.
+ *
+ * Versioning: structs start with their own size and only ever grow at the
+ * end; each member added after ABI 1.0 is commented with the minor that
+ * added it.  The core refuses a plugin whose major differs from
+ * MLTK_ABI_MAJOR or whose minor is newer than MLTK_ABI_MINOR, and never
+ * reads a vtable member past the size the plugin reported.
+ *
+ * What this is not: the compute contract (backend.h) or the public API
+ * (mltk.h), both of which this header includes.
+ */
+#ifndef MLTK_PLUGIN_H
+#define MLTK_PLUGIN_H
+
+#include <mltk/mltk.h>
+#include <mltk/backend.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MLTK_ABI_MAJOR 1
+#define MLTK_ABI_MINOR 0
+
+#define MLTK_PLUGIN_SYMBOL_PREFIX "mltk_plugin_"
+
+/* What the entry symbol returns.  Static storage; never freed. */
+struct mltk_plugin {
+    uint16_t    abi_major;  /* MLTK_ABI_MAJOR the plugin was built with */
+    uint16_t    abi_minor;  /* MLTK_ABI_MINOR the plugin was built with */
+    uint32_t    size;       /* sizeof(struct mltk_plugin) as built */
+    const char *name;       /* must equal the descriptor's name */
+    int         kind;       /* mltk_plugin_kind, must equal the descriptor's */
+    const void *iface;      /* struct mltk_<kind>_i * */
+};
+
+typedef const struct mltk_plugin *(*mltk_plugin_entry_fn)(void);
+
+/* Define the entry point:  MLTK_PLUGIN(dense, MLTK_KIND_LAYER, &dense_iface) */
+#define MLTK_PLUGIN(NAME, KIND, IFACE)                                        \
+    __attribute__((visibility("default")))                                    \
+    const struct mltk_plugin *mltk_plugin_##NAME(void);                       \
+    const struct mltk_plugin *mltk_plugin_##NAME(void)                        \
+    {                                                                         \
+        static const struct mltk_plugin p = {                                 \
+            .abi_major = MLTK_ABI_MAJOR, .abi_minor = MLTK_ABI_MINOR,         \
+            .size = sizeof(struct mltk_plugin), .name = #NAME,                \
+            .kind = (KIND), .iface = (IFACE) };                               \
+        return &p;                                                            \
+    }
+
+/* ---- layers --------------------------------------------------------------- */
+
+typedef enum mltk_mode {
+    MLTK_EVAL  = 0,
+    MLTK_TRAIN = 1
+} mltk_mode;
+
+/* Parameter initialisation a layer asks for; the core runs it with the
+ * backend's counter-based RNG so that every backend starts from the same
+ * weights. */
+typedef enum mltk_init_kind {
+    MLTK_INIT_ZEROS   = 0,
+    MLTK_INIT_CONST   = 1,  /* all = a */
+    MLTK_INIT_UNIFORM = 2,  /* U(a, b) */
+    MLTK_INIT_NORMAL  = 3   /* N(mean a, std b) */
+} mltk_init_kind;
+
+typedef struct mltk_init {
+    mltk_init_kind kind;
+    double a, b;
+} mltk_init;
+
+/* The setup context: what a layer may ask the core for while it infers its
+ * output shape.  Opaque; valid only during the setup call. */
+typedef struct mltk_layer_setup mltk_layer_setup_t;
+
+/* Declare a trainable parameter of per-layer shape `shape`; returns its
+ * index (0, 1, ...) in mltk_layer_run.params/grads, or a negative status.
+ * The core places it in the model's flat parameter buffer. */
+MLTK_API int mltk_layer_add_param(mltk_layer_setup_t *s, const char *name,
+                                  const mltk_shape *shape, mltk_init init);
+/* Declare a scratch/saved buffer of `bytes` bytes (sized for the largest
+ * batch) kept from forward to backward; returns its index in
+ * mltk_layer_run.buffers, or a negative status. */
+MLTK_API int mltk_layer_add_buffer(mltk_layer_setup_t *s, const char *name,
+                                   size_t bytes);
+/* The largest batch the layer will see. */
+MLTK_API int64_t mltk_layer_max_batch(const mltk_layer_setup_t *s);
+/* The backend the layer will run on (to check for optional ops). */
+MLTK_API const struct mltk_backend *mltk_layer_backend(const mltk_layer_setup_t *s);
+
+/* Everything a forward or backward call sees.  Borrowed for the call. */
+typedef struct mltk_layer_run {
+    const struct mltk_backend *be;
+    mltk_mode    mode;
+    int64_t      batch;    /* rows in this call, <= max batch */
+    int          n_in;
+    const mltk_tensor *x;  /* [n_in] inputs, dim[0] = batch */
+    mltk_tensor *dx;       /* [n_in] input gradients to OVERWRITE in
+                            * backward; dx[i].data == NULL when input i
+                            * needs no gradient (e.g. the data) */
+    const mltk_tensor *y;  /* output, dim[0] = batch */
+    const mltk_tensor *dy; /* output gradient (backward only) */
+    mltk_tensor *params;   /* [n_params] parameter views */
+    mltk_tensor *grads;    /* [n_params] gradient views to OVERWRITE */
+    mltk_tensor *buffers;  /* [n_buffers] scratch views */
+    uint64_t     seed;     /* run seed, for layers that draw random numbers */
+    uint64_t     step;     /* global step, 0-based */
+} mltk_layer_run;
+
+struct mltk_layer_i {
+    uint32_t size;  /* sizeof(struct mltk_layer_i) as built */
+    /* Read parameters, allocate private state.  *self may stay NULL. */
+    int  (*create)(void **self, const mltk_params_t *params, char **err);
+    void (*destroy)(void *self);
+    /* Infer the per-sample output shape from per-sample input shapes (the
+     * batch dimension excluded), declaring parameters and buffers.  A shape
+     * that does not fit is MLTK_ERR_SHAPE with a message saying what was
+     * expected. */
+    int  (*setup)(void *self, mltk_layer_setup_t *s, int n_in,
+                  const mltk_shape *in, mltk_shape *out, char **err);
+    int  (*forward)(void *self, const mltk_layer_run *r);
+    int  (*backward)(void *self, const mltk_layer_run *r);
+    /* optional: 1 if the output may alias input 0 (in-place activation).
+     * NULL means no. */
+    int  (*inplace)(void *self);
+};
+
+/* ---- losses --------------------------------------------------------------- */
+
+/* What a data set's targets are. */
+typedef enum mltk_target_kind {
+    MLTK_TARGET_CLASS = 1,  /* int32 class index per sample */
+    MLTK_TARGET_VALUE = 2   /* float32 tensor per sample */
+} mltk_target_kind;
+
+struct mltk_loss_i {
+    uint32_t size;
+    int  (*create)(void **self, const mltk_params_t *params, char **err);
+    void (*destroy)(void *self);
+    /* pred: per-sample prediction shape; target: its kind and per-sample
+     * shape (ndim 0 for class indices); n_classes from the data set (0 if
+     * not a classification set). */
+    int  (*setup)(void *self, const mltk_shape *pred, mltk_target_kind target,
+                  const mltk_shape *target_shape, int64_t n_classes, char **err);
+    /* loss[0] (backend memory) = mean loss over the batch; if dpred->data
+     * != NULL, dpred = d loss / d pred (overwritten). */
+    int  (*forward)(void *self, const struct mltk_backend *be,
+                    const mltk_tensor *pred, const mltk_tensor *target,
+                    float *loss, mltk_tensor *dpred);
+};
+
+/* ---- optimizers ----------------------------------------------------------- */
+
+struct mltk_optimizer_i {
+    uint32_t size;
+    int  (*create)(void **self, const mltk_params_t *params, char **err);
+    void (*destroy)(void *self);
+    /* Number of state floats per parameter (sgd with momentum: 1, adam: 2).
+     * The core allocates `slots` zeroed buffers of n floats each, laid out
+     * like the parameter buffer, and checkpoints them. */
+    int  (*state_slots)(void *self);
+    /* One update of the flat buffers: p (n), g (n), state[slot] (n each).
+     * lr is the scheduled learning rate; t the 1-based step. */
+    int  (*step)(void *self, const struct mltk_backend *be, float *p,
+                 const float *g, float *const *state, int64_t n, float lr,
+                 int64_t t);
+};
+
+/* ---- data sets ------------------------------------------------------------ */
+
+typedef struct mltk_dataset_info {
+    int64_t          n;            /* number of samples */
+    mltk_shape       x_shape;      /* per-sample input shape, e.g. (1,28,28) */
+    mltk_target_kind target;
+    mltk_shape       y_shape;      /* per-sample target shape; ndim 0 for class */
+    int64_t          n_classes;    /* for MLTK_TARGET_CLASS */
+    char             checksum[65]; /* hex digest of the files read, or "" */
+} mltk_dataset_info;
+
+struct mltk_dataset_i {
+    uint32_t size;
+    /* Open split "train" or "test".  Files are checked (magic, sizes) here;
+     * errors name the file and byte offset. */
+    int  (*open)(void **self, const mltk_params_t *params, const char *split,
+                 char **err);
+    void (*close)(void *self);
+    int  (*info)(void *self, mltk_dataset_info *info);
+    /* Samples [first, first+count) into host memory: x as float32
+     * (count * numel(x_shape)), y as int32 class indices or float32 values. */
+    int  (*read)(void *self, int64_t first, int64_t count, float *x, void *y,
+                 char **err);
+};
+
+/* ---- backends ------------------------------------------------------------- */
+/* struct mltk_backend_i is in backend.h; a backend plugin's iface points at
+ * one. */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MLTK_PLUGIN_H */

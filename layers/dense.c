@@ -1,0 +1,221 @@
+/* dense.c - the fully connected layer, y = act(x W^T + b).
+ *
+ * What this is: a layer plugin written only against the backend op
+ * contract (gemm, bias_act, act_backward, sum_rows), so it runs on every
+ * backend unchanged.  The input may have any per-sample shape; it is read
+ * as a flat row of numel(shape) features, so a dense layer can follow a
+ * convolution without an explicit flatten.  The bias add and the optional
+ * activation are one fused epilogue (bias_act) after the matrix product.
+ *
+ * What this is not: a layer that keeps its pre-activation.  Every
+ * supported activation's derivative is a function of its output
+ * (relu: y > 0; leaky_relu with slope >= 0: y > 0; sigmoid: y (1 - y);
+ * tanh: 1 - y^2), so backward derives it from y and the forward pass
+ * stores nothing beyond the output the core already keeps.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mltk/plugin.h>
+
+/* ---- state ---------------------------------------------------------------- */
+
+typedef struct dense {
+    int64_t  units;
+    int      bias;       /* 1 if the layer has a bias vector */
+    mltk_act act;
+    float    alpha;      /* negative slope for leaky_relu */
+    int64_t  in;         /* input features, known after setup */
+    int      p_weight;   /* param index of weight (units, in) */
+    int      p_bias;     /* param index of bias (units), or -1 */
+    int      b_dz;       /* buffer index of the pre-activation gradient, or -1 */
+} dense;
+
+static const struct {
+    const char *name;
+    mltk_act    act;
+} dense_acts[] = {
+    { "none", MLTK_ACT_NONE },
+    { "relu", MLTK_ACT_RELU },
+    { "leaky_relu", MLTK_ACT_LEAKY_RELU },
+    { "sigmoid", MLTK_ACT_SIGMOID },
+    { "tanh", MLTK_ACT_TANH },
+};
+
+/* ---- lifetime ------------------------------------------------------------- */
+
+static int dense_create(void **self, const mltk_params_t *params, char **err)
+{
+    const char *act = mltk_params_str(params, "activation");
+    int64_t units = mltk_params_int(params, "units");
+    double alpha = mltk_params_float(params, "negative_slope");
+    size_t i, n_acts = sizeof(dense_acts) / sizeof(dense_acts[0]);
+    dense *d;
+
+    for (i = 0; i < n_acts; i++)
+        if (act && strcmp(act, dense_acts[i].name) == 0)
+            break;
+    if (i == n_acts)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "unknown activation '%s' (expected none, relu, "
+                         "leaky_relu, sigmoid or tanh)", act ? act : "");
+    if (units < 1)
+        return mltk_errf(err, MLTK_ERR_CONFIG, "units must be >= 1, not %lld",
+                         (long long)units);
+    if (dense_acts[i].act == MLTK_ACT_LEAKY_RELU && !(alpha >= 0.0))
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "negative_slope must be >= 0 (the gradient is "
+                         "derived from the output's sign)");
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "dense: out of memory");
+    d->units = units;
+    d->bias = mltk_params_bool(params, "bias");
+    d->act = dense_acts[i].act;
+    d->alpha = (float)alpha;
+    d->p_weight = d->p_bias = d->b_dz = -1;
+    *self = d;
+    return MLTK_OK;
+}
+
+static void dense_destroy(void *self)
+{
+    free(self);
+}
+
+/* ---- shapes --------------------------------------------------------------- */
+
+static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
+                       const mltk_shape *in, mltk_shape *out, char **err)
+{
+    dense *d = self;
+    double bound;
+    mltk_shape ws, bs;
+    int64_t dims[2];
+    int rc;
+
+    if (n_in != 1)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
+    d->in = mltk_shape_numel(&in[0]);
+    if (d->in < 1) {
+        char buf[96];
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "input shape %s has no features",
+                         mltk_shape_str(&in[0], buf, sizeof(buf)));
+    }
+    /* PyTorch nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+     * both the weight and the bias */
+    bound = 1.0 / sqrt((double)d->in);
+    dims[0] = d->units;
+    dims[1] = d->in;
+    ws = mltk_shape_make(2, dims);
+    rc = mltk_layer_add_param(s, "weight", &ws,
+                              (mltk_init){ MLTK_INIT_UNIFORM, -bound, bound });
+    if (rc < 0)
+        return mltk_errf(err, rc, "cannot declare the weight");
+    d->p_weight = rc;
+    d->p_bias = -1;
+    if (d->bias) {
+        bs = mltk_shape_make(1, dims);
+        rc = mltk_layer_add_param(s, "bias", &bs,
+                                  (mltk_init){ MLTK_INIT_UNIFORM, -bound, bound });
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the bias");
+        d->p_bias = rc;
+    }
+    d->b_dz = -1;
+    if (d->act != MLTK_ACT_NONE) {
+        int64_t mb = mltk_layer_max_batch(s);
+        rc = mltk_layer_add_buffer(s, "dz", (size_t)mb * (size_t)d->units * sizeof(float));
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the gradient buffer");
+        d->b_dz = rc;
+    }
+    *out = mltk_shape_make(1, dims);
+    return MLTK_OK;
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+/* x (B, in), weight (units, in), bias (units) -> y (B, units) */
+static int dense_forward(void *self, const mltk_layer_run *r)
+{
+    dense *d = self;
+    const struct mltk_backend *be = r->be;
+    const float *x = r->x[0].data;
+    const float *w = r->params[d->p_weight].data;
+    const float *b = d->p_bias >= 0 ? r->params[d->p_bias].data : NULL;
+    float *y = r->y->data;
+    int rc;
+
+    if (r->batch == 0)
+        return MLTK_OK;
+    rc = be->i->gemm(be->ctx, 0, 1, r->batch, d->units, d->in, 1.0f,
+                     x, d->in, w, d->in, 0.0f, y, d->units);
+    if (rc)
+        return rc;
+    if (b || d->act != MLTK_ACT_NONE)
+        rc = be->i->bias_act(be->ctx, y, b, r->batch, d->units, d->act, d->alpha);
+    return rc;
+}
+
+/* ---- backward ------------------------------------------------------------- */
+
+/* dy (B, units) -> dz = dy * act'(.) (B, units);
+ * dW (units, in) = dz^T x;  db (units) = sum over rows of dz;
+ * dx (B, in) = dz W, only when the input needs a gradient */
+static int dense_backward(void *self, const mltk_layer_run *r)
+{
+    dense *d = self;
+    const struct mltk_backend *be = r->be;
+    const float *x = r->x[0].data;
+    const float *y = r->y->data;
+    const float *w = r->params[d->p_weight].data;
+    float *dw = r->grads[d->p_weight].data;
+    float *db = d->p_bias >= 0 ? r->grads[d->p_bias].data : NULL;
+    const float *dz = r->dy->data;
+    int64_t n = r->batch * d->units;
+    int rc;
+
+    if (r->batch == 0) {
+        rc = be->i->fill(be->ctx, dw, 0.0f, d->units * d->in);
+        if (!rc && db)
+            rc = be->i->fill(be->ctx, db, 0.0f, d->units);
+        return rc;
+    }
+    if (d->act != MLTK_ACT_NONE) {
+        float *buf = r->buffers[d->b_dz].data;
+        rc = be->i->act_backward(be->ctx, d->act, d->alpha, buf, r->dy->data,
+                                 NULL, y, n);
+        if (rc)
+            return rc;
+        dz = buf;
+    }
+    rc = be->i->gemm(be->ctx, 1, 0, d->units, d->in, r->batch, 1.0f,
+                     dz, d->units, x, d->in, 0.0f, dw, d->in);
+    if (rc)
+        return rc;
+    if (db) {
+        rc = be->i->sum_rows(be->ctx, db, dz, r->batch, d->units, 0.0f);
+        if (rc)
+            return rc;
+    }
+    if (r->dx && r->dx[0].data)
+        rc = be->i->gemm(be->ctx, 0, 0, r->batch, d->in, d->units, 1.0f,
+                         dz, d->units, w, d->in, 0.0f, r->dx[0].data, d->in);
+    return rc;
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+static const struct mltk_layer_i dense_iface = {
+    .size = sizeof(struct mltk_layer_i),
+    .create = dense_create,
+    .destroy = dense_destroy,
+    .setup = dense_setup,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .inplace = NULL,
+};
+
+MLTK_PLUGIN(dense, MLTK_KIND_LAYER, &dense_iface)

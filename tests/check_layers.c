@@ -1,0 +1,769 @@
+/* check_layers.c - values and gradients of the dense, relu and flatten
+ * layers and the cross_entropy loss, run on the cpu backend.
+ *
+ * What this is: each plugin is loaded through the registry from the build
+ * tree, its parameters are built against its own descriptor, and it runs
+ * standalone (mltk_single_layer).  Forward outputs are compared with naive
+ * double-precision references; every gradient (inputs and parameters) is
+ * compared with central finite differences of a scalar function of the
+ * float forward pass.
+ *
+ * Tolerances: the scalar is L = sum(y * R) for fixed random R (so that
+ * dL/dy = R is what backward receives).  With eps = 1e-2 the float
+ * rounding of L (about 1e-7 relative over a few dozen terms) contributes
+ * about 1e-5 to a difference quotient, and the truncation error of a
+ * central difference of a smooth activation is O(eps^2) = 1e-4 relative,
+ * so |analytic - numeric| <= 1e-2 * max(|analytic|, |numeric|) + atol with
+ * atol = 1e-3 (1e-4 for the loss, whose gradients are ~1/N smaller) has a
+ * margin of 10x and still catches any wrong term.  Piecewise-linear
+ * activations are checked at points at least 0.02 from their kink, so no
+ * perturbation crosses it.
+ *
+ * The backend is cpu, or the one named by $MLTK_TEST_BACKEND (the plugins
+ * only use backend memory through the op contract, so the same checks run
+ * on any backend).
+ *
+ * What this is not: the backend conformance suite (ops against the cpu
+ * backend) or the model graph tests.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+/* ---- fixture: registry and cpu backend ------------------------------------ */
+
+static mltk_registry_t *reg;
+static struct mltk_backend be;
+
+static void fixture_open(void)
+{
+    char *err = NULL;
+    mltk_backend_opts o = { .size = sizeof(o), .threads = 1, .device = 0, .seed = 1 };
+    const char *name = getenv("MLTK_TEST_BACKEND");
+    int rc = mltk_registry_create(&reg, NULL, 1, &err);
+
+    if (!name || !*name)
+        name = "cpu";
+    ck_assert_msg(rc == MLTK_OK, "registry: %s", err ? err : "?");
+    rc = mltk_backend_open(&be, reg, name, &o, &err);
+    ck_assert_msg(rc == MLTK_OK, "backend %s: %s", name, err ? err : "?");
+}
+
+static void fixture_close(void)
+{
+    mltk_backend_close(&be);
+    mltk_registry_destroy(reg);
+    reg = NULL;
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static void rng_seed(uint64_t s)
+{
+    rng_state = s * 0x9e3779b97f4a7c15ull + 1;
+}
+
+/* uniform in [-1, 1) */
+static double urand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static float *dev_alloc(int64_t n)
+{
+    void *p = NULL;
+    int rc = be.i->alloc(be.ctx, (size_t)(n > 0 ? n : 1) * sizeof(float), &p);
+
+    ck_assert_int_eq(rc, MLTK_OK);
+    return p;
+}
+
+static void up(float *dev, const float *host, int64_t n)
+{
+    ck_assert_int_eq(be.i->upload(be.ctx, dev, host, (size_t)n * sizeof(float)), MLTK_OK);
+}
+
+static void down(float *host, const float *dev, int64_t n)
+{
+    ck_assert_int_eq(be.i->sync(be.ctx), MLTK_OK);
+    ck_assert_int_eq(be.i->download(be.ctx, host, dev, (size_t)n * sizeof(float)), MLTK_OK);
+}
+
+static mltk_shape batch_shape(int64_t batch, const mltk_shape *s)
+{
+    mltk_shape b;
+
+    b.ndim = s->ndim + 1;
+    b.dim[0] = batch;
+    for (int i = 0; i < s->ndim; i++)
+        b.dim[i + 1] = s->dim[i];
+    return b;
+}
+
+static int close_enough(double a, double n, double rtol, double atol)
+{
+    double m = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
+    return fabs(a - n) <= rtol * m + atol;
+}
+
+/* Build a plugin's params from key/value pairs against its descriptor. */
+static mltk_params_t *build_params(const char *name, int kind, int n,
+                                   const char *const *keys, const char *const *vals)
+{
+    const mltk_desc *d = NULL;
+    mltk_params_t *p = NULL;
+    char *err = NULL;
+    int rc = mltk_registry_find(reg, name, kind, &d, &err);
+
+    ck_assert_msg(rc == MLTK_OK, "find %s: %s", name, err ? err : "?");
+    rc = mltk_params_build(&p, &d, 1, n, keys, vals, NULL, NULL, 0, name, &err);
+    ck_assert_msg(rc == MLTK_OK, "params %s: %s", name, err ? err : "?");
+    return p;
+}
+
+/* ---- a layer under test --------------------------------------------------- */
+
+typedef struct lt {
+    const struct mltk_layer_i *iface;
+    void              *self;
+    mltk_params_t     *params;
+    mltk_single_layer *sl;
+    mltk_shape         in;       /* per sample */
+    int64_t            batch;
+    int64_t            nx, ny;   /* elements for this batch */
+    float             *x, *y, *dy, *dx;   /* backend memory */
+} lt;
+
+static void lt_open(lt *t, const char *name, int n, const char *const *keys,
+                    const char *const *vals, const mltk_shape *in, int64_t max_batch,
+                    int64_t batch)
+{
+    char *err = NULL;
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    t->params = build_params(name, MLTK_KIND_LAYER, n, keys, vals);
+    rc = mltk_registry_load(reg, name, MLTK_KIND_LAYER, (const void **)&t->iface, &err);
+    ck_assert_msg(rc == MLTK_OK, "load %s: %s", name, err ? err : "?");
+    rc = t->iface->create(&t->self, t->params, &err);
+    ck_assert_msg(rc == MLTK_OK, "create %s: %s", name, err ? err : "?");
+    rc = mltk_single_layer_create(&t->sl, t->iface, t->self, &be, 1, in, max_batch, 42, &err);
+    ck_assert_msg(rc == MLTK_OK, "setup %s: %s", name, err ? err : "?");
+    t->in = *in;
+    t->batch = batch;
+    t->nx = batch * mltk_shape_numel(in);
+    t->ny = batch * mltk_shape_numel(&t->sl->out);
+    t->x = dev_alloc(t->nx);
+    t->dx = dev_alloc(t->nx);
+    t->y = dev_alloc(t->ny);
+    t->dy = dev_alloc(t->ny);
+}
+
+static void lt_close(lt *t)
+{
+    be.i->free(be.ctx, t->x);
+    be.i->free(be.ctx, t->dx);
+    be.i->free(be.ctx, t->y);
+    be.i->free(be.ctx, t->dy);
+    mltk_single_layer_destroy(t->sl, &be);
+    if (t->iface->destroy)
+        t->iface->destroy(t->self);
+    mltk_params_free(t->params);
+}
+
+/* One forward (and, with backward != 0, one backward) call; x/y and dx/dy
+ * may be redirected to alias each other for in-place runs. */
+static void lt_run(lt *t, float *x, float *y, float *dx, float *dy, int backward)
+{
+    mltk_tensor xt = { x, batch_shape(t->batch, &t->in), MLTK_F32 };
+    mltk_tensor dxt = { dx, batch_shape(t->batch, &t->in), MLTK_F32 };
+    mltk_tensor yt = { y, batch_shape(t->batch, &t->sl->out), MLTK_F32 };
+    mltk_tensor dyt = { dy, batch_shape(t->batch, &t->sl->out), MLTK_F32 };
+    mltk_layer_run r = {
+        .be = &be, .mode = MLTK_TRAIN, .batch = t->batch, .n_in = 1,
+        .x = &xt, .dx = &dxt, .y = &yt, .dy = &dyt,
+        .params = t->sl->params, .grads = t->sl->grads, .buffers = t->sl->buffers,
+        .seed = 7, .step = 0,
+    };
+    int rc = backward ? t->iface->backward(t->self, &r) : t->iface->forward(t->self, &r);
+
+    ck_assert_int_eq(rc, MLTK_OK);
+    ck_assert_int_eq(be.i->sync(be.ctx), MLTK_OK);
+}
+
+/* L = sum(y * R) after a forward pass */
+static double lt_objective(lt *t, const float *R)
+{
+    float *y = malloc((size_t)t->ny * sizeof(float));
+    double L = 0.0;
+
+    lt_run(t, t->x, t->y, t->dx, t->dy, 0);
+    down(y, t->y, t->ny);
+    for (int64_t i = 0; i < t->ny; i++)
+        L += (double)y[i] * R[i];
+    free(y);
+    return L;
+}
+
+/* Compare analytic gradients `ana` of the n values `host` (mirrored in
+ * backend memory `dev`) with central differences of L. */
+static void check_fd(lt *t, const char *what, float *host, float *dev, int64_t n,
+                     const float *ana, const float *R, double eps, double atol)
+{
+    for (int64_t j = 0; j < n; j++) {
+        float save = host[j], hi = (float)(save + eps), lo = (float)(save - eps);
+        double Lp, Lm, num;
+
+        host[j] = hi;
+        up(dev, host, n);
+        Lp = lt_objective(t, R);
+        host[j] = lo;
+        up(dev, host, n);
+        Lm = lt_objective(t, R);
+        host[j] = save;
+        up(dev, host, n);
+        num = (Lp - Lm) / ((double)hi - (double)lo);
+        ck_assert_msg(close_enough(ana[j], num, 1e-2, atol),
+                      "%s[%lld]: analytic %.6g, numeric %.6g", what, (long long)j,
+                      (double)ana[j], num);
+    }
+}
+
+/* ---- dense ---------------------------------------------------------------- */
+
+static const char *const act_names[] = { "none", "relu", "leaky_relu", "sigmoid", "tanh" };
+
+static double ref_act(int act, double z, double slope)
+{
+    switch (act) {
+    case 1: return z > 0 ? z : 0;
+    case 2: return z > 0 ? z : slope * z;
+    case 3: return 1.0 / (1.0 + exp(-z));
+    case 4: return tanh(z);
+    default: return z;
+    }
+}
+
+/* z (B, U) = x (B, I) W^T + b in double */
+static void ref_dense(double *z, const float *x, const float *w, const float *b,
+                      int64_t B, int64_t I, int64_t U)
+{
+    for (int64_t r = 0; r < B; r++)
+        for (int64_t u = 0; u < U; u++) {
+            double s = b ? b[u] : 0.0;
+            for (int64_t i = 0; i < I; i++)
+                s += (double)x[r * I + i] * w[u * I + i];
+            z[r * U + u] = s;
+        }
+}
+
+/* One full dense case: forward against the reference, then every gradient
+ * against finite differences, then backward without an input gradient. */
+static void dense_case(int act, int bias, const mltk_shape *in, int64_t units,
+                       int64_t max_batch, int64_t batch, const char *slope_text)
+{
+    char units_s[32];
+    const char *keys[4] = { "units", "bias", "activation", "negative_slope" };
+    const char *vals[4] = { units_s, bias ? "true" : "false", act_names[act],
+                            slope_text ? slope_text : "0.01" };
+    double slope = slope_text ? atof(slope_text) : 0.01;
+    int piecewise = act == 1 || act == 2;
+    int64_t I = mltk_shape_numel(in), U = units;
+    lt t;
+
+    snprintf(units_s, sizeof(units_s), "%lld", (long long)units);
+    lt_open(&t, "dense", slope_text ? 4 : 3, keys, vals, in, max_batch, batch);
+
+    /* shapes and parameter declarations */
+    ck_assert_int_eq(t.sl->out.ndim, 1);
+    ck_assert_int_eq(t.sl->out.dim[0], U);
+    ck_assert_int_eq(t.sl->n_params, bias ? 2 : 1);
+    ck_assert_int_eq(t.sl->params[0].shape.ndim, 2);
+    ck_assert_int_eq(t.sl->params[0].shape.dim[0], U);
+    ck_assert_int_eq(t.sl->params[0].shape.dim[1], I);
+    if (bias) {
+        ck_assert_int_eq(t.sl->params[1].shape.ndim, 1);
+        ck_assert_int_eq(t.sl->params[1].shape.dim[0], U);
+    }
+
+    float *x = malloc((size_t)t.nx * sizeof(float));
+    float *w = malloc((size_t)(U * I) * sizeof(float));
+    float *b = malloc((size_t)U * sizeof(float));
+    float *y = malloc((size_t)t.ny * sizeof(float));
+    float *R = malloc((size_t)t.ny * sizeof(float));
+    float *dx = malloc((size_t)t.nx * sizeof(float));
+    float *dw = malloc((size_t)(U * I) * sizeof(float));
+    float *db = malloc((size_t)U * sizeof(float));
+    float *dw2 = malloc((size_t)(U * I) * sizeof(float));
+    float *db2 = malloc((size_t)U * sizeof(float));
+    double *z = malloc((size_t)t.ny * sizeof(double));
+
+    /* the initialisation: U(-1/sqrt(I), 1/sqrt(I)), not constant */
+    down(w, t.sl->params[0].data, U * I);
+    {
+        double bound = 1.0 / sqrt((double)I), lo = 1e9, hi = -1e9;
+        for (int64_t i = 0; i < U * I; i++) {
+            ck_assert_msg(fabs(w[i]) <= bound * (1 + 1e-6), "weight %g outside +-%g",
+                          (double)w[i], bound);
+            lo = w[i] < lo ? w[i] : lo;
+            hi = w[i] > hi ? w[i] : hi;
+        }
+        ck_assert_msg(hi - lo > 0.2 * bound, "weights barely vary: [%g, %g]", lo, hi);
+        if (bias) {
+            down(b, t.sl->params[1].data, U);
+            for (int64_t i = 0; i < U; i++)
+                ck_assert(fabs(b[i]) <= bound * (1 + 1e-6));
+        }
+    }
+
+    /* inputs: for piecewise-linear activations, keep every pre-activation
+     * at least 0.02 from the kink (perturbations move it by <= eps * 1) */
+    for (int attempt = 0;; attempt++) {
+        ck_assert_msg(attempt < 1000, "no input keeps the pre-activations off the kink");
+        rng_seed(1000 + (uint64_t)attempt);
+        for (int64_t i = 0; i < t.nx; i++)
+            x[i] = (float)urand();
+        ref_dense(z, x, w, bias ? b : NULL, batch, I, U);
+        int ok = 1;
+        for (int64_t i = 0; piecewise && i < t.ny; i++)
+            if (fabs(z[i]) < 0.02)
+                ok = 0;
+        if (ok)
+            break;
+    }
+    for (int64_t i = 0; i < t.ny; i++)
+        R[i] = (float)urand();
+    up(t.x, x, t.nx);
+    up(t.dy, R, t.ny);
+
+    /* forward against the double reference */
+    lt_run(&t, t.x, t.y, t.dx, t.dy, 0);
+    down(y, t.y, t.ny);
+    for (int64_t i = 0; i < t.ny; i++) {
+        double want = ref_act(act, z[i], slope);
+        ck_assert_msg(close_enough(y[i], want, 1e-5, 1e-6), "y[%lld] = %.7g, want %.7g",
+                      (long long)i, (double)y[i], want);
+    }
+
+    /* backward, then finite differences of every input and parameter */
+    lt_run(&t, t.x, t.y, t.dx, t.dy, 1);
+    down(dx, t.dx, t.nx);
+    down(dw, t.sl->grads[0].data, U * I);
+    if (bias)
+        down(db, t.sl->grads[1].data, U);
+    check_fd(&t, "dx", x, t.x, t.nx, dx, R, 1e-2, 1e-3);
+    check_fd(&t, "dweight", w, t.sl->params[0].data, U * I, dw, R, 1e-2, 1e-3);
+    if (bias)
+        check_fd(&t, "dbias", b, t.sl->params[1].data, U, db, R, 1e-2, 1e-3);
+
+    /* no input gradient wanted: parameter gradients are unchanged */
+    lt_run(&t, t.x, t.y, t.dx, t.dy, 0);
+    ck_assert_int_eq(be.i->fill(be.ctx, t.sl->grads[0].data, 123.0f, U * I), MLTK_OK);
+    lt_run(&t, t.x, t.y, NULL, t.dy, 1);
+    down(dw2, t.sl->grads[0].data, U * I);
+    for (int64_t i = 0; i < U * I; i++)
+        ck_assert_msg(fabs(dw2[i] - dw[i]) <= 1e-6 * (1 + fabs(dw[i])),
+                      "dweight[%lld] differs without dx: %g vs %g", (long long)i,
+                      (double)dw2[i], (double)dw[i]);
+    if (bias) {
+        down(db2, t.sl->grads[1].data, U);
+        for (int64_t i = 0; i < U; i++)
+            ck_assert(fabs(db2[i] - db[i]) <= 1e-6 * (1 + fabs(db[i])));
+    }
+
+    free(x); free(w); free(b); free(y); free(R); free(dx);
+    free(dw); free(db); free(dw2); free(db2); free(z);
+    lt_close(&t);
+}
+
+/* every activation with and without bias: in 7, units 5, batch 3 of 4 */
+START_TEST(test_dense_acts)
+{
+    int64_t d = 7;
+    mltk_shape in = mltk_shape_make(1, &d);
+
+    dense_case(_i / 2, _i % 2, &in, 5, 4, 3, NULL);
+}
+END_TEST
+
+/* multi-dimensional input, read as 24 flat features */
+START_TEST(test_dense_multidim)
+{
+    int64_t d[3] = { 2, 3, 4 };
+    mltk_shape in = mltk_shape_make(3, d);
+
+    dense_case(4, 1, &in, 4, 2, 2, NULL);   /* tanh, bias */
+    dense_case(0, 0, &in, 3, 5, 5, NULL);   /* none, no bias, full batch */
+}
+END_TEST
+
+START_TEST(test_dense_leaky_slope)
+{
+    int64_t d = 6;
+    mltk_shape in = mltk_shape_make(1, &d);
+
+    dense_case(2, 1, &in, 3, 4, 4, "0.3");
+    dense_case(2, 0, &in, 1, 1, 1, "0");    /* one unit, one sample */
+}
+END_TEST
+
+START_TEST(test_dense_errors)
+{
+    const mltk_desc *d = NULL;
+    mltk_params_t *p = NULL;
+    char *err = NULL;
+    const char *keys[] = { "units", "activation" };
+    const char *bad_units[] = { "0" };
+    const char *bad_act[] = { "4", "softmax" };
+    const struct mltk_layer_i *iface = NULL;
+    mltk_single_layer *sl = NULL;
+    void *self = NULL;
+    mltk_shape in[2];
+    int64_t dims = 3;
+    int rc;
+
+    ck_assert_int_eq(mltk_registry_find(reg, "dense", MLTK_KIND_LAYER, &d, &err), MLTK_OK);
+    /* units is required and at least 1; activation is one of the choices */
+    rc = mltk_params_build(&p, &d, 1, 0, NULL, NULL, NULL, NULL, 0, "layer 'fc' (dense)", &err);
+    ck_assert_int_ne(rc, MLTK_OK);
+    ck_assert_msg(err && strstr(err, "units"), "message: %s", err ? err : "(none)");
+    free(err);
+    err = NULL;
+    rc = mltk_params_build(&p, &d, 1, 1, keys, bad_units, NULL, NULL, 0, "layer 'fc' (dense)", &err);
+    ck_assert_int_ne(rc, MLTK_OK);
+    ck_assert_msg(err && strstr(err, "units"), "message: %s", err ? err : "(none)");
+    free(err);
+    err = NULL;
+    rc = mltk_params_build(&p, &d, 1, 2, keys, bad_act, NULL, NULL, 0, "layer 'fc' (dense)", &err);
+    ck_assert_int_ne(rc, MLTK_OK);
+    ck_assert_msg(err && strstr(err, "softmax"), "message: %s", err ? err : "(none)");
+    free(err);
+    err = NULL;
+
+    /* two inputs do not fit a dense layer */
+    p = build_params("dense", MLTK_KIND_LAYER, 1, keys, bad_act);
+    ck_assert_int_eq(mltk_registry_load(reg, "dense", MLTK_KIND_LAYER,
+                                        (const void **)&iface, &err), MLTK_OK);
+    ck_assert_int_eq(iface->create(&self, p, &err), MLTK_OK);
+    in[0] = in[1] = mltk_shape_make(1, &dims);
+    rc = mltk_single_layer_create(&sl, iface, self, &be, 2, in, 4, 1, &err);
+    ck_assert_int_eq(rc, MLTK_ERR_SHAPE);
+    ck_assert_msg(err && strstr(err, "expected 1 input"), "message: %s", err ? err : "(none)");
+    free(err);
+    iface->destroy(self);
+    mltk_params_free(p);
+}
+END_TEST
+
+/* ---- relu ----------------------------------------------------------------- */
+
+START_TEST(test_relu)
+{
+    int64_t d[2] = { 3, 5 };
+    mltk_shape in = mltk_shape_make(2, d);
+    lt t;
+
+    lt_open(&t, "relu", 0, NULL, NULL, &in, 3, 2);
+    ck_assert(mltk_shape_equal(&t.sl->out, &in));
+    ck_assert_int_eq(t.sl->n_params, 0);
+    ck_assert_ptr_nonnull(t.iface->inplace);
+    ck_assert_int_eq(t.iface->inplace(t.self), 1);
+
+    float *x = malloc((size_t)t.nx * sizeof(float)), *y = malloc((size_t)t.ny * sizeof(float));
+    float *R = malloc((size_t)t.ny * sizeof(float)), *dx = malloc((size_t)t.nx * sizeof(float));
+    float *dx2 = malloc((size_t)t.nx * sizeof(float));
+
+    rng_seed(77);
+    for (int64_t i = 0; i < t.nx; i++) {
+        double u = urand();
+        x[i] = (float)(u < 0 ? u - 0.05 : u + 0.05);   /* off the kink */
+    }
+    for (int64_t i = 0; i < t.ny; i++)
+        R[i] = (float)urand();
+    up(t.x, x, t.nx);
+    up(t.dy, R, t.ny);
+
+    lt_run(&t, t.x, t.y, t.dx, t.dy, 0);
+    down(y, t.y, t.ny);
+    for (int64_t i = 0; i < t.ny; i++)
+        ck_assert_float_eq(y[i], x[i] > 0 ? x[i] : 0.0f);
+    lt_run(&t, t.x, t.y, t.dx, t.dy, 1);
+    down(dx, t.dx, t.nx);
+    for (int64_t i = 0; i < t.nx; i++)
+        ck_assert_float_eq(dx[i], x[i] > 0 ? R[i] : 0.0f);
+    check_fd(&t, "dx", x, t.x, t.nx, dx, R, 1e-2, 1e-3);
+
+    /* in place: the output overwrites the input, dx overwrites dy */
+    up(t.x, x, t.nx);
+    lt_run(&t, t.x, t.x, t.dy, t.dy, 0);
+    down(y, t.x, t.nx);
+    for (int64_t i = 0; i < t.ny; i++)
+        ck_assert_float_eq(y[i], x[i] > 0 ? x[i] : 0.0f);
+    lt_run(&t, t.x, t.x, t.dy, t.dy, 1);
+    down(dx2, t.dy, t.nx);
+    for (int64_t i = 0; i < t.nx; i++)
+        ck_assert_float_eq(dx2[i], dx[i]);
+
+    free(x); free(y); free(R); free(dx); free(dx2);
+    lt_close(&t);
+}
+END_TEST
+
+/* ---- flatten -------------------------------------------------------------- */
+
+START_TEST(test_flatten)
+{
+    int64_t d[3] = { 2, 3, 4 };
+    mltk_shape in = mltk_shape_make(3, d);
+    lt t;
+
+    lt_open(&t, "flatten", 0, NULL, NULL, &in, 4, 3);
+    ck_assert_int_eq(t.sl->out.ndim, 1);
+    ck_assert_int_eq(t.sl->out.dim[0], 24);
+    ck_assert_int_eq(t.sl->n_params, 0);
+    ck_assert_int_eq(t.iface->inplace(t.self), 1);
+
+    float *x = malloc((size_t)t.nx * sizeof(float)), *y = malloc((size_t)t.ny * sizeof(float));
+    float *R = malloc((size_t)t.ny * sizeof(float)), *dx = malloc((size_t)t.nx * sizeof(float));
+
+    rng_seed(5);
+    for (int64_t i = 0; i < t.nx; i++)
+        x[i] = (float)urand();
+    for (int64_t i = 0; i < t.ny; i++)
+        R[i] = (float)urand();
+    up(t.x, x, t.nx);
+    up(t.dy, R, t.ny);
+    lt_run(&t, t.x, t.y, t.dx, t.dy, 0);
+    down(y, t.y, t.ny);
+    ck_assert_int_eq(memcmp(x, y, (size_t)t.nx * sizeof(float)), 0);
+    lt_run(&t, t.x, t.y, t.dx, t.dy, 1);
+    down(dx, t.dx, t.nx);
+    ck_assert_int_eq(memcmp(dx, R, (size_t)t.nx * sizeof(float)), 0);
+    check_fd(&t, "dx", x, t.x, t.nx, dx, R, 1e-2, 1e-3);
+
+    /* in place: nothing to do, nothing changes */
+    lt_run(&t, t.x, t.x, t.dy, t.dy, 0);
+    lt_run(&t, t.x, t.x, t.dy, t.dy, 1);
+    down(y, t.x, t.nx);
+    ck_assert_int_eq(memcmp(x, y, (size_t)t.nx * sizeof(float)), 0);
+    /* no input gradient wanted */
+    lt_run(&t, t.x, t.y, NULL, t.dy, 1);
+
+    free(x); free(y); free(R); free(dx);
+    lt_close(&t);
+}
+END_TEST
+
+/* ---- cross_entropy -------------------------------------------------------- */
+
+typedef struct xt {
+    const struct mltk_loss_i *iface;
+    void          *self;
+    mltk_params_t *params;
+} xt;
+
+static void xent_open(xt *l)
+{
+    char *err = NULL;
+    int rc;
+
+    memset(l, 0, sizeof(*l));
+    l->params = build_params("cross_entropy", MLTK_KIND_LOSS, 0, NULL, NULL);
+    rc = mltk_registry_load(reg, "cross_entropy", MLTK_KIND_LOSS,
+                            (const void **)&l->iface, &err);
+    ck_assert_msg(rc == MLTK_OK, "load: %s", err ? err : "?");
+    rc = l->iface->create(&l->self, l->params, &err);
+    ck_assert_msg(rc == MLTK_OK, "create: %s", err ? err : "?");
+}
+
+static void xent_close(xt *l)
+{
+    l->iface->destroy(l->self);
+    mltk_params_free(l->params);
+}
+
+/* mean over rows of logsumexp(z) - z[label], in double */
+static double ref_xent(const float *z, const int32_t *lab, int64_t N, int64_t C)
+{
+    double total = 0.0;
+
+    for (int64_t r = 0; r < N; r++) {
+        double m = -INFINITY, s = 0.0;
+        for (int64_t c = 0; c < C; c++)
+            m = z[r * C + c] > m ? z[r * C + c] : m;
+        for (int64_t c = 0; c < C; c++)
+            s += exp(z[r * C + c] - m);
+        total += m + log(s) - z[r * C + lab[r]];
+    }
+    return total / (double)N;
+}
+
+static float xent_loss(xt *l, float *dz, const float *z_host, const int32_t *lab_dev,
+                       float *loss_dev, float *grad_dev, int64_t N, int64_t C)
+{
+    int64_t pd[2] = { N, C }, td = N;
+    mltk_tensor pred = { dz, mltk_shape_make(2, pd), MLTK_F32 };
+    mltk_tensor tgt = { (void *)lab_dev, mltk_shape_make(1, &td), MLTK_I32 };
+    mltk_tensor dpred = { grad_dev, mltk_shape_make(2, pd), MLTK_F32 };
+    float loss;
+
+    up(dz, z_host, N * C);
+    ck_assert_int_eq(l->iface->forward(l->self, &be, &pred, &tgt, loss_dev, &dpred), MLTK_OK);
+    down(&loss, loss_dev, 1);
+    return loss;
+}
+
+START_TEST(test_xent)
+{
+    enum { N = 4, C = 6 };
+    int64_t cdim = C;
+    mltk_shape ps = mltk_shape_make(1, &cdim), ts = { 0, { 0 } };
+    float z[N * C], g[N * C], gref;
+    int32_t lab[N] = { 0, 5, 2, 2 };
+    char *err = NULL;
+    xt l;
+
+    xent_open(&l);
+    ck_assert_int_eq(l.iface->setup(l.self, &ps, MLTK_TARGET_CLASS, &ts, C, &err), MLTK_OK);
+    float *zd = dev_alloc(N * C), *gd = dev_alloc(N * C), *ld = dev_alloc(1);
+    int32_t *labd = (int32_t *)dev_alloc(N);
+    ck_assert_int_eq(be.i->upload(be.ctx, labd, lab, sizeof(lab)), MLTK_OK);
+
+    rng_seed(31);
+    for (int i = 0; i < N * C; i++)
+        z[i] = (float)(3.0 * urand());
+    z[1 * C + 3] = 40.0f;   /* a large logit: the loss must stay finite */
+
+    float loss = xent_loss(&l, zd, z, labd, ld, gd, N, C);
+    double want = ref_xent(z, lab, N, C);
+    ck_assert_msg(isfinite(loss) && close_enough(loss, want, 1e-5, 1e-6),
+                  "loss %.7g, want %.7g", (double)loss, want);
+    down(g, gd, N * C);
+
+    /* the gradient against the closed form (softmax - onehot) / N */
+    for (int r = 0; r < N; r++) {
+        double m = -INFINITY, s = 0.0;
+        for (int c = 0; c < C; c++)
+            m = z[r * C + c] > m ? z[r * C + c] : m;
+        for (int c = 0; c < C; c++)
+            s += exp(z[r * C + c] - m);
+        for (int c = 0; c < C; c++) {
+            gref = (float)((exp(z[r * C + c] - m) / s - (c == lab[r])) / N);
+            ck_assert_msg(close_enough(g[r * C + c], gref, 1e-4, 1e-7),
+                          "dz[%d,%d] = %g, want %g", r, c, (double)g[r * C + c], (double)gref);
+        }
+    }
+
+    /* ... and against central differences of the float loss */
+    for (int j = 0; j < N * C; j++) {
+        float save = z[j], hi = save + 1e-2f, lo = save - 1e-2f;
+        double Lp, Lm, num;
+        z[j] = hi;
+        Lp = xent_loss(&l, zd, z, labd, ld, gd, N, C);
+        z[j] = lo;
+        Lm = xent_loss(&l, zd, z, labd, ld, gd, N, C);
+        z[j] = save;
+        num = (Lp - Lm) / ((double)hi - (double)lo);
+        ck_assert_msg(close_enough(g[j], num, 1e-2, 1e-4), "dz[%d]: analytic %g, numeric %g",
+                      j, (double)g[j], num);
+    }
+
+    /* loss only: no gradient buffer */
+    {
+        int64_t pd[2] = { N, C }, td = N;
+        mltk_tensor pred = { zd, mltk_shape_make(2, pd), MLTK_F32 };
+        mltk_tensor tgt = { labd, mltk_shape_make(1, &td), MLTK_I32 };
+        mltk_tensor none = { NULL, mltk_shape_make(2, pd), MLTK_F32 };
+        float loss2;
+        up(zd, z, N * C);
+        ck_assert_int_eq(l.iface->forward(l.self, &be, &pred, &tgt, ld, &none), MLTK_OK);
+        down(&loss2, ld, 1);
+        ck_assert_float_eq_tol(loss2, loss, 1e-6f);
+
+        /* a label outside [0, C) is a data error, not a crash */
+        int32_t bad[N] = { 0, 6, 1, 1 };
+        ck_assert_int_eq(be.i->upload(be.ctx, labd, bad, sizeof(bad)), MLTK_OK);
+        ck_assert_int_eq(l.iface->forward(l.self, &be, &pred, &tgt, ld, &none), MLTK_ERR_DATA);
+    }
+
+    be.i->free(be.ctx, zd);
+    be.i->free(be.ctx, gd);
+    be.i->free(be.ctx, ld);
+    be.i->free(be.ctx, labd);
+    xent_close(&l);
+}
+END_TEST
+
+START_TEST(test_xent_setup_errors)
+{
+    int64_t d2[2] = { 2, 5 }, c10 = 10, c7 = 7;
+    mltk_shape two = mltk_shape_make(2, d2), p10 = mltk_shape_make(1, &c10);
+    mltk_shape p7 = mltk_shape_make(1, &c7), ts = { 0, { 0 } };
+    char *err = NULL;
+    xt l;
+
+    xent_open(&l);
+    ck_assert_int_eq(l.iface->setup(l.self, &two, MLTK_TARGET_CLASS, &ts, 10, &err),
+                     MLTK_ERR_SHAPE);
+    ck_assert_msg(err && strstr(err, "1-d") && strstr(err, "(2, 5)"), "message: %s", err);
+    free(err);
+    err = NULL;
+    ck_assert_int_eq(l.iface->setup(l.self, &p7, MLTK_TARGET_CLASS, &ts, 10, &err),
+                     MLTK_ERR_SHAPE);
+    ck_assert_msg(err && strstr(err, "7 classes") && strstr(err, "10"), "message: %s", err);
+    free(err);
+    err = NULL;
+    ck_assert_int_eq(l.iface->setup(l.self, &p10, MLTK_TARGET_VALUE, &p10, 0, &err),
+                     MLTK_ERR_SHAPE);
+    ck_assert_msg(err && strstr(err, "class"), "message: %s", err);
+    free(err);
+    err = NULL;
+    /* n_classes unknown (0): any width is accepted */
+    ck_assert_int_eq(l.iface->setup(l.self, &p7, MLTK_TARGET_CLASS, &ts, 0, &err), MLTK_OK);
+    ck_assert_int_eq(l.iface->setup(l.self, &p10, MLTK_TARGET_CLASS, &ts, 10, &err), MLTK_OK);
+    xent_close(&l);
+}
+END_TEST
+
+/* ---- suite ---------------------------------------------------------------- */
+
+static Suite *layers_suite(void)
+{
+    Suite *s = suite_create("layers");
+    TCase *tc = tcase_create("plugins");
+
+    tcase_add_checked_fixture(tc, fixture_open, fixture_close);
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_dense_acts, 0, 10);
+    tcase_add_test(tc, test_dense_multidim);
+    tcase_add_test(tc, test_dense_leaky_slope);
+    tcase_add_test(tc, test_dense_errors);
+    tcase_add_test(tc, test_relu);
+    tcase_add_test(tc, test_flatten);
+    tcase_add_test(tc, test_xent);
+    tcase_add_test(tc, test_xent_setup_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(layers_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

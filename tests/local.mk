@@ -1,0 +1,25 @@
+# The test suite.  Check programs per module, shell tests for the CLI and
+# the out-of-tree plugin; each area's tests are in tests/<area>.mk.
+TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+TEST_LIBS = libmltkcore.la $(CHECK_LIBS) -lm
+AM_TESTS_ENVIRONMENT = \
+	top_builddir='$(abs_top_builddir)'; export top_builddir; \
+	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
+	MLTK_LOG_LEVEL=warn; export MLTK_LOG_LEVEL; \
+	MAKE='$(MAKE)'; export MAKE; \
+	CC='$(CC)'; export CC;
+EXTRA_DIST += tests/testutil.h
+
+include tests/core.mk
+include tests/backend.mk
+include tests/plugins.mk
+include tests/cli.mk
+
+if HAVE_CHECK
+check_PROGRAMS += tests/check_train
+TESTS += tests/check_train
+tests_check_train_SOURCES = tests/check_train.c
+tests_check_train_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/core
+tests_check_train_CFLAGS = $(TEST_CFLAGS)
+tests_check_train_LDADD = $(TEST_LIBS)
+endif
