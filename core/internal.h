@@ -104,6 +104,8 @@ struct mltk_params {
 };
 
 MLTK_HIDDEN void mltk_params_free(mltk_params_t *p);
+/* 1 if the user wrote the key (a default does not count) */
+MLTK_HIDDEN int mltk_params_set(const mltk_params_t *p, const char *key);
 
 /* ---- the registry (registry.c) ----------------------------------------- */
 

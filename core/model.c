@@ -69,6 +69,7 @@ struct mltk_model {
     float       *params, *grads;
     const void  *last_x;   /* data batch of the last forward, for backward */
     const mltk_config_t *cfg;  /* while building, for messages */
+    uint64_t     seed;         /* run seed, handed to layers */
 };
 
 struct mltk_layer_setup {
@@ -429,6 +430,7 @@ int mltk_model_create(mltk_model **out, const mltk_config_t *cfg, mltk_registry_
     m->max_batch = max_batch;
     m->in_shape = *in;
     m->cfg = cfg;
+    m->seed = seed;
     int nl = 0;
     for (int i = 0; i < cfg->n_sec; i++)
         nl += strncmp(cfg->sec[i].name, "layer.", 6) == 0;
@@ -526,7 +528,7 @@ static void fill_run(mltk_model *m, mltk_node *n, mltk_layer_run *r, const void 
     *r = (mltk_layer_run){
         .be = m->be, .mode = mode, .batch = batch, .n_in = n->n_in,
         .x = n->x_t, .dx = n->dx_t, .params = n->p_t, .grads = n->g_t,
-        .buffers = n->b_t, .step = step,
+        .buffers = n->b_t, .seed = m->seed, .step = step,
     };
 }
 

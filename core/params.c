@@ -539,6 +539,12 @@ int mltk_params_has(const mltk_params_t *p, const char *key)
     return p->values[k] != NULL;
 }
 
+int mltk_params_set(const mltk_params_t *p, const char *key)
+{
+    int k = p && key ? find(p, key) : -1;
+    return k >= 0 && p->set[k];
+}
+
 typedef struct collect {
     int      is_float;
     int64_t *iout;

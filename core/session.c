@@ -184,7 +184,11 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
     s->shuffle = train ? mltk_params_bool(train->params, "shuffle") : 1;
     if (s->opts.epochs > 0)
         s->epochs = s->opts.epochs;
-    if (log) {
+    /* --quiet/--verbose, else a [log] level the user wrote, else the
+     * environment's (MLTK_LOG_LEVEL) or the default */
+    if (s->opts.log_level > 0) {
+        mltk_log_set_level((mltk_log_level)(s->opts.log_level - 1));
+    } else if (log && mltk_params_set(log->params, "level")) {
         static const char *const levels[] = { "error", "warn", "info", "debug" };
         for (int i = 0; i < 4; i++)
             if (strcmp(mltk_params_str(log->params, "level"), levels[i]) == 0)

@@ -11,7 +11,8 @@
  *
  * OpenBLAS and the pool never run at the same time: ops are sequential,
  * BLAS is only called from the calling thread, and the pool's workers are
- * told to sleep before each gemm.  No op allocates memory.
+ * told to sleep before each gemm.  No op allocates memory.  Our kernels
+ * run with denormals flushed to zero (see pool.c); gemm is OpenBLAS's.
  *
  * What this is not: a tensor library.  There is no broadcasting, no dtype
  * other than fp32 (int32 for labels and indices), and no asynchrony: every
@@ -36,9 +37,11 @@
 
 /* ---- build-time choices ---- */
 
-/* Hot kernels get one clone per vector ISA; the loader picks one. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) \
-    && defined(__has_attribute)
+/* Hot kernels get one clone per vector ISA; the loader picks one.
+ * Building with -DKERNEL= (or another attribute) overrides this, e.g. to
+ * test the baseline code on a machine with wider vectors. */
+#if !defined(KERNEL) && defined(__x86_64__) && defined(__GNUC__) \
+    && !defined(__clang__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
@@ -47,9 +50,9 @@
 #define KERNEL
 #endif
 
-/* Below this much work (in elements touched) an op runs on the calling
- * thread: waking a worker costs more than it saves. */
-#define GRAIN 32768
+/* Work (in elements touched) per chunk of a parallel op; an op with less
+ * than two chunks' worth (32k) runs on the calling thread alone. */
+#define GRAIN 16384
 /* Chunk boundaries of elementwise ops fall on 64-byte lines. */
 #define ALIGN_F 16
 /* Per-chunk partial results are kept a cache line apart. */
@@ -60,7 +63,7 @@
 typedef struct cpu_ctx {
     cpu_pool *pool;
     int       threads;
-    double   *partials;  /* threads * PARTIAL_STRIDE, for reductions */
+    double   *partials;  /* max chunks * PARTIAL_STRIDE, for reductions */
     char      name[192];
 } cpu_ctx;
 
@@ -637,7 +640,7 @@ static void ew_run(cpu_ctx *c, ew_args *a, int64_t n, int64_t cost, int64_t alig
 {
     int chunks = cpu_pool_chunks(c->pool, n, n * cost, GRAIN);
     a->partials = c->partials;
-    cpu_pool_run(c->pool, ew_chunk, a, n, chunks, align);
+    cpu_pool_run(c->pool, ew_chunk, a, n, chunks, align, n * cost);
 }
 
 /* ---- lifetime ---- */
@@ -710,16 +713,17 @@ static int cpu_create(void **ctx, const mltk_backend_opts *opts, char **err)
     if (!c)
         return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
     c->threads = threads;
-    c->partials = calloc((size_t)threads * PARTIAL_STRIDE, sizeof *c->partials);
-    if (!c->partials) {
-        cpu_destroy(c);
-        return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
-    }
     int rc = cpu_pool_create(&c->pool, threads);
     if (rc) {
         cpu_destroy(c);
         return mltk_errf(err, rc == ENOMEM ? MLTK_ERR_NOMEM : MLTK_ERR_BACKEND,
                          "cpu: cannot start %d threads: %s", threads, strerror(rc));
+    }
+    c->partials = calloc((size_t)cpu_pool_max_chunks(c->pool) * PARTIAL_STRIDE,
+                         sizeof *c->partials);
+    if (!c->partials) {
+        cpu_destroy(c);
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
     }
     openblas_set_num_threads(threads);
 
@@ -915,7 +919,7 @@ static int cpu_sum_rows(void *ctx, float *out, const float *x, int64_t rows,
                   .cols = cols, .b = beta, .partials = c->partials };
     int chunks = cols >= 2 * ALIGN_F
         ? cpu_pool_chunks(c->pool, cols, rows * cols, GRAIN) : 1;
-    cpu_pool_run(c->pool, ew_chunk, &a, cols, chunks, ALIGN_F);
+    cpu_pool_run(c->pool, ew_chunk, &a, cols, chunks, ALIGN_F, rows * cols);
     return MLTK_OK;
 }
 
@@ -932,7 +936,7 @@ static int reduce(cpu_ctx *c, float *out, const float *x, int64_t n, int op)
     }
     ew_args a = { .op = op, .x = x, .partials = c->partials };
     int chunks = cpu_pool_chunks(c->pool, n, n, GRAIN);
-    cpu_pool_run(c->pool, ew_chunk, &a, n, chunks, ALIGN_F);
+    cpu_pool_run(c->pool, ew_chunk, &a, n, chunks, ALIGN_F, n);
     double s = 0.0;
     for (int k = 0; k < chunks; k++)
         s += c->partials[k * PARTIAL_STRIDE];
@@ -1006,7 +1010,7 @@ static int cpu_softmax_xent(void *ctx, float *loss, float *dlogits,
                     .scale = (float)((double)grad_scale / (double)N),
                     .partials = c->partials };
     int chunks = cpu_pool_chunks(c->pool, N, N * C * 4, GRAIN);
-    cpu_pool_run(c->pool, xent_chunk, &a, N, chunks, 1);
+    cpu_pool_run(c->pool, xent_chunk, &a, N, chunks, 1, N * C * 4);
     double total = 0.0;
     for (int k = 0; k < chunks; k++)
         total += c->partials[k * PARTIAL_STRIDE];
@@ -1030,7 +1034,7 @@ static int cpu_count_correct(void *ctx, float *correct, const float *logits,
     rows_args a = { .logits = logits, .labels = labels, .C = C,
                     .partials = c->partials };
     int chunks = cpu_pool_chunks(c->pool, N, N * C, GRAIN);
-    cpu_pool_run(c->pool, correct_chunk, &a, N, chunks, 1);
+    cpu_pool_run(c->pool, correct_chunk, &a, N, chunks, 1, N * C);
     double total = 0.0;
     for (int k = 0; k < chunks; k++)
         total += c->partials[k * PARTIAL_STRIDE];
@@ -1064,6 +1068,8 @@ static int cpu_gather_rows(void *ctx, void *dst, const void *src,
         return MLTK_OK;
     if (!dst || !src || !idx)
         return MLTK_ERR_INVALID;
+    /* negative indices are refused; the upper bound (rows of src) is not
+     * known here and is the caller's to keep */
     for (int64_t i = 0; i < n; i++)
         if (idx[i] < 0)
             return MLTK_ERR_INVALID;
@@ -1071,7 +1077,7 @@ static int cpu_gather_rows(void *ctx, void *dst, const void *src,
     int64_t work = (int64_t)(row_bytes / 4 + 1);
     work = work > INT64_MAX / n ? INT64_MAX : work * n;
     int chunks = cpu_pool_chunks(c->pool, n, work, GRAIN * 4);
-    cpu_pool_run(c->pool, gather_chunk, &a, n, chunks, 1);
+    cpu_pool_run(c->pool, gather_chunk, &a, n, chunks, 1, work);
     return MLTK_OK;
 }
 

@@ -1,13 +1,14 @@
 /* pool.h - the cpu backend's persistent thread pool.
  *
  * What this is: a fixed set of worker threads, created once with the
- * backend, that run one static partition of a loop at a time.  The calling
- * thread always runs chunk 0 itself; workers 1..T-1 run chunks 1..T-1.
- * Workers spin briefly after a job (the next op usually follows within
+ * backend, that run one static partition of a loop at a time, together
+ * with the calling thread.  Workers spin briefly after a job (the next op usually follows within
  * microseconds), then sleep on a condition variable, so an idle pool costs
- * no CPU and never competes with OpenBLAS's own threads for long.
+ * no CPU and never competes with OpenBLAS's own threads for long.  Chunks
+ * are claimed dynamically (whoever is free takes the next one), but what
+ * chunk k computes never depends on which thread runs it.
  *
- * Partitioning is static and depends only on (n, threads, align): chunk k
+ * Partitioning is static and depends only on (n, chunks, align): chunk k
  * always covers the same items, which is what makes reductions over
  * per-chunk partials bit-identical from run to run.
  *
@@ -33,9 +34,12 @@ void cpu_pool_destroy(cpu_pool *pool);
 int  cpu_pool_threads(const cpu_pool *pool);
 
 /* How many chunks a job of n items costing `work` units in all is split
- * into: 1 below `grain` units, else at most one per `grain` units and at
- * most one per thread. */
+ * into: 1 below 2 * `grain` units, else one per `grain` units, at most
+ * cpu_pool_max_chunks.  Depends only on its arguments and the thread
+ * count. */
 int  cpu_pool_chunks(const cpu_pool *pool, int64_t n, int64_t work, int64_t grain);
+/* The most chunks a job may have (size per-chunk partial results by it). */
+int  cpu_pool_max_chunks(const cpu_pool *pool);
 
 /* Items [begin, end) of chunk k of n items split into `chunks` chunks whose
  * boundaries are multiples of `align` (except the last end, n). */
@@ -44,9 +48,12 @@ void cpu_pool_range(int64_t n, int chunks, int64_t align, int k,
 
 /* Run fn over n items split into `chunks` chunks (from cpu_pool_chunks),
  * boundaries aligned to `align` items; returns when every chunk is done.
- * With chunks == 1 fn runs on the calling thread only. */
+ * With chunks == 1 fn runs on the calling thread only.  `work` (elements
+ * touched) decides whether sleeping workers are worth waking; it never
+ * changes the chunks, so results do not depend on it.  Chunks run with
+ * denormals flushed to zero. */
 void cpu_pool_run(cpu_pool *pool, cpu_pool_fn fn, void *arg, int64_t n,
-                  int chunks, int64_t align);
+                  int chunks, int64_t align, int64_t work);
 
 /* Tell spinning workers to sleep now: the caller is about to hand the
  * cores to another thread pool (OpenBLAS).  The next cpu_pool_run wakes

@@ -110,7 +110,8 @@ static int cmd_plugins(mltk_registry_t *reg, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry_run, int quiet)
+static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry_run, int quiet,
+                     int log_level)
 {
     mltk_config_t *cfg = NULL;
     mltk_session_t *s = NULL;
@@ -118,7 +119,7 @@ static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry
     int rc = mltk_config_load(&cfg, reg, path, &err);
     if (rc)
         return fail(rc == MLTK_ERR_IO ? MLTK_ERR_CONFIG : rc, err);
-    mltk_session_opts o = { .quiet = quiet, .epochs = epochs };
+    mltk_session_opts o = { .quiet = quiet, .epochs = epochs, .log_level = log_level };
     rc = mltk_session_create(&s, cfg, reg, &o, &err);
     if (rc == MLTK_OK) {
         if (dry_run)
@@ -149,7 +150,7 @@ int main(int argc, char **argv)
     };
     const char *config = NULL;
     const char **dirs = calloc((size_t)argc + 1, sizeof(char *));
-    int n_dirs = 0, epochs = 0, dry_run = 0, quiet = 0, c;
+    int n_dirs = 0, epochs = 0, dry_run = 0, quiet = 0, log_level = 0, c;
     if (!dirs)
         return EXIT_RUNTIME;
     while ((c = getopt_long(argc, argv, "c:e:nqvP:hV", opts, NULL)) != -1) {
@@ -173,9 +174,11 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            log_level = 1 + MLTK_LOG_ERROR;
             mltk_log_set_level(MLTK_LOG_ERROR);
             break;
         case 'v':
+            log_level = 1 + MLTK_LOG_DEBUG;
             mltk_log_set_level(MLTK_LOG_DEBUG);
             break;
         case 'P':
@@ -217,7 +220,7 @@ int main(int argc, char **argv)
     if (cmd) {
         code = cmd_plugins(reg, argc - optind - 1, argv + optind + 1);
     } else {
-        code = cmd_train(reg, config, epochs, dry_run, quiet);
+        code = cmd_train(reg, config, epochs, dry_run, quiet, log_level);
     }
     mltk_registry_destroy(reg);
     return code;

@@ -201,6 +201,8 @@ typedef struct mltk_session_opts {
     int   quiet;     /* no per-epoch lines on stdout */
     int   epochs;    /* > 0 overrides [train] epochs */
     void *epoch_out; /* FILE * for epoch lines, NULL = stdout */
+    int   log_level; /* 1 + mltk_log_level chosen on the command line, which
+                      * wins over [log] level; 0 = none */
 } mltk_session_opts;
 
 /* Build everything a config describes: pick the backend, open the data,
