@@ -7,7 +7,7 @@
 noinst_LTLIBRARIES = libmltkcore.la
 libmltkcore_la_SOURCES = \
 	core/internal.h core/schema.h core/schema.c \
-	core/util.c core/ini.c \
+	core/util.c core/ini.c core/init.c \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
 	core/session.h core/model.c core/data.c core/session.c core/train.c
 libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) \

@@ -240,12 +240,12 @@ int64_t mltk_tensor_numel(const mltk_tensor *t)
 /* ---- plugin kinds ------------------------------------------------------- */
 
 static const char *const kind_names[] = {
-    NULL, "backend", "layer", "loss", "optimizer", "dataset"
+    NULL, "backend", "layer", "loss", "optimizer", "dataset", "schedule"
 };
 
 const char *mltk_kind_name(int kind)
 {
-    if (kind >= MLTK_KIND_BACKEND && kind <= MLTK_KIND_DATASET)
+    if (kind >= MLTK_KIND_BACKEND && kind <= MLTK_KIND_SCHEDULE)
         return kind_names[kind];
     return "?";
 }
@@ -254,7 +254,7 @@ int mltk_kind_parse(const char *name)
 {
     if (!name)
         return 0;
-    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_DATASET; k++)
+    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_SCHEDULE; k++)
         if (strcmp(name, kind_names[k]) == 0)
             return k;
     return 0;

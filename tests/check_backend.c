@@ -907,7 +907,7 @@ START_TEST(test_optim_torch)
             double rp[OREF_N], rb[OREF_N];
             memcpy(g, oref_g[t - 1], sizeof(float) * OREF_N);
             ck_assert_int_eq(bi->sgd_step(ctx, p, g, m, OREF_N, r->lr, r->momentum,
-                                          r->dampening, r->weight_decay, r->nesterov, t),
+                                          r->dampening, r->weight_decay, r->nesterov, t, NULL),
                              MLTK_OK);
             for (int i = 0; i < OREF_N; i++) {
                 rp[i] = r->p[t - 1][i];
@@ -931,7 +931,7 @@ START_TEST(test_optim_torch)
             memcpy(g, oref_g[t - 1], sizeof(float) * OREF_N);
             ck_assert_int_eq(bi->adam_step(ctx, p, g, m, v, OREF_N, r->lr, r->beta1,
                                            r->beta2, r->eps, r->weight_decay,
-                                           r->decoupled, t), MLTK_OK);
+                                           r->decoupled, t, NULL), MLTK_OK);
             for (int i = 0; i < OREF_N; i++) {
                 rp[i] = r->p[t - 1][i];
                 rm[i] = r->m[t - 1][i];
@@ -977,7 +977,7 @@ START_TEST(test_optim_formulas)
             ref_sgd(rp, g, rm, n, r->lr, r->momentum, r->dampening, r->weight_decay,
                     r->nesterov, t);
             ck_assert_int_eq(bi->sgd_step(ctx, p, g, m, n, r->lr, r->momentum,
-                                          r->dampening, r->weight_decay, r->nesterov, t),
+                                          r->dampening, r->weight_decay, r->nesterov, t, NULL),
                              MLTK_OK);
             snprintf(what, sizeof what, "sgd #%zu step %d p", c, t);
             expect_close(p, rp, n, 2e-6, 2e-7, what);
@@ -1001,7 +1001,7 @@ START_TEST(test_optim_formulas)
             ref_adam(rp, g, rm, rv, n, r->lr, r->beta1, r->beta2, r->eps,
                      r->weight_decay, r->decoupled, t);
             ck_assert_int_eq(bi->adam_step(ctx, p, g, m, v, n, r->lr, r->beta1, r->beta2,
-                                           r->eps, r->weight_decay, r->decoupled, t),
+                                           r->eps, r->weight_decay, r->decoupled, t, NULL),
                              MLTK_OK);
             snprintf(what, sizeof what, "adam #%zu step %d p", c, t);
             expect_close(p, rp, n, 2e-6, 2e-7, what);
@@ -1012,12 +1012,12 @@ START_TEST(test_optim_formulas)
         }
     }
     /* t starts at 1 */
-    ck_assert_int_eq(bi->sgd_step(ctx, p, g, m, n, 0.1f, 0.9f, 0, 0, 0, 0), MLTK_ERR_INVALID);
-    ck_assert_int_eq(bi->adam_step(ctx, p, g, m, v, n, 0.1f, 0.9f, 0.99f, 1e-8f, 0, 0, 0),
+    ck_assert_int_eq(bi->sgd_step(ctx, p, g, m, n, 0.1f, 0.9f, 0, 0, 0, 0, NULL), MLTK_ERR_INVALID);
+    ck_assert_int_eq(bi->adam_step(ctx, p, g, m, v, n, 0.1f, 0.9f, 0.99f, 1e-8f, 0, 0, 0, NULL),
                      MLTK_ERR_INVALID);
-    ck_assert_int_eq(bi->sgd_step(ctx, p, g, NULL, n, 0.1f, 0.9f, 0, 0, 0, 1), MLTK_ERR_INVALID);
+    ck_assert_int_eq(bi->sgd_step(ctx, p, g, NULL, n, 0.1f, 0.9f, 0, 0, 0, 1, NULL), MLTK_ERR_INVALID);
     /* momentum 0 needs no buffer */
-    ck_assert_int_eq(bi->sgd_step(ctx, p, g, NULL, n, 0.1f, 0.0f, 0, 0, 0, 1), MLTK_OK);
+    ck_assert_int_eq(bi->sgd_step(ctx, p, g, NULL, n, 0.1f, 0.0f, 0, 0, 0, 1, NULL), MLTK_OK);
     free(rp);
     free(rm);
     free(rv);
@@ -1058,7 +1058,7 @@ static void run_all(int threads, struct run_out *o, const float *x, const int32_
     memcpy(o->p, x, sizeof(float) * (size_t)n);
     for (int t = 1; t <= 2; t++)
         ck_assert_int_eq(bi->adam_step(ctx, o->p, o->dl, m, v, n, 1e-3f, 0.9f, 0.999f,
-                                       1e-8f, 0.01f, 1, t), MLTK_OK);
+                                       1e-8f, 0.01f, 1, t, NULL), MLTK_OK);
     free(m);
     free(v);
     bi->destroy(ctx);

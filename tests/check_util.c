@@ -214,17 +214,17 @@ END_TEST
 START_TEST(test_kinds)
 {
     static const char *const names[] = { "backend", "layer", "loss", "optimizer",
-                                         "dataset" };
-    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_DATASET; k++) {
+                                         "dataset", "schedule" };
+    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_SCHEDULE; k++) {
         ck_assert_str_eq(mltk_kind_name(k), names[k - 1]);
         ck_assert_int_eq(mltk_kind_parse(names[k - 1]), k);
     }
     ck_assert_int_eq(mltk_kind_parse("layer"), MLTK_KIND_LAYER);
     ck_assert_int_eq(mltk_kind_parse("Layer"), 0);
-    ck_assert_int_eq(mltk_kind_parse("schedule"), 0);
+    ck_assert_int_eq(mltk_kind_parse("scheduler"), 0);
     ck_assert_int_eq(mltk_kind_parse(NULL), 0);
     ck_assert_str_eq(mltk_kind_name(0), "?");
-    ck_assert_str_eq(mltk_kind_name(6), "?");
+    ck_assert_str_eq(mltk_kind_name(7), "?");
 }
 END_TEST
 

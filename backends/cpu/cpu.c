@@ -1107,9 +1107,12 @@ static int cpu_rng_normal(void *ctx, float *x, int64_t n, float mean, float std,
 
 static int cpu_sgd_step(void *ctx, float *p, const float *g, float *mom, int64_t n,
                         float lr, float momentum, float dampening,
-                        float weight_decay, int nesterov, int64_t t)
+                        float weight_decay, int nesterov, int64_t t,
+                        const float *lr_scale)
 {
     CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
+    if (lr_scale)
+        return MLTK_ERR_UNSUPPORTED;
     if (momentum != 0.0f)
         CHECK_PTR(mom, n);
     if (t < 1)
@@ -1125,8 +1128,11 @@ static int cpu_sgd_step(void *ctx, float *p, const float *g, float *mom, int64_t
 
 static int cpu_adam_step(void *ctx, float *p, const float *g, float *m, float *v,
                          int64_t n, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, int decoupled, int64_t t)
+                         float weight_decay, int decoupled, int64_t t,
+                         const float *lr_scale)
 {
+    if (lr_scale)
+        return MLTK_ERR_UNSUPPORTED;
     CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
     CHECK_PTR(m, n); CHECK_PTR(v, n);
     if (t < 1)

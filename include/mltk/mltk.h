@@ -151,7 +151,8 @@ typedef enum mltk_plugin_kind {
     MLTK_KIND_LAYER     = 2,
     MLTK_KIND_LOSS      = 3,
     MLTK_KIND_OPTIMIZER = 4,
-    MLTK_KIND_DATASET   = 5
+    MLTK_KIND_DATASET   = 5,
+    MLTK_KIND_SCHEDULE  = 6   /* ABI 1.1 */
 } mltk_plugin_kind;
 
 MLTK_API const char *mltk_kind_name(int kind);  /* "layer", ... or "?" */

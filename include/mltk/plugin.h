@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define MLTK_ABI_MAJOR 1
-#define MLTK_ABI_MINOR 0
+#define MLTK_ABI_MINOR 1
 
 #define MLTK_PLUGIN_SYMBOL_PREFIX "mltk_plugin_"
 
@@ -79,6 +79,21 @@ typedef struct mltk_init {
     double a, b;
 } mltk_init;
 
+/* Build an initialiser from its name, with fan-in and fan-out as PyTorch
+ * defines them (dense (out,in): fan_in = in, fan_out = out; conv
+ * (K, C/g, R, S): fan_in = C/g*R*S, fan_out = K*R*S):
+ *   he_normal      N(0, sqrt(2 / fan_in))
+ *   he_uniform     U(-b, b), b = sqrt(6 / fan_in)
+ *   xavier_normal  N(0, sqrt(2 / (fan_in + fan_out)))
+ *   xavier_uniform U(-b, b), b = sqrt(6 / (fan_in + fan_out))
+ *   normal         N(0, std)
+ *   zeros          0
+ *   default        U(-b, b), b = 1 / sqrt(fan_in) (PyTorch's default for
+ *                  nn.Linear and nn.Conv2d weights and biases)
+ * Returns MLTK_ERR_CONFIG for another name.  (ABI 1.1) */
+MLTK_API int mltk_init_named(const char *name, double fan_in, double fan_out,
+                             double std, mltk_init *out, char **err);
+
 /* The setup context: what a layer may ask the core for while it infers its
  * output shape.  Opaque; valid only during the setup call. */
 typedef struct mltk_layer_setup mltk_layer_setup_t;
@@ -115,6 +130,10 @@ typedef struct mltk_layer_run {
     mltk_tensor *buffers;  /* [n_buffers] scratch views */
     uint64_t     seed;     /* run seed, for layers that draw random numbers */
     uint64_t     step;     /* global step, 0-based */
+    /* ABI 1.1 */
+    int          frozen;   /* the layer's `freeze = true`: its parameters do
+                            * not move, and layers with running statistics
+                            * (batchnorm) must not update them */
 } mltk_layer_run;
 
 struct mltk_layer_i {
@@ -161,6 +180,22 @@ struct mltk_loss_i {
 
 /* ---- optimizers ----------------------------------------------------------- */
 
+/* One optimizer step over the flat buffers (ABI 1.1).  Borrowed for the
+ * call. */
+struct mltk_opt_step {
+    uint32_t       size;      /* sizeof(struct mltk_opt_step) */
+    float         *p;         /* parameters (n) */
+    const float   *g;         /* gradients (n) */
+    float *const  *state;     /* state_slots buffers of n floats */
+    int64_t        n;
+    float          lr;        /* scheduled learning rate */
+    int64_t        t;         /* 1-based step */
+    const float   *lr_scale;  /* per element (n), or NULL for all 1 */
+    int            n_seg;     /* parameter tensors in the buffer */
+    const int64_t *seg_off;   /* (n_seg + 1) element offsets, host memory */
+    float         *scratch;   /* 2 * n_seg floats of backend memory */
+};
+
 struct mltk_optimizer_i {
     uint32_t size;
     int  (*create)(void **self, const mltk_params_t *params, char **err);
@@ -174,6 +209,32 @@ struct mltk_optimizer_i {
     int  (*step)(void *self, const struct mltk_backend *be, float *p,
                  const float *g, float *const *state, int64_t n, float lr,
                  int64_t t);
+    /* ABI 1.1, optional: the step with everything the core knows; the
+     * core calls it instead of `step` when present. */
+    int  (*step2)(void *self, const struct mltk_backend *be,
+                  const struct mltk_opt_step *st);
+};
+
+/* ---- learning-rate schedules (ABI 1.1) ------------------------------------ */
+
+typedef struct mltk_sched_state {
+    double  base_lr;         /* the optimizer's lr (after linear scaling) */
+    int64_t step;            /* optimizer steps taken so far, 0-based */
+    int64_t epoch;           /* epochs completed so far, 0-based */
+    int64_t steps_per_epoch;
+    int64_t total_steps;     /* epochs * steps_per_epoch */
+} mltk_sched_state;
+
+struct mltk_schedule_i {
+    uint32_t size;
+    int    (*create)(void **self, const mltk_params_t *params, char **err);
+    void   (*destroy)(void *self);
+    /* The learning rate for the step about to be taken (warm-up is the
+     * core's and is applied on top). */
+    double (*lr)(void *self, const mltk_sched_state *st);
+    /* optional: the monitored metric after each epoch (reduce_on_plateau) */
+    void   (*observe)(void *self, const char *metric, double value,
+                      const mltk_sched_state *st);
 };
 
 /* ---- data sets ------------------------------------------------------------ */

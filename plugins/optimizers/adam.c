@@ -84,7 +84,7 @@ static int adam_step(void *self, const struct mltk_backend *be, float *p,
     if (n == 0)
         return MLTK_OK;
     return be->i->adam_step(be->ctx, p, g, state[0], state[1], n, lr, o->beta1,
-                            o->beta2, o->eps, o->weight_decay, o->decoupled, t);
+                            o->beta2, o->eps, o->weight_decay, o->decoupled, t, NULL);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

@@ -85,7 +85,7 @@ static int sgd_step(void *self, const struct mltk_backend *be, float *p,
     if (n == 0)
         return MLTK_OK;
     return be->i->sgd_step(be->ctx, p, g, mom, n, lr, o->momentum, o->dampening,
-                           o->weight_decay, o->nesterov, t);
+                           o->weight_decay, o->nesterov, t, NULL);
 }
 
 /* ---- entry ---------------------------------------------------------------- */
