@@ -14,6 +14,10 @@ include tests/core.mk
 include tests/backend.mk
 include tests/plugins.mk
 include tests/cli.mk
+include tests/conv.mk
+include tests/norm.mk
+include tests/graph.mk
+include tests/optim2.mk
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_train

@@ -34,44 +34,9 @@
 #include <mltk/rng.h>
 
 #include "pool.h"
+#include "cpu_internal.h"
 
-/* ---- build-time choices ---- */
-
-/* Hot kernels get one clone per vector ISA; the loader picks one.
- * Building with -DKERNEL= (or another attribute) overrides this, e.g. to
- * test the baseline code on a machine with wider vectors. */
-#if !defined(KERNEL) && defined(__x86_64__) && defined(__GNUC__) \
-    && !defined(__clang__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-#endif
-#ifndef KERNEL
-#define KERNEL
-#endif
-
-/* Work (in elements touched) per chunk of a parallel op; an op with less
- * than two chunks' worth (32k) runs on the calling thread alone. */
-#define GRAIN 16384
-/* Chunk boundaries of elementwise ops fall on 64-byte lines. */
-#define ALIGN_F 16
-/* Per-chunk partial results are kept a cache line apart. */
-#define PARTIAL_STRIDE 8
-
-/* ---- context ---- */
-
-typedef struct cpu_ctx {
-    cpu_pool *pool;
-    int       threads;
-    double   *partials;  /* max chunks * PARTIAL_STRIDE, for reductions */
-    char      name[192];
-} cpu_ctx;
-
-/* ---- argument checks ---- */
-
-#define CHECK_CTX(c) do { if (!(c)) return MLTK_ERR_INVALID; } while (0)
-#define CHECK_N(n) do { if ((n) < 0) return MLTK_ERR_INVALID; } while (0)
-#define CHECK_PTR(p, n) do { if ((n) > 0 && !(p)) return MLTK_ERR_INVALID; } while (0)
+/* build-time choices, the context and argument checks: cpu_internal.h */
 
 /* ---- scalar math that vectorizes ---- */
 
@@ -1193,6 +1158,31 @@ static const struct mltk_backend_i cpu_iface = {
     .sgd_step = cpu_sgd_step,
     .adam_step = cpu_adam_step,
     .get_proc = cpu_get_proc,
+    /* ABI 1.1 */
+    .conv2d_workspace = cpu_conv2d_workspace,         /* cpu_conv.c */
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward_data = cpu_conv2d_backward_data,
+    .conv2d_backward_filter = cpu_conv2d_backward_filter,
+    .pool2d_forward = cpu_pool2d_forward,
+    .pool2d_backward = cpu_pool2d_backward,
+    .batchnorm_forward_train = cpu_batchnorm_forward_train,  /* cpu_norm.c */
+    .batchnorm_forward_eval = cpu_batchnorm_forward_eval,
+    .batchnorm_backward = cpu_batchnorm_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .dropout_forward = cpu_dropout_forward,
+    .softmax_forward = cpu_softmax_forward,
+    .softmax_backward = cpu_softmax_backward,
+    .copy_2d = cpu_copy_2d,                            /* cpu_misc.c */
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .softmax_xent_ex = cpu_softmax_xent_ex,
+    .pointwise_loss = cpu_pointwise_loss,
+    .kl_div_logits = cpu_kl_div_logits,
+    .scale_to_norm = cpu_scale_to_norm,                /* cpu_optim.c */
+    .clamp = cpu_clamp,
+    .rmsprop_step = cpu_rmsprop_step,
+    .lamb_step = cpu_lamb_step,
 };
 
 MLTK_PLUGIN(cpu, MLTK_KIND_BACKEND, &cpu_iface)

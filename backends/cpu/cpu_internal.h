@@ -1,0 +1,124 @@
+/* cpu_internal.h - what the cpu backend's source files share.
+ *
+ * Hidden inside the plugin (built with -fvisibility=hidden; only
+ * mltk_plugin_cpu is exported).  cpu.c holds the core ops and the vtable;
+ * the ABI 1.1 ops live one family per file: cpu_conv.c (convolution,
+ * pooling), cpu_norm.c (batch/layer norm, dropout, softmax), cpu_misc.c
+ * (strided copies, embedding, losses), cpu_optim.c (clipping, RMSprop,
+ * LAMB).
+ */
+#ifndef MLTK_CPU_INTERNAL_H
+#define MLTK_CPU_INTERNAL_H
+
+#include <mltk/plugin.h>
+#include "pool.h"
+
+/* ---- build-time choices ---- */
+
+/* Hot kernels get one clone per vector ISA; the loader picks one.
+ * Building with -DKERNEL= (or another attribute) overrides this, e.g. to
+ * test the baseline code on a machine with wider vectors. */
+#if !defined(KERNEL) && defined(__x86_64__) && defined(__GNUC__) \
+    && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef KERNEL
+#define KERNEL
+#endif
+
+/* Work (in elements touched) per chunk of a parallel op; an op with less
+ * than two chunks' worth (32k) runs on the calling thread alone. */
+#define GRAIN 16384
+/* Chunk boundaries of elementwise ops fall on 64-byte lines. */
+#define ALIGN_F 16
+/* Per-chunk partial results are kept a cache line apart. */
+#define PARTIAL_STRIDE 8
+
+/* ---- context ---- */
+
+typedef struct cpu_ctx {
+    cpu_pool *pool;
+    int       threads;
+    double   *partials;  /* max chunks * PARTIAL_STRIDE, for reductions */
+    char      name[192];
+} cpu_ctx;
+
+/* ---- argument checks ---- */
+
+#define CHECK_CTX(c) do { if (!(c)) return MLTK_ERR_INVALID; } while (0)
+#define CHECK_N(n) do { if ((n) < 0) return MLTK_ERR_INVALID; } while (0)
+#define CHECK_PTR(p, n) do { if ((n) > 0 && !(p)) return MLTK_ERR_INVALID; } while (0)
+
+/* ---- ABI 1.1 ops, one family per file ---- */
+
+/* cpu_conv.c */
+size_t cpu_conv2d_workspace(void *ctx, const mltk_conv2d_desc *d);
+int cpu_conv2d_forward(void *ctx, float *y, const float *x, const float *w,
+                       const float *b, const mltk_conv2d_desc *d, mltk_act act,
+                       float alpha, void *ws);
+int cpu_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float *w,
+                             const mltk_conv2d_desc *d, void *ws);
+int cpu_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy,
+                               const float *x, const mltk_conv2d_desc *d, void *ws);
+int cpu_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
+                       const mltk_pool2d_desc *d);
+int cpu_pool2d_backward(void *ctx, mltk_pool kind, float *dx, const float *dy,
+                        const float *x, const float *y, const mltk_pool2d_desc *d);
+
+/* cpu_norm.c */
+int cpu_batchnorm_forward_train(void *ctx, float *y, const float *x, const float *gamma,
+                                const float *beta, float *save_mean, float *save_invstd,
+                                float *running_mean, float *running_var, int64_t N,
+                                int64_t C, int64_t L, float momentum, float eps);
+int cpu_batchnorm_forward_eval(void *ctx, float *y, const float *x, const float *gamma,
+                               const float *beta, const float *running_mean,
+                               const float *running_var, int64_t N, int64_t C, int64_t L,
+                               float eps);
+int cpu_batchnorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *gamma,
+                           const float *save_mean, const float *save_invstd, int64_t N,
+                           int64_t C, int64_t L);
+int cpu_layernorm_forward(void *ctx, float *y, const float *x, const float *gamma,
+                          const float *beta, float *mean, float *rstd, int64_t rows,
+                          int64_t cols, float eps);
+int cpu_layernorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
+                           const float *dy, const float *x, const float *gamma,
+                           const float *mean, const float *rstd, int64_t rows,
+                           int64_t cols);
+int cpu_dropout_forward(void *ctx, float *y, float *mask, const float *x, int64_t n,
+                        float p, uint64_t seed, uint64_t offset);
+int cpu_softmax_forward(void *ctx, float *y, const float *x, int64_t rows, int64_t cols);
+int cpu_softmax_backward(void *ctx, float *dx, const float *dy, const float *y,
+                         int64_t rows, int64_t cols);
+
+/* cpu_misc.c */
+int cpu_copy_2d(void *ctx, float *dst, int64_t dst_ld, const float *src, int64_t src_ld,
+                int64_t rows, int64_t cols, int accumulate);
+int cpu_embedding_forward(void *ctx, float *y, const float *table, const float *ids,
+                          int64_t n, int64_t dim, int64_t vocab);
+int cpu_embedding_backward(void *ctx, float *dtable, const float *dy, const float *ids,
+                           int64_t n, int64_t dim, int64_t vocab);
+int cpu_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *logits,
+                        const int32_t *labels, const float *weights, int64_t N, int64_t C,
+                        float label_smoothing, float grad_scale);
+int cpu_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const float *pred,
+                       const float *target, int64_t n, float grad_scale);
+int cpu_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *student,
+                      const float *teacher, int64_t N, int64_t C, float T,
+                      float grad_scale);
+
+/* cpu_optim.c */
+int cpu_scale_to_norm(void *ctx, float *x, int64_t n, const float *sumsq, float max_norm);
+int cpu_clamp(void *ctx, float *x, int64_t n, float lo, float hi);
+int cpu_rmsprop_step(void *ctx, float *p, const float *g, float *sq, float *mom,
+                     float *gavg, int64_t n, float lr, float alpha, float eps,
+                     float weight_decay, float momentum, int centered,
+                     const float *lr_scale);
+int cpu_lamb_step(void *ctx, float *p, const float *g, float *m, float *v, int64_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay,
+                  int64_t t, const int64_t *seg_off, int n_seg, float *scratch,
+                  const float *lr_scale);
+
+#endif /* MLTK_CPU_INTERNAL_H */

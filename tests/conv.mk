@@ -1,0 +1,1 @@
+# tests for the conv family (see tests/check_conv.c)

@@ -1,0 +1,1 @@
+# tests for the graph family (see tests/check_graph.c)

@@ -1,0 +1,1 @@
+# tests for the norm family (see tests/check_norm.c)
