@@ -108,35 +108,6 @@ static int unknown_key(char **err, const char *origin, int line,
                      origin, line, section, key, list);
 }
 
-static int parse_number(const char *s, double *out)
-{
-    if (!s || !*s || isspace((unsigned char)*s))
-        return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (*end != '\0' || errno == ERANGE || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_bool(const char *s, int *out)
-{
-    static const char *const yes[] = { "true", "yes", "on", "1" };
-    static const char *const no[] = { "false", "no", "off", "0" };
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* "1" or "1.0": the major version */
 static int parse_abi(const char *s, int *major)
@@ -337,7 +308,7 @@ static int build_param(const char *origin, raw_param *rp, mltk_param_def *pd,
                              origin, rp->vline[k], pn, param_keys[k],
                              mltk_ptype_name(pd->type));
         double v;
-        if (parse_number(rp->val[k], &v))
+        if (mltk_parse_float(rp->val[k], &v))
             return mltk_errf(err, MLTK_ERR_PLUGIN,
                              "%s:%d: [param.%s]: %s must be a number, got '%s'",
                              origin, rp->vline[k], pn, param_keys[k], rp->val[k]);
@@ -354,7 +325,7 @@ static int build_param(const char *origin, raw_param *rp, mltk_param_def *pd,
                          "%s:%d: [param.%s]: max (%s) is less than min (%s)",
                          origin, rp->vline[AK_MAX], pn, rp->val[AK_MAX], rp->val[AK_MIN]);
 
-    if (rp->val[AK_REQUIRED] && parse_bool(rp->val[AK_REQUIRED], &pd->required))
+    if (rp->val[AK_REQUIRED] && mltk_parse_bool(rp->val[AK_REQUIRED], &pd->required))
         return mltk_errf(err, MLTK_ERR_PLUGIN,
                          "%s:%d: [param.%s]: required must be true or false, got '%s'",
                          origin, rp->vline[AK_REQUIRED], pn, rp->val[AK_REQUIRED]);

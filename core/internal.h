@@ -90,6 +90,11 @@ MLTK_HIDDEN const mltk_param_def *mltk_desc_param(const mltk_desc *d,
 MLTK_HIDDEN int mltk_param_check(const mltk_param_def *def, const char *value,
                                  char **why);
 MLTK_HIDDEN const char *mltk_ptype_name(mltk_ptype t);
+/* The whole of s is one finite number: 0; -1 if not a number, -2 if not
+ * finite or out of range. */
+MLTK_HIDDEN int mltk_parse_float(const char *s, double *out);
+/* true/yes/on/1 or false/no/off/0, any case: 0; else -1 */
+MLTK_HIDDEN int mltk_parse_bool(const char *s, int *out);
 MLTK_HIDDEN int mltk_ptype_parse(const char *name);
 
 /* ---- validated parameters (params.c) ----------------------------------- */

@@ -65,7 +65,7 @@ static int parse_int(const char *s, int64_t *out)
 }
 
 /* the whole of s is one finite number; -2 if not finite */
-static int parse_float(const char *s, double *out)
+int mltk_parse_float(const char *s, double *out)
 {
     if (!*s || isspace((unsigned char)*s))
         return -1;
@@ -80,7 +80,7 @@ static int parse_float(const char *s, double *out)
     return 0;
 }
 
-static int parse_bool(const char *s, int *out)
+int mltk_parse_bool(const char *s, int *out)
 {
     static const char *const yes[] = { "true", "yes", "on", "1" };
     static const char *const no[] = { "false", "no", "off", "0" };
@@ -172,7 +172,7 @@ static int check_float_item(const char *item, void *user)
 {
     item_check *c = user;
     double v;
-    if (parse_float(item, &v)) {
+    if (mltk_parse_float(item, &v)) {
         c->bad = 1;
         return 1;
     }
@@ -219,7 +219,7 @@ int mltk_param_check(const mltk_param_def *def, const char *value, char **why)
     }
     case MLTK_P_FLOAT: {
         double v;
-        int r = parse_float(value, &v);
+        int r = mltk_parse_float(value, &v);
         if (r == -2)
             return mltk_errf(why, MLTK_ERR_CONFIG, "must be a finite number, got '%s'",
                              value);
@@ -231,7 +231,7 @@ int mltk_param_check(const mltk_param_def *def, const char *value, char **why)
     }
     case MLTK_P_BOOL: {
         int b;
-        if (parse_bool(value, &b))
+        if (mltk_parse_bool(value, &b))
             return mltk_errf(why, MLTK_ERR_CONFIG,
                              "must be true or false (or yes/no, on/off, 1/0), got '%s'",
                              value);
@@ -505,7 +505,7 @@ double mltk_params_float(const mltk_params_t *p, const char *key)
     static const int types[] = { MLTK_P_FLOAT, MLTK_P_INT, 0 };
     const char *v = lookup(p, key, types, "mltk_params_float");
     double x = 0;
-    if (v && parse_float(v, &x))
+    if (v && mltk_parse_float(v, &x))
         x = 0;
     return x;
 }
@@ -515,7 +515,7 @@ int mltk_params_bool(const mltk_params_t *p, const char *key)
     static const int types[] = { MLTK_P_BOOL, 0 };
     const char *v = lookup(p, key, types, "mltk_params_bool");
     int b = 0;
-    if (v && parse_bool(v, &b))
+    if (v && mltk_parse_bool(v, &b))
         b = 0;
     return b;
 }
@@ -559,7 +559,7 @@ static int collect_item(const char *item, void *user)
     if (c->count < c->max) {
         if (c->is_float) {
             double v = 0;
-            if (c->fout && parse_float(item, &v) == 0)
+            if (c->fout && mltk_parse_float(item, &v) == 0)
                 c->fout[c->count] = v;
         } else {
             int64_t v = 0;
