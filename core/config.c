@@ -2,8 +2,9 @@
  *
  * What this is: the loader of train.ini.  It reads the file (keeping its
  * text for run records), checks the section structure ([run], [train],
- * [log], [data], [layer.NAME]..., [loss], [optimizer]), finds the plugin
- * each plugin-backed section names with `type`, and validates every key
+ * [log], [data], [layer.NAME]..., [loss], [optimizer], [schedule]), finds
+ * the plugin each plugin-backed section names with `type` ([schedule]'s
+ * defaults to `constant`), and validates every key
  * against the core's schema for the section plus the plugin's descriptor,
  * so that every mistake is one line "file:line: ..." before any plugin
  * code runs.
@@ -28,18 +29,21 @@ typedef struct sec_kind {
     const char *schema;
     int         kind;     /* plugin kind named by `type`, 0 for none */
     int         required;
+    const char *def_type; /* plugin used when `type` is absent, or NULL */
 } sec_kind;
 
-enum { SK_RUN, SK_TRAIN, SK_LOG, SK_DATA, SK_LAYER, SK_LOSS, SK_OPTIMIZER, N_SK };
+enum { SK_RUN, SK_TRAIN, SK_LOG, SK_DATA, SK_LAYER, SK_LOSS, SK_OPTIMIZER, SK_SCHEDULE,
+       N_SK };
 
 static const sec_kind sec_kinds[N_SK] = {
-    [SK_RUN]       = { "run", mltk_schema_run, 0, 0 },
-    [SK_TRAIN]     = { "train", mltk_schema_train, 0, 0 },
-    [SK_LOG]       = { "log", mltk_schema_log, 0, 0 },
-    [SK_DATA]      = { "data", mltk_schema_data, MLTK_KIND_DATASET, 1 },
-    [SK_LAYER]     = { "layer", mltk_schema_layer, MLTK_KIND_LAYER, 1 },
-    [SK_LOSS]      = { "loss", mltk_schema_loss, MLTK_KIND_LOSS, 1 },
-    [SK_OPTIMIZER] = { "optimizer", mltk_schema_optimizer, MLTK_KIND_OPTIMIZER, 1 },
+    [SK_RUN]       = { "run", mltk_schema_run, 0, 0, NULL },
+    [SK_TRAIN]     = { "train", mltk_schema_train, 0, 0, NULL },
+    [SK_LOG]       = { "log", mltk_schema_log, 0, 0, NULL },
+    [SK_DATA]      = { "data", mltk_schema_data, MLTK_KIND_DATASET, 1, NULL },
+    [SK_LAYER]     = { "layer", mltk_schema_layer, MLTK_KIND_LAYER, 1, NULL },
+    [SK_LOSS]      = { "loss", mltk_schema_loss, MLTK_KIND_LOSS, 1, NULL },
+    [SK_OPTIMIZER] = { "optimizer", mltk_schema_optimizer, MLTK_KIND_OPTIMIZER, 1, NULL },
+    [SK_SCHEDULE]  = { "schedule", mltk_schema_schedule, MLTK_KIND_SCHEDULE, 0, "constant" },
 };
 
 /* The config with what it owns besides the public fields. */
@@ -135,15 +139,16 @@ static int classify(const char *path, int line, const char *name, int *sk, char 
         }
     }
     static const char *const names[] = { "run", "train", "log", "data", "loss",
-                                         "optimizer" };
-    const char *hint = mltk_did_you_mean(name, names, 6);
+                                         "optimizer", "schedule" };
+    const char *hint = mltk_did_you_mean(name, names, 7);
     if (hint)
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "%s:%d: unknown section [%s]; did you mean [%s]?", path, line,
                          name, hint);
     return mltk_errf(err, MLTK_ERR_CONFIG,
                      "%s:%d: unknown section [%s] (sections: [run], [train], [log], "
-                     "[data], [layer.NAME], [loss], [optimizer])", path, line, name);
+                     "[data], [layer.NAME], [loss], [optimizer], [schedule])", path, line,
+                     name);
 }
 
 static int on_ini(void *user, int line, const char *section, const char *key,
@@ -235,21 +240,22 @@ static int validate(config_priv *c, mltk_registry_t *reg, raw_sec *rs,
                 break;
             }
         }
-        if (t < 0) {
+        if (t < 0 && !k->def_type) {
             rc = mltk_errf(err, MLTK_ERR_CONFIG, "%s:%d: %s: missing required key 'type'",
                            path, rs->line, what);
             goto out;
         }
-        if (!*rs->vals[t]) {
+        if (t >= 0 && !*rs->vals[t]) {
             rc = mltk_errf(err, MLTK_ERR_CONFIG, "%s:%d: %s: key 'type' has no value",
                            path, rs->lines[t], what);
             goto out;
         }
-        rc = mltk_registry_find(reg, rs->vals[t], k->kind, &out->plugin, err);
+        rc = mltk_registry_find(reg, t >= 0 ? rs->vals[t] : k->def_type, k->kind,
+                                &out->plugin, err);
         if (rc == MLTK_ERR_PLUGIN)  /* no such plugin: the config is wrong */
             rc = MLTK_ERR_CONFIG;
         if (rc) {
-            mltk_err_prefix(err, "%s:%d: %s", path, rs->lines[t], what);
+            mltk_err_prefix(err, "%s:%d: %s", path, t >= 0 ? rs->lines[t] : rs->line, what);
             goto out;
         }
         descs[1] = out->plugin;

@@ -27,6 +27,7 @@ typedef struct mltk_pentry {
     mltk_shape shape;
     mltk_init  init;
     int64_t    offset;    /* in floats, into the flat buffers */
+    int        node;      /* the layer that declared it */
 } mltk_pentry;
 
 typedef struct mltk_bentry {
@@ -48,6 +49,8 @@ typedef struct mltk_node {
     int                       p_first, n_params;   /* into model->pe */
     int                       b_first, n_buffers;  /* into model->be_ */
     int                       consumers;
+    int                       frozen;   /* freeze = true */
+    double                    lr_mult;  /* lr_mult (1 by default) */
     float                    *y, *dy;
     float                   **edge;   /* per input: dx buffer when the
                                        * producer has several consumers */
@@ -66,6 +69,7 @@ struct mltk_model {
     mltk_bentry *bu;
     int          n_bu;
     int64_t      n_floats;
+    int64_t     *seg_off;  /* n_pe + 1 tensor offsets; the last is n_floats */
     float       *params, *grads;
     const void  *last_x;   /* data batch of the last forward, for backward */
     const mltk_config_t *cfg;  /* while building, for messages */
@@ -100,6 +104,7 @@ int mltk_layer_add_param(mltk_layer_setup_t *s, const char *name,
         return MLTK_ERR_NOMEM;
     pe->shape = *shape;
     pe->init = init;
+    pe->node = s->node;
     if (n->n_params == 0)
         n->p_first = m->n_pe;
     n->n_params++;
@@ -205,10 +210,15 @@ static int be_alloc_floats(const struct mltk_backend *be, int64_t n, float **p)
 static int layout_params(mltk_model *m, char **err)
 {
     int64_t off = 0;
+    m->seg_off = malloc((size_t)(m->n_pe + 1) * sizeof(*m->seg_off));
+    if (!m->seg_off)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->n_pe; i++) {
         m->pe[i].offset = off;
+        m->seg_off[i] = off;
         off += round16(mltk_shape_numel(&m->pe[i].shape));
     }
+    m->seg_off[m->n_pe] = off;
     m->n_floats = off;
     if (be_alloc_floats(m->be, off, &m->params) ||
         be_alloc_floats(m->be, off, &m->grads))
@@ -325,6 +335,8 @@ static int build_node(mltk_model *m, int idx, const mltk_section *sec,
     n->sec = sec;
     n->name = sec->label;
     n->type = mltk_params_str(sec->params, "type");
+    n->frozen = mltk_params_bool(sec->params, "freeze");
+    n->lr_mult = mltk_params_float(sec->params, "lr_mult");
     int rc = mltk_registry_load(reg, n->type, MLTK_KIND_LAYER, &iface, err);
     if (rc) {
         mltk_err_prefix(err, "%s", mltk_params_where(sec->params));
@@ -506,6 +518,7 @@ void mltk_model_destroy(mltk_model *m)
     if (m->params) be->i->free(be->ctx, m->params);
     if (m->grads) be->i->free(be->ctx, m->grads);
     free(m->pe);
+    free(m->seg_off);
     free(m->bu);
     free(m->node);
     free(m);
@@ -528,7 +541,7 @@ static void fill_run(mltk_model *m, mltk_node *n, mltk_layer_run *r, const void 
     *r = (mltk_layer_run){
         .be = m->be, .mode = mode, .batch = batch, .n_in = n->n_in,
         .x = n->x_t, .dx = n->dx_t, .params = n->p_t, .grads = n->g_t,
-        .buffers = n->b_t, .seed = m->seed, .step = step,
+        .buffers = n->b_t, .seed = m->seed, .step = step, .frozen = n->frozen,
     };
 }
 
@@ -616,6 +629,32 @@ float *mltk_model_grads(mltk_model *m, int64_t *n)
     return m->grads;
 }
 
+/* ---- parameter tensors as segments of the flat buffers ------------------- */
+
+const int64_t *mltk_model_segments(const mltk_model *m, int *n_seg)
+{
+    *n_seg = m->n_pe;
+    return m->seg_off;
+}
+
+const char *mltk_model_segment_name(const mltk_model *m, int seg)
+{
+    return seg >= 0 && seg < m->n_pe ? m->pe[seg].name : NULL;
+}
+
+int mltk_model_segment_frozen(const mltk_model *m, int seg)
+{
+    return seg >= 0 && seg < m->n_pe && m->node[m->pe[seg].node].frozen;
+}
+
+double mltk_model_segment_lr_mult(const mltk_model *m, int seg)
+{
+    if (seg < 0 || seg >= m->n_pe)
+        return 1.0;
+    const mltk_node *n = &m->node[m->pe[seg].node];
+    return n->frozen ? 0.0 : n->lr_mult;
+}
+
 void mltk_model_print(const mltk_model *m, FILE *out)
 {
     char buf[128];
@@ -665,6 +704,7 @@ int mltk_single_layer_create(mltk_single_layer **out, const struct mltk_layer_i 
         mltk_node *n = &m->node[0];
         n->name = "layer";
         n->type = "layer";
+        n->lr_mult = 1.0;
         n->iface = iface;
         n->self = NULL;  /* owned by the caller */
         n->n_in = n_in;

@@ -312,6 +312,7 @@ static const char *kind_plural(int kind)
     case MLTK_KIND_LOSS:      return "losses";
     case MLTK_KIND_OPTIMIZER: return "optimizers";
     case MLTK_KIND_DATASET:   return "datasets";
+    case MLTK_KIND_SCHEDULE:  return "schedules";
     }
     return "plugins";
 }
@@ -441,7 +442,8 @@ int mltk_registry_find(const mltk_registry_t *reg, const char *name, int kind,
 
 /* ---- loading ---------------------------------------------------------------- */
 
-/* the ABI 1.0 minimum of each vtable, and its members that may not be NULL */
+/* the minimum of each vtable (ABI 1.0; schedules 1.1), and its members that
+ * may not be NULL */
 typedef struct member {
     const char *name;
     size_t      off;
@@ -467,6 +469,10 @@ static const member optimizer_req[] = {
 static const member dataset_req[] = {
     M(struct mltk_dataset_i, open), M(struct mltk_dataset_i, close),
     M(struct mltk_dataset_i, info), M(struct mltk_dataset_i, read), { NULL, 0 }
+};
+static const member schedule_req[] = {
+    M(struct mltk_schedule_i, create), M(struct mltk_schedule_i, destroy),
+    M(struct mltk_schedule_i, lr), { NULL, 0 }
 };
 static const member backend_req[] = {
     M(struct mltk_backend_i, probe), M(struct mltk_backend_i, create),
@@ -495,6 +501,10 @@ static size_t vtable_min_size(int kind, const member **req, const char **sname)
         *req = dataset_req;
         *sname = "mltk_dataset_i";
         return END_OF(struct mltk_dataset_i, read);
+    case MLTK_KIND_SCHEDULE:  /* ABI 1.1: observe is optional */
+        *req = schedule_req;
+        *sname = "mltk_schedule_i";
+        return END_OF(struct mltk_schedule_i, lr);
     case MLTK_KIND_BACKEND:
         *req = backend_req;
         *sname = "mltk_backend_i";
@@ -552,9 +562,9 @@ static int check_plugin(const mltk_desc *d, const struct mltk_plugin *pl, char *
     memcpy(&size, pl->iface, sizeof size);
     if (size < min)
         return mltk_errf(err, MLTK_ERR_ABI,
-                         "plugin '%s': struct %s in %s is %u bytes, ABI %d.0 needs at "
+                         "plugin '%s': struct %s in %s is %u bytes, ABI %d.%d needs at "
                          "least %zu", d->name, sname, d->library, (unsigned)size,
-                         MLTK_ABI_MAJOR, min);
+                         MLTK_ABI_MAJOR, d->kind == MLTK_KIND_SCHEDULE ? 1 : 0, min);
     for (const member *m = req; m && m->name; m++) {
         void (*fp)(void);
         memcpy(&fp, (const char *)pl->iface + m->off, sizeof fp);

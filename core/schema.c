@@ -2,7 +2,8 @@
  *
  * The sections a training config may hold that are not plugins ([run],
  * [train], [log]) and the keys every plugin-backed section has besides
- * the plugin's own ([data], [layer.NAME], [loss], [optimizer]) are
+ * the plugin's own ([data], [layer.NAME], [loss], [optimizer],
+ * [schedule]) are
  * described in the same INI descriptor format plugins use, so one
  * validator serves both and `mltk.ini(5)` documents them in one place.
  */
@@ -24,7 +25,11 @@ const char mltk_schema_train[] =
     "[param.batch_size]\ntype = int\nmin = 1\nmax = 1048576\ndefault = 32\n"
     "doc = samples per optimizer step\n"
     "[param.shuffle]\ntype = bool\ndefault = true\n"
-    "doc = reshuffle the training set every epoch\n";
+    "doc = reshuffle the training set every epoch\n"
+    "[param.clip_norm]\ntype = float\nmin = 0\ndefault = 0\n"
+    "doc = clip gradients to this global L2 norm (as torch.nn.utils.clip_grad_norm_); 0 = off\n"
+    "[param.clip_value]\ntype = float\nmin = 0\ndefault = 0\n"
+    "doc = clamp every gradient to [-clip_value, clip_value], before clip_norm; 0 = off\n";
 
 const char mltk_schema_log[] =
     "[plugin]\nname = log\nsummary = what the run reports\n"
@@ -47,7 +52,11 @@ const char mltk_schema_layer[] =
     "[param.type]\ntype = string\nrequired = true\n"
     "doc = layer plugin, e.g. dense\n"
     "[param.input]\ntype = list\n"
-    "doc = names of the layers feeding this one (or 'data'); default: the previous layer\n";
+    "doc = names of the layers feeding this one (or 'data'); default: the previous layer\n"
+    "[param.lr_mult]\ntype = float\nmin = 0\ndefault = 1\n"
+    "doc = multiplies the learning rate (and decoupled weight decay) for this layer's parameters\n"
+    "[param.freeze]\ntype = bool\ndefault = false\n"
+    "doc = keep this layer's parameters (and running statistics) unchanged\n";
 
 const char mltk_schema_loss[] =
     "[plugin]\nname = loss\nsummary = the training loss (keys below plus the loss plugin's)\n"
@@ -58,3 +67,16 @@ const char mltk_schema_optimizer[] =
     "[plugin]\nname = optimizer\nsummary = the optimizer (keys below plus the optimizer plugin's)\n"
     "[param.type]\ntype = string\nrequired = true\n"
     "doc = optimizer plugin, e.g. adam\n";
+
+const char mltk_schema_schedule[] =
+    "[plugin]\nname = schedule\nsummary = the learning-rate schedule (keys below plus the schedule plugin's)\n"
+    "[param.type]\ntype = string\ndefault = constant\n"
+    "doc = schedule plugin: constant, step, multistep, exponential, cosine, reduce_on_plateau\n"
+    "[param.warmup_steps]\ntype = int\nmin = 0\ndefault = 0\n"
+    "doc = optimizer steps of linear warm-up, from warmup_start_factor * lr to the scheduled lr\n"
+    "[param.warmup_epochs]\ntype = int\nmin = 0\ndefault = 0\n"
+    "doc = the warm-up in epochs instead (converted to steps); not with warmup_steps\n"
+    "[param.warmup_start_factor]\ntype = float\nmin = 0\nmax = 1\ndefault = 0.1\n"
+    "doc = fraction of the rate at the first step of the warm-up, in (0, 1]\n"
+    "[param.scale_lr]\ntype = enum\nchoices = none, linear\ndefault = none\n"
+    "doc = linear: the optimizer's lr is per 256 samples and is multiplied by batch_size / 256\n";

@@ -8,4 +8,5 @@ extern const char mltk_schema_data[];
 extern const char mltk_schema_layer[];
 extern const char mltk_schema_loss[];
 extern const char mltk_schema_optimizer[];
+extern const char mltk_schema_schedule[];
 #endif

@@ -1,5 +1,6 @@
 /* session.c - everything a config describes, built once: backend, data,
- * model, loss, optimizer and their memory.
+ * model, loss, optimizer, learning-rate schedule, gradient clipping,
+ * per-layer rates (lr_mult, freeze) and their memory.
  *
  * What this is not: the loop that trains (train.c).  After
  * mltk_session_create returns, nothing else is allocated until destroy.
@@ -144,6 +145,8 @@ static int open_optimizer(mltk_session_t *s, char **err)
         return rc;
     }
     s->lr = mltk_params_has(sec->params, "lr") ? mltk_params_float(sec->params, "lr") : 0.0;
+    s->opt_step2 = s->opt->size >= offsetof(struct mltk_optimizer_i, step2)
+                                   + sizeof(s->opt->step2) && s->opt->step2;
     s->opt_slots = s->opt->state_slots(s->opt_self);
     if (s->opt_slots < 0 || s->opt_slots > 8)
         return mltk_errf(err, MLTK_ERR_PLUGIN, "optimizer '%s' asks for %d state slots (0..8)",
@@ -160,6 +163,129 @@ static int open_optimizer(mltk_session_t *s, char **err)
             return rc;
     }
     return MLTK_OK;
+}
+
+/* ---- per-layer rates and gradient clipping ---------------------------------------- */
+
+/* The step2 scratch, and the per-element rate factor when a layer has
+ * lr_mult != 1 or freeze = true (each tensor's segment, padding included,
+ * filled with its factor; NULL otherwise, the optimizers' fast path). */
+static int setup_rates(mltk_session_t *s, char **err)
+{
+    const struct mltk_backend_i *b = s->be.i;
+    int n_seg = 0;
+    int64_t n;
+    mltk_model_params(s->model, &n);
+    s->seg_off = mltk_model_segments(s->model, &n_seg);
+    s->n_seg = n_seg;
+    int scaled = 0;
+    for (int i = 0; i < n_seg; i++) {
+        scaled |= mltk_model_segment_lr_mult(s->model, i) != 1.0;
+        s->any_frozen |= mltk_model_segment_frozen(s->model, i);
+    }
+    if (s->opt_step2 && b->alloc(s->be.ctx, (size_t)(2 * n_seg + 2) * sizeof(float),
+                                 (void **)&s->opt_scratch))
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate optimizer scratch");
+    if (!scaled)
+        return MLTK_OK;
+    const mltk_section *sec = mltk_config_section(s->cfg, "optimizer");
+    if (!s->opt_step2)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "%s: lr_mult and freeze need an optimizer with a per-element rate "
+                         "(ABI 1.1 step2), which '%s' lacks", mltk_params_where(sec->params),
+                         mltk_params_str(sec->params, "type"));
+    if (b->alloc(s->be.ctx, (size_t)(n > 0 ? n : 1) * sizeof(float), (void **)&s->lr_scale))
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate the per-layer rates");
+    for (int i = 0; i < n_seg; i++) {
+        int rc = b->fill(s->be.ctx, s->lr_scale + s->seg_off[i],
+                         (float)mltk_model_segment_lr_mult(s->model, i),
+                         s->seg_off[i + 1] - s->seg_off[i]);
+        if (rc)
+            return mltk_errf(err, rc, "filling the per-layer rates failed: %s",
+                             mltk_status_str(rc));
+    }
+    return MLTK_OK;
+}
+
+static int setup_clipping(mltk_session_t *s, const mltk_section *train, char **err)
+{
+    s->clip_norm = train ? mltk_params_float(train->params, "clip_norm") : 0.0;
+    s->clip_value = train ? mltk_params_float(train->params, "clip_value") : 0.0;
+    if ((s->clip_norm > 0.0 && (!MLTK_BACKEND_HAS(&s->be, scale_to_norm)
+                                || !s->be.i->sumsq)) ||
+        (s->clip_value > 0.0 && !MLTK_BACKEND_HAS(&s->be, clamp)))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                         "%s: backend '%s' cannot clip gradients (no %s op)",
+                         mltk_params_where(train->params), s->be.name,
+                         s->clip_norm > 0.0 ? "scale_to_norm" : "clamp");
+    return MLTK_OK;
+}
+
+/* ---- the learning-rate schedule -------------------------------------------------- */
+
+/* config line of `key` in p, 0 if it was not written */
+static int key_line(const mltk_params_t *p, const char *key)
+{
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->defs[i]->name, key) == 0)
+            return p->lines ? p->lines[i] : 0;
+    return 0;
+}
+
+int mltk_sched_open(mltk_sched *sc, const mltk_config_t *cfg, mltk_registry_t *reg,
+                    double lr, int64_t batch_size, int64_t steps_per_epoch, int epochs,
+                    char **err)
+{
+    memset(sc, 0, sizeof(*sc));
+    sc->warmup_start = 1.0;
+    sc->st.base_lr = lr;
+    sc->st.steps_per_epoch = steps_per_epoch;
+    sc->st.total_steps = (int64_t)epochs * steps_per_epoch;
+    const mltk_section *sec = mltk_config_section(cfg, "schedule");
+    if (!sec)
+        return MLTK_OK;
+    const mltk_params_t *p = sec->params;
+    const char *type = sec->plugin ? sec->plugin->name : mltk_params_str(p, "type");
+    int64_t ws = mltk_params_int(p, "warmup_steps"), we = mltk_params_int(p, "warmup_epochs");
+    double start = mltk_params_float(p, "warmup_start_factor");
+    if (ws > 0 && we > 0)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "%s:%d: [schedule]: set warmup_steps or warmup_epochs, not both",
+                         cfg->path, key_line(p, "warmup_epochs"));
+    if (!(start > 0.0))
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "%s:%d: [schedule]: key 'warmup_start_factor' must be > 0 (the warm-up "
+                         "starts at this fraction of the rate), got %g", cfg->path,
+                         key_line(p, "warmup_start_factor"), start);
+    sc->warmup_steps = we > 0 ? we * steps_per_epoch : ws;
+    sc->warmup_start = start;
+    if (strcmp(mltk_params_str(p, "scale_lr"), "linear") == 0) {
+        sc->st.base_lr = lr * (double)batch_size / 256.0;
+        mltk_log(MLTK_LOG_INFO, "schedule: lr %g per 256 samples is %g for batches of %lld",
+                 lr, sc->st.base_lr, (long long)batch_size);
+    }
+    int rc = mltk_registry_load(reg, type, MLTK_KIND_SCHEDULE, (const void **)&sc->i, err);
+    if (rc) {
+        mltk_err_prefix(err, "%s", mltk_params_where(p));
+        return rc;
+    }
+    char *perr = NULL;
+    rc = sc->i->create(&sc->self, p, &perr);
+    if (rc) {
+        mltk_errf(err, rc, "%s: %s", mltk_params_where(p), perr ? perr : mltk_status_str(rc));
+        free(perr);
+        sc->i = NULL;
+        sc->self = NULL;
+    }
+    return rc;
+}
+
+void mltk_sched_close(mltk_sched *sc)
+{
+    if (sc->i && sc->i->destroy && sc->self)
+        sc->i->destroy(sc->self);
+    sc->i = NULL;
+    sc->self = NULL;
 }
 
 /* ---- the session ------------------------------------------------------------------ */
@@ -212,12 +338,21 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
         rc = open_loss(s, err);
     if (!rc)
         rc = open_optimizer(s, err);
+    if (!rc)
+        rc = setup_rates(s, err);
+    if (!rc)
+        rc = setup_clipping(s, train, err);
+    if (!rc) {
+        s->steps_per_epoch = (s->train.n + s->batch_size - 1) / s->batch_size;
+        rc = mltk_sched_open(&s->sched, cfg, reg, s->lr, s->batch_size, s->steps_per_epoch,
+                             s->epochs, err);
+    }
     if (!rc) {
         size_t xb = (size_t)s->batch_size * (size_t)s->train.x_numel * sizeof(float);
         size_t yb = (size_t)s->batch_size * s->train.y_bytes;
         if (s->be.i->alloc(s->be.ctx, xb, (void **)&s->xb) ||
             s->be.i->alloc(s->be.ctx, yb, &s->yb) ||
-            s->be.i->alloc(s->be.ctx, 4 * sizeof(float), (void **)&s->scalars))
+            s->be.i->alloc(s->be.ctx, 8 * sizeof(float), (void **)&s->scalars))
             rc = mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate batch buffers");
     }
     if (rc) {
@@ -252,6 +387,8 @@ void mltk_session_destroy(mltk_session_t *s)
         if (s->xb) be->i->free(be->ctx, s->xb);
         if (s->yb) be->i->free(be->ctx, s->yb);
         if (s->scalars) be->i->free(be->ctx, s->scalars);
+        if (s->lr_scale) be->i->free(be->ctx, s->lr_scale);
+        if (s->opt_scratch) be->i->free(be->ctx, s->opt_scratch);
         mltk_model_destroy(s->model);
         mltk_split_free(&s->train, be);
         mltk_split_free(&s->test, be);
@@ -260,6 +397,7 @@ void mltk_session_destroy(mltk_session_t *s)
         s->loss->destroy(s->loss_self);
     if (s->opt && s->opt_self && s->opt->destroy)
         s->opt->destroy(s->opt_self);
+    mltk_sched_close(&s->sched);
     if (s->have_be)
         mltk_backend_close(&s->be);
     free(s);

@@ -53,7 +53,6 @@ MLTK_HIDDEN int mltk_single_layer_create(mltk_single_layer **sl,
 MLTK_HIDDEN void mltk_single_layer_destroy(mltk_single_layer *sl,
                                            const struct mltk_backend *be);
 
-#endif /* MLTK_SESSION_H */
 
 /* ---- the model graph (model.c) ----------------------------------------- */
 
@@ -84,6 +83,18 @@ MLTK_HIDDEN const mltk_shape *mltk_model_output_shape(const mltk_model *m);
 MLTK_HIDDEN float *mltk_model_params(mltk_model *m, int64_t *n);
 MLTK_HIDDEN float *mltk_model_grads(mltk_model *m, int64_t *n);
 MLTK_HIDDEN void mltk_model_print(const mltk_model *m, FILE *out);
+/* The parameter tensors as segments of the flat buffers, in layout order:
+ * returns (n_seg + 1) element offsets (host memory, owned by the model),
+ * the last being the buffers' length.  Padding after a tensor belongs to
+ * its segment. */
+MLTK_HIDDEN const int64_t *mltk_model_segments(const mltk_model *m, int *n_seg);
+/* "layer.param" of segment `seg` (borrowed), or NULL */
+MLTK_HIDDEN const char *mltk_model_segment_name(const mltk_model *m, int seg);
+/* 1 when the segment's layer has freeze = true */
+MLTK_HIDDEN int mltk_model_segment_frozen(const mltk_model *m, int seg);
+/* The factor on the learning rate of segment `seg`: its layer's lr_mult,
+ * 0 when the layer is frozen. */
+MLTK_HIDDEN double mltk_model_segment_lr_mult(const mltk_model *m, int seg);
 
 /* ---- data (data.c) ----------------------------------------------------------- */
 
@@ -111,6 +122,35 @@ MLTK_HIDDEN void mltk_split_free(mltk_split *sp, const struct mltk_backend *be);
 MLTK_HIDDEN int mltk_split_shuffle(mltk_split *sp, const struct mltk_backend *be,
                                    uint64_t seed, int64_t epoch, int shuffle);
 
+/* ---- learning-rate schedules (session.c, train.c) --------------------------- */
+
+/* The [schedule] section at run time: a schedule plugin (NULL: constant)
+ * and the core's linear warm-up on top of it. */
+typedef struct mltk_sched {
+    const struct mltk_schedule_i *i;
+    void             *self;
+    mltk_sched_state  st;            /* base_lr, steps_per_epoch, total_steps */
+    int64_t           warmup_steps;
+    double            warmup_start;  /* factor at step 0 of the warm-up */
+} mltk_sched;
+
+/* Build the schedule of `cfg` for an optimizer rate `lr`: the linear
+ * scaling rule (scale_lr = linear: lr * batch_size / 256), the warm-up
+ * (warmup_epochs converted with steps_per_epoch) and the plugin.  Without
+ * a [schedule] section the rate is constant.  Errors name file:line. */
+MLTK_HIDDEN int mltk_sched_open(mltk_sched *sc, const mltk_config_t *cfg,
+                                mltk_registry_t *reg, double lr, int64_t batch_size,
+                                int64_t steps_per_epoch, int epochs, char **err);
+MLTK_HIDDEN void mltk_sched_close(mltk_sched *sc);
+/* The rate of the optimizer step `step` (0-based) taken in epoch `epoch`
+ * (0-based): the plugin's rate for the epoch times the warm-up factor
+ * start + (1 - start) * min(step, W) / W. */
+MLTK_HIDDEN double mltk_sched_lr(mltk_sched *sc, int64_t step, int64_t epoch);
+/* After `epochs_done` epochs: a metric ("train_loss", "val_loss",
+ * "val_acc") for schedules that watch one. */
+MLTK_HIDDEN void mltk_sched_observe(mltk_sched *sc, const char *metric, double value,
+                                    int64_t epochs_done);
+
 /* ---- the session (session.c, train.c) ---------------------------------------- */
 
 struct mltk_session {
@@ -130,7 +170,8 @@ struct mltk_session {
     /* batch staging in backend memory */
     float             *xb;
     void              *yb;
-    float             *scalars;   /* [0] loss, [1] loss sum, [2] correct, [3] correct sum */
+    float             *scalars;   /* [0] loss, [1] loss sum, [2] correct, [3] correct
+                                   * sum, [4] squared gradient norm */
     int64_t            batch_size;
     int                epochs;
     int                shuffle;
@@ -139,4 +180,18 @@ struct mltk_session {
     uint64_t           step;
     FILE              *jsonl;
     const char        *jsonl_path;
+    /* schedules, clipping, per-layer rates (ABI 1.1) */
+    mltk_sched         sched;
+    int                opt_step2;    /* the optimizer has step2 */
+    double             clip_norm;    /* [train] clip_norm, 0 = off */
+    double             clip_value;   /* [train] clip_value, 0 = off */
+    float             *lr_scale;     /* per-element rate factor (n), or NULL */
+    float             *opt_scratch;  /* 2 * n_seg floats for step2 */
+    int                n_seg;
+    const int64_t     *seg_off;      /* borrowed from the model */
+    int                any_frozen;
+    int64_t            steps_per_epoch;
+    double             last_lr;      /* rate of the last step taken */
 };
+
+#endif /* MLTK_SESSION_H */

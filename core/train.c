@@ -1,14 +1,20 @@
 /* train.c - the training loop and evaluation.
  *
  * The loop reads like the design's pseudocode: per epoch, draw the order,
- * then per batch gather, forward, loss, backward, optimizer step; then
- * evaluate on the test split and report.  Loss and accuracy are summed in
- * backend memory and read back once per epoch, so a step never waits for
- * the device.
+ * then per batch gather, forward, loss, backward, clip, optimizer step at
+ * the scheduled rate; then evaluate on the test split, tell the schedule
+ * the epoch's metrics and report.  Loss and accuracy are summed in
+ * backend memory and read back once per epoch, and clipping by global
+ * norm keeps its norm in backend memory too, so a step never waits for the
+ * device.
  *
- * What this is not: learning-rate schedules, checkpoints or early
- * stopping (each arrives as its own change); the learning rate is the
- * optimizer's `lr`.
+ * Schedules follow PyTorch's epoch-based schedulers: the plugin's rate is
+ * constant within an epoch (the epoch counted from 0), and the core's
+ * linear warm-up multiplies it per step.  The rate an epoch reports is the
+ * one its last step used.
+ *
+ * What this is not: checkpoints or early stopping (each arrives as its
+ * own change), or the building of the schedule (session.c).
  */
 #include "config.h"
 
@@ -19,7 +25,7 @@
 
 #include "session.h"
 
-enum { S_LOSS = 0, S_LOSS_SUM = 1, S_CORRECT = 2, S_CORRECT_SUM = 3 };
+enum { S_LOSS = 0, S_LOSS_SUM = 1, S_CORRECT = 2, S_CORRECT_SUM = 3, S_GRAD_SQ = 4 };
 
 static mltk_tensor batch_tensor(void *data, const mltk_shape *per_sample, int64_t rows,
                                 mltk_dtype dt)
@@ -53,6 +59,67 @@ static int batch_loss(mltk_session_t *s, const mltk_split *sp, void *y, int64_t 
                           &s->scalars[S_LOSS], 1.0f, 1);
 }
 
+/* ---- the learning-rate schedule ------------------------------------------------- */
+
+double mltk_sched_lr(mltk_sched *sc, int64_t step, int64_t epoch)
+{
+    sc->st.step = step;
+    sc->st.epoch = epoch;
+    double lr = sc->i ? sc->i->lr(sc->self, &sc->st) : sc->st.base_lr;
+    if (step < sc->warmup_steps)
+        lr *= sc->warmup_start
+              + (1.0 - sc->warmup_start) * (double)step / (double)sc->warmup_steps;
+    return lr;
+}
+
+void mltk_sched_observe(mltk_sched *sc, const char *metric, double value,
+                        int64_t epochs_done)
+{
+    if (!sc->i || sc->i->size < offsetof(struct mltk_schedule_i, observe)
+                                + sizeof(sc->i->observe) || !sc->i->observe)
+        return;
+    sc->st.epoch = epochs_done;
+    sc->i->observe(sc->self, metric, value, &sc->st);
+}
+
+/* ---- clipping and the optimizer step --------------------------------------------- */
+
+/* By value, then by global norm, as torch.nn.utils.clip_grad_value_ and
+ * clip_grad_norm_ (eps 1e-6).  Frozen layers have no gradient in PyTorch:
+ * theirs are zeroed first so that they do not count in the norm. */
+static int clip_grads(mltk_session_t *s, float *grads, int64_t n)
+{
+    const struct mltk_backend_i *b = s->be.i;
+    void *ctx = s->be.ctx;
+    int rc = MLTK_OK;
+    if (s->clip_value > 0.0)
+        rc = b->clamp(ctx, grads, n, -(float)s->clip_value, (float)s->clip_value);
+    if (rc || !(s->clip_norm > 0.0))
+        return rc;
+    for (int i = 0; s->any_frozen && i < s->n_seg && !rc; i++)
+        if (mltk_model_segment_frozen(s->model, i))
+            rc = b->fill(ctx, grads + s->seg_off[i], 0.0f, s->seg_off[i + 1] - s->seg_off[i]);
+    if (!rc)
+        rc = b->sumsq(ctx, &s->scalars[S_GRAD_SQ], grads, n);
+    if (!rc)
+        rc = b->scale_to_norm(ctx, grads, n, &s->scalars[S_GRAD_SQ], (float)s->clip_norm);
+    return rc;
+}
+
+static int optimizer_step(mltk_session_t *s, float *params, const float *grads, int64_t n,
+                          double lr)
+{
+    int64_t t = (int64_t)s->step + 1;
+    if (!s->opt_step2)
+        return s->opt->step(s->opt_self, &s->be, params, grads, s->opt_state, n, (float)lr, t);
+    struct mltk_opt_step st = {
+        .size = sizeof(st), .p = params, .g = grads, .state = s->opt_state, .n = n,
+        .lr = (float)lr, .t = t, .lr_scale = s->lr_scale, .n_seg = s->n_seg,
+        .seg_off = s->seg_off, .scratch = s->opt_scratch,
+    };
+    return s->opt->step2(s->opt_self, &s->be, &st);
+}
+
 /* ---- one epoch of training ------------------------------------------------------ */
 
 static int train_epoch(mltk_session_t *s, int epoch, double *loss, char **err)
@@ -62,8 +129,7 @@ static int train_epoch(mltk_session_t *s, int epoch, double *loss, char **err)
     mltk_split *sp = &s->train;
     int64_t pn;
     float *params = mltk_model_params(s->model, &pn);
-    const float *grads = mltk_model_grads(s->model, &pn);
-    float *const *state = s->opt_state;
+    float *grads = mltk_model_grads(s->model, &pn);
 
     int rc = mltk_split_shuffle(sp, &s->be, s->seed, epoch, s->shuffle);
     if (!rc)
@@ -81,10 +147,16 @@ static int train_epoch(mltk_session_t *s, int epoch, double *loss, char **err)
         if (!rc)
             rc = mltk_model_backward(s->model, rows, s->step, err);
         if (!rc) {
-            rc = s->opt->step(s->opt_self, &s->be, params, grads, state, pn, (float)s->lr,
-                              (int64_t)s->step + 1);
+            rc = clip_grads(s, grads, pn);
+            if (rc)
+                mltk_errf(err, rc, "gradient clipping failed: %s", mltk_status_str(rc));
+        }
+        if (!rc) {
+            double lr = mltk_sched_lr(&s->sched, (int64_t)s->step, epoch - 1);
+            rc = optimizer_step(s, params, grads, pn, lr);
             if (rc)
                 mltk_errf(err, rc, "optimizer step failed: %s", mltk_status_str(rc));
+            s->last_lr = lr;
         }
         s->step++;
     }
@@ -206,9 +278,12 @@ int mltk_session_train(mltk_session_t *s, mltk_epoch_stats *last, char **err)
             rc = evaluate(s, &s->test, &e.val_loss, &e.val_acc, err);
         if (rc)
             break;
+        mltk_sched_observe(&s->sched, "train_loss", e.train_loss, epoch);
+        mltk_sched_observe(&s->sched, "val_loss", e.val_loss, epoch);
+        mltk_sched_observe(&s->sched, "val_acc", e.val_acc, epoch);
         e.epoch = epoch;
         e.samples_per_s = dt > 0 ? (double)s->train.n / dt : 0.0;
-        e.lr = s->lr;
+        e.lr = s->last_lr;
         e.wall_s = mltk_now() - t0;
         print_epoch(s, &e);
         rc = log_epoch(s, &e, err);

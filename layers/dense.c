@@ -7,6 +7,11 @@
  * convolution without an explicit flatten.  The bias add and the optional
  * activation are one fused epilogue (bias_act) after the matrix product.
  *
+ * The weight starts as PyTorch's nn.Linear does unless `init` names another
+ * initialiser (he_normal, xavier_uniform, ...; fan_in = input features,
+ * fan_out = units); the bias keeps PyTorch's default or starts at zero
+ * (`bias_init = zeros`).
+ *
  * What this is not: a layer that keeps its pre-activation.  Every
  * supported activation's derivative is a function of its output
  * (relu: y > 0; leaky_relu with slope >= 0: y > 0; sigmoid: y (1 - y);
@@ -14,6 +19,7 @@
  * stores nothing beyond the output the core already keeps.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mltk/plugin.h>
@@ -29,6 +35,9 @@ typedef struct dense {
     int      p_weight;   /* param index of weight (units, in) */
     int      p_bias;     /* param index of bias (units), or -1 */
     int      b_dz;       /* buffer index of the pre-activation gradient, or -1 */
+    char     init[32];   /* weight initialiser name (mltk_init_named) */
+    double   init_std;   /* its standard deviation for init = normal */
+    int      bias_zeros; /* bias_init = zeros */
 } dense;
 
 static const struct {
@@ -49,6 +58,7 @@ static int dense_create(void **self, const mltk_params_t *params, char **err)
     const char *act = mltk_params_str(params, "activation");
     int64_t units = mltk_params_int(params, "units");
     double alpha = mltk_params_float(params, "negative_slope");
+    const char *init, *bias_init;
     size_t i, n_acts = sizeof(dense_acts) / sizeof(dense_acts[0]);
     dense *d;
 
@@ -74,6 +84,11 @@ static int dense_create(void **self, const mltk_params_t *params, char **err)
     d->act = dense_acts[i].act;
     d->alpha = (float)alpha;
     d->p_weight = d->p_bias = d->b_dz = -1;
+    init = mltk_params_str(params, "init");
+    snprintf(d->init, sizeof(d->init), "%s", init && *init ? init : "default");
+    d->init_std = mltk_params_float(params, "init_std");
+    bias_init = mltk_params_str(params, "bias_init");
+    d->bias_zeros = bias_init && strcmp(bias_init, "zeros") == 0;
     *self = d;
     return MLTK_OK;
 }
@@ -90,6 +105,7 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
 {
     dense *d = self;
     double bound;
+    mltk_init wi, bi;
     mltk_shape ws, bs;
     int64_t dims[2];
     int rc;
@@ -103,22 +119,26 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
                          "input shape %s has no features",
                          mltk_shape_str(&in[0], buf, sizeof(buf)));
     }
-    /* PyTorch nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-     * both the weight and the bias */
+    /* the weight (units, in): fan_in = in, fan_out = units; `default` is
+     * PyTorch nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is
+     * also the bias's unless bias_init = zeros */
+    rc = mltk_init_named(d->init, (double)d->in, (double)d->units, d->init_std, &wi, err);
+    if (rc)
+        return rc;
     bound = 1.0 / sqrt((double)d->in);
+    bi = d->bias_zeros ? (mltk_init){ MLTK_INIT_ZEROS, 0.0, 0.0 }
+                       : (mltk_init){ MLTK_INIT_UNIFORM, -bound, bound };
     dims[0] = d->units;
     dims[1] = d->in;
     ws = mltk_shape_make(2, dims);
-    rc = mltk_layer_add_param(s, "weight", &ws,
-                              (mltk_init){ MLTK_INIT_UNIFORM, -bound, bound });
+    rc = mltk_layer_add_param(s, "weight", &ws, wi);
     if (rc < 0)
         return mltk_errf(err, rc, "cannot declare the weight");
     d->p_weight = rc;
     d->p_bias = -1;
     if (d->bias) {
         bs = mltk_shape_make(1, dims);
-        rc = mltk_layer_add_param(s, "bias", &bs,
-                                  (mltk_init){ MLTK_INIT_UNIFORM, -bound, bound });
+        rc = mltk_layer_add_param(s, "bias", &bs, bi);
         if (rc < 0)
             return mltk_errf(err, rc, "cannot declare the bias");
         d->p_bias = rc;

@@ -197,10 +197,10 @@ static const desc_case desc_cases[] = {
       "d.ini:4: [plugin]: abi must be a major version number such as 1, got 'one'" },
     { "[plugin]\nname = x\nkind = lyer\nabi = 1\nlibrary = x.so\n",
       "d.ini:3: [plugin]: unknown kind 'lyer'; did you mean 'layer'? (kinds: backend, "
-      "layer, loss, optimizer, dataset)" },
+      "layer, loss, optimizer, dataset, schedule)" },
     { "[plugin]\nname = x\nkind = widget\nabi = 1\nlibrary = x.so\n",
       "d.ini:3: [plugin]: unknown kind 'widget' (kinds: backend, layer, loss, optimizer, "
-      "dataset)" },
+      "dataset, schedule)" },
     { PLUGIN_HEAD "[param.1x]\ntype = int\n",
       "d.ini:6: invalid parameter name '1x' in [param.1x] (letters, digits and '_', not "
       "starting with a digit)" },
@@ -591,7 +591,7 @@ START_TEST(test_params_two_descriptors)
     ck_assert_str_eq(mltk_params_str(p, "type"), "t");
     ck_assert_str_eq(mltk_params_str(p, "input"), "data");
     ck_assert_int_eq(mltk_params_int(p, "units"), 12);
-    ck_assert_int_eq(p->n, 10);
+    ck_assert_int_eq(p->n, 12);
     mltk_params_free(p);
 
     /* the first declaration of a name wins: units is an int, not a string */
@@ -817,7 +817,7 @@ static const config_case config_cases[] = {
       ":1: unknown section [layers]; did you mean [layer.NAME]?" },
     { "[model]\n" MIN, MLTK_ERR_CONFIG,
       ":1: unknown section [model] (sections: [run], [train], [log], [data], [layer.NAME], "
-      "[loss], [optimizer])" },
+      "[loss], [optimizer], [schedule])" },
     { MIN "[train]\nepochs = 1\n[train]\n", MLTK_ERR_CONFIG,
       ":12: duplicate section [train] (first on line 10)" },
     { MIN "[layer.fc1]\n", MLTK_ERR_CONFIG,
@@ -875,8 +875,8 @@ static const config_case config_cases[] = {
     { MIN_DATA MIN_LAYER "unit = 3\n" MIN_LOSS MIN_OPT, MLTK_ERR_CONFIG,
       ":6: layer 'fc1' (dense): unknown key 'unit'; did you mean 'units'?" },
     { MIN_DATA MIN_LAYER "colour = red\n" MIN_LOSS MIN_OPT, MLTK_ERR_CONFIG,
-      ":6: layer 'fc1' (dense): unknown key 'colour' (valid keys: type, input, units, "
-      "bias, activation)" },
+      ":6: layer 'fc1' (dense): unknown key 'colour' (valid keys: type, input, lr_mult, "
+      "freeze, units, bias, activation)" },
     { "[data]\ntype = idx\ntrain_limt = 5\n" MIN_LAYER MIN_LOSS MIN_OPT, MLTK_ERR_CONFIG,
       ":3: [data] (idx): unknown key 'train_limt'; did you mean 'train_limit'?" },
     { MIN "[run]\nthreads = 5000\n", MLTK_ERR_CONFIG,

@@ -27,3 +27,7 @@ tests_check_train_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/core
 tests_check_train_CFLAGS = $(TEST_CFLAGS)
 tests_check_train_LDADD = $(TEST_LIBS)
 endif
+
+# every descriptor key and core key is documented in mltk.ini(5)
+TESTS += tests/test_man.sh
+EXTRA_DIST += tests/test_man.sh man/gen-plugin-ref.py

@@ -100,6 +100,104 @@ static inline float f_tanh(float x)
     return bits_to_f(f_to_bits(r) | sign);
 }
 
+/* the activations below are inlined into every loop that uses them,
+ * which the vectorizer needs and the inliner's size limits would refuse */
+#define ALWAYS_INLINE __attribute__((always_inline))
+
+/* e^(-x^2 / 2) to a few ulp: x^2 is exact in double, split into the float
+ * h and the remainder l, so e^(-(h + l)/2) = e^(-h/2) (1 - l/2) loses
+ * nothing to the rounding of x^2 (which alone would cost |x|^2 ulp) */
+static inline ALWAYS_INLINE float f_exp_half_sq(float x)
+{
+    double xx = (double)x * (double)x;
+    float h = (float)xx;
+    float l = (float)(xx - (double)h);
+    return f_exp(-0.5f * h) * (1.0f - 0.5f * l);
+}
+
+/* Standard normal tail: Phi(-|x|) = 0.5 erfc(|x| / sqrt 2), accurate to a
+ * few 1e-7 relative over the whole line (no cancellation in either tail,
+ * unlike 0.5 (1 + erf)).  For |z| < 1, erf(z) = z P(z^2); beyond,
+ * erfc(z) = exp(-z^2) t Q(t) with t = 1 / (1 + z/2).  P and Q are
+ * least-squares fits (relative error) of ours on Chebyshev nodes; both
+ * branches are computed and one selected, so the loop vectorizes. */
+static inline ALWAYS_INLINE float f_ncdf_tail(float x)
+{
+    float a = fabsf(x) * 0.70710678118654752f;
+    float as = a < 1.0f ? a : 1.0f, ac = a < 1.0f ? 1.0f : a;
+    float a2 = as * as;
+    float p = 7.898210209e-05f;
+    p = p * a2 - 8.024354129e-04f;
+    p = p * a2 + 5.190053578e-03f;
+    p = p * a2 - 2.685480854e-02f;
+    p = p * a2 + 1.128361243e-01f;
+    p = p * a2 - 3.761262884e-01f;
+    p = p * a2 + 1.128379167e+00f;
+    float small = 0.5f - 0.5f * (as * p);
+    float t = 1.0f / (1.0f + 0.5f * ac);
+    float q = 2.348900756e-02f;
+    q = q * t + 2.930082938e-02f;
+    q = q * t - 1.557649920e-01f;
+    q = q * t + 4.347482410e-02f;
+    q = q * t + 7.168328868e-02f;
+    q = q * t + 1.779203101e-01f;
+    q = q * t + 2.467289004e-01f;
+    q = q * t + 2.820973120e-01f;
+    q = q * t + 2.820947820e-01f;
+    float big = 0.5f * f_exp_half_sq(x) * (t * q);
+    /* blend by arithmetic, not a branch: both are finite */
+    float m = (float)(a < 1.0f);
+    return m * small + (1.0f - m) * big;
+}
+
+/* Phi(x), the standard normal distribution function: the tail for x < 0,
+ * 1 - the tail otherwise */
+static inline ALWAYS_INLINE float f_ncdf(float x)
+{
+    float h = f_ncdf_tail(x);
+    float neg = (float)(x < 0.0f);
+    return (1.0f - neg) + (2.0f * neg - 1.0f) * h;
+}
+
+#define GELU_K 0.7978845608028654f   /* sqrt(2 / pi) */
+#define GELU_C 0.044715f
+#define INV_SQRT_2PI 0.3989422804014327f
+
+/* x sigmoid(2 u) == 0.5 x (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3):
+ * the same function without the cancellation of 1 + tanh u for x < 0 */
+static inline ALWAYS_INLINE float f_gelu_tanh(float x)
+{
+    float u = GELU_K * (x + GELU_C * x * x * x);
+    return x * f_sigmoid(2.0f * u);
+}
+
+static inline ALWAYS_INLINE float f_dgelu_tanh(float x)
+{
+    float u = GELU_K * (x + GELU_C * x * x * x);
+    float s = f_sigmoid(2.0f * u);
+    float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+    return s + x * (2.0f * du) * s * (1.0f - s);
+}
+
+/* x Phi(x) and its derivative Phi(x) + x phi(x) */
+static inline ALWAYS_INLINE float f_gelu(float x)
+{
+    return x * f_ncdf(x);
+}
+
+static inline ALWAYS_INLINE float f_dgelu(float x)
+{
+    return f_ncdf(x) + x * INV_SQRT_2PI * f_exp_half_sq(x);
+}
+
+/* alpha (e^x - 1) for x <= 0, x for x > 0 */
+static inline ALWAYS_INLINE float f_elu(float x, float alpha)
+{
+    float m = x < 0.0f ? x : 0.0f;
+    float e = alpha * f_expm1_neg(m);
+    return x > 0.0f ? x : e;
+}
+
 /* Elementwise loops may run in place (output == an input, same index):
  * there is no dependence between iterations, which IVDEP tells the
  * vectorizer so that it needs no run-time overlap check. */
@@ -126,6 +224,15 @@ static inline float f_tanh(float x)
         case MLTK_ACT_TANH:                                                   \
             IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = f_tanh(v); } \
             break;                                                            \
+        case MLTK_ACT_ELU:                                                    \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = f_elu(v, alpha_); } \
+            break;                                                            \
+        case MLTK_ACT_GELU_TANH:                                              \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = f_gelu_tanh(v); } \
+            break;                                                            \
+        case MLTK_ACT_GELU:                                                   \
+            IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = f_gelu(v); } \
+            break;                                                            \
         default:                                                              \
             IVDEP for (int64_t i = 0; i < (N); i++) { float v = IN; OUT = v; } \
             break;                                                            \
@@ -134,7 +241,7 @@ static inline float f_tanh(float x)
 
 static int act_valid(mltk_act act)
 {
-    return (int)act >= MLTK_ACT_NONE && (int)act <= MLTK_ACT_TANH;
+    return (int)act >= MLTK_ACT_NONE && (int)act <= MLTK_ACT_GELU;
 }
 
 /* ---- elementwise kernels ---- */
@@ -213,6 +320,26 @@ KERNEL static void k_act_bwd(mltk_act act, float alpha, float *dx,
                 dx[i] = dy[i] * (1.0f - y * y);
             }
         }
+        break;
+    case MLTK_ACT_ELU:  /* from y (alpha >= 0): y + alpha = alpha e^x */
+        if (s_is_y) {
+            IVDEP for (int64_t i = 0; i < n; i++)
+                dx[i] = s[i] > 0.0f ? dy[i] : dy[i] * (s[i] + alpha);
+        } else {
+            IVDEP for (int64_t i = 0; i < n; i++) {
+                float v = s[i], m = v < 0.0f ? v : 0.0f;
+                float d = alpha * f_exp(m);
+                dx[i] = v > 0.0f ? dy[i] : dy[i] * d;
+            }
+        }
+        break;
+    case MLTK_ACT_GELU_TANH:  /* always from x */
+        IVDEP for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * f_dgelu_tanh(s[i]);
+        break;
+    case MLTK_ACT_GELU:
+        IVDEP for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * f_dgelu(s[i]);
         break;
     default:
         IVDEP for (int64_t i = 0; i < n; i++)
@@ -391,6 +518,7 @@ typedef struct sgd_args {
     float *p;
     const float *g;
     float *mom;
+    const float *scale;             /* per-element lr factor, or NULL */
     float lr, momentum, damp1, wd;  /* damp1 = 1 - dampening */
     int nesterov, first;
 } sgd_args;
@@ -425,11 +553,34 @@ KERNEL static void k_sgd(float *restrict p, const float *restrict g,
     }
 }
 
+/* k_sgd with the rate lr * sc[i] per element; where sc[i] == 0, p[i]
+ * keeps its bits (weight decay included) */
+KERNEL static void k_sgd_scaled(float *restrict p, const float *restrict g,
+                                float *restrict buf, const float *restrict sc,
+                                int64_t n, const sgd_args *a)
+{
+    const float lr = a->lr, mu = a->momentum, damp1 = a->damp1, wd = a->wd;
+    const int nesterov = a->nesterov;
+    for (int64_t i = 0; i < n; i++) {
+        float p0 = p[i];
+        float d = wd != 0.0f ? g[i] + wd * p0 : g[i];
+        if (mu != 0.0f) {
+            float b = a->first ? d : mu * buf[i] + damp1 * d;
+            buf[i] = b;
+            d = nesterov ? d + mu * b : b;
+        }
+        float np = p0 - (lr * sc[i]) * d;
+        p[i] = sc[i] != 0.0f ? np : p0;
+    }
+}
+
 typedef struct adam_args {
     float *p;
     const float *g;
     float *m, *v;
+    const float *scale;  /* per-element lr factor, or NULL */
     float b1, b2, omb1, omb2, eps, wd, pscale, step, bc2s;
+    float lrwd;          /* lr * weight_decay when decoupled, else 0 */
     int l2;
 } adam_args;
 
@@ -454,6 +605,30 @@ KERNEL static void k_adam(float *restrict p, const float *restrict g,
         v[i] = vi;
         float denom = sqrtf(vi) / bc2s + eps;
         p[i] = pi + nstep * (mi / denom);
+    }
+}
+
+/* k_adam with the rate lr * sc[i] per element (the decoupled decay too);
+ * where sc[i] == 0, p[i] keeps its bits; sc[i] == 1 matches k_adam */
+KERNEL static void k_adam_scaled(float *restrict p, const float *restrict g,
+                                 float *restrict m, float *restrict v,
+                                 const float *restrict sc, int64_t n, const adam_args *a)
+{
+    const float b1 = a->b1, b2 = a->b2, omb1 = a->omb1, omb2 = a->omb2;
+    const float eps = a->eps, wd = a->wd, pscale = a->pscale, lrwd = a->lrwd;
+    const float nstep = -a->step, bc2s = a->bc2s;
+    const int l2 = a->l2;
+    for (int64_t i = 0; i < n; i++) {
+        float s = sc[i], p0 = p[i];
+        float pi = p0 * (s == 1.0f ? pscale : 1.0f - lrwd * s);
+        float gi = l2 ? g[i] + wd * pi : g[i];
+        float mi = m[i] * b1 + omb1 * gi;
+        float vi = v[i] * b2 + omb2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) / bc2s + eps;
+        float np = pi + (nstep * s) * (mi / denom);
+        p[i] = s != 0.0f ? np : p0;
     }
 }
 
@@ -587,12 +762,18 @@ static void ew_chunk(void *arg, int64_t b, int64_t e, int chunk)
     case OP_NORMAL:       rng_normal_range(a->y, b, e, a->a, a->b, a->seed, a->offset); break;
     case OP_SGD: {
         const sgd_args *s = a->extra;
-        k_sgd(s->p + b, s->g + b, s->mom ? s->mom + b : NULL, n, s);
+        if (s->scale)
+            k_sgd_scaled(s->p + b, s->g + b, s->mom ? s->mom + b : NULL, s->scale + b, n, s);
+        else
+            k_sgd(s->p + b, s->g + b, s->mom ? s->mom + b : NULL, n, s);
         break;
     }
     case OP_ADAM: {
         const adam_args *s = a->extra;
-        k_adam(s->p + b, s->g + b, s->m + b, s->v + b, n, s);
+        if (s->scale)
+            k_adam_scaled(s->p + b, s->g + b, s->m + b, s->v + b, s->scale + b, n, s);
+        else
+            k_adam(s->p + b, s->g + b, s->m + b, s->v + b, n, s);
         break;
     }
     default:
@@ -773,7 +954,8 @@ static int cpu_mul(void *ctx, float *z, const float *x, const float *y, int64_t 
 
 static int is_smooth(mltk_act act)
 {
-    return act == MLTK_ACT_SIGMOID || act == MLTK_ACT_TANH;
+    return act == MLTK_ACT_SIGMOID || act == MLTK_ACT_TANH || act == MLTK_ACT_ELU
+        || act == MLTK_ACT_GELU_TANH || act == MLTK_ACT_GELU;
 }
 
 static int cpu_act_forward(void *ctx, mltk_act act, float alpha, float *y,
@@ -795,12 +977,19 @@ static int cpu_act_backward(void *ctx, mltk_act act, float alpha, float *dx,
         return MLTK_ERR_INVALID;
     /* where the derivative comes from: relu, sigmoid and tanh prefer the
      * output, leaky relu the input (its output's sign flips with a
-     * negative slope); either works when only one is given */
+     * negative slope); either works when only one is given.  elu uses the
+     * output when alpha >= 0 (y + alpha = alpha e^x there), else the
+     * input; gelu has no inverse and needs the input. */
     const float *s = dy;
     int s_is_y = 0;
     if (act == MLTK_ACT_LEAKY_RELU) {
         s = x ? x : y;
         s_is_y = !x;
+    } else if (act == MLTK_ACT_ELU) {
+        s_is_y = y != NULL && alpha >= 0.0f;
+        s = s_is_y ? y : x;
+    } else if (act == MLTK_ACT_GELU || act == MLTK_ACT_GELU_TANH) {
+        s = x;
     } else if (act != MLTK_ACT_NONE) {
         s = y ? y : x;
         s_is_y = y != NULL;
@@ -1076,18 +1265,16 @@ static int cpu_sgd_step(void *ctx, float *p, const float *g, float *mom, int64_t
                         const float *lr_scale)
 {
     CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
-    if (lr_scale)
-        return MLTK_ERR_UNSUPPORTED;
     if (momentum != 0.0f)
         CHECK_PTR(mom, n);
     if (t < 1)
         return MLTK_ERR_INVALID;
     sgd_args s = { .p = p, .g = g, .mom = momentum != 0.0f ? mom : NULL,
-                   .lr = lr, .momentum = momentum,
+                   .scale = lr_scale, .lr = lr, .momentum = momentum,
                    .damp1 = (float)(1.0 - (double)dampening),
                    .wd = weight_decay, .nesterov = nesterov != 0, .first = t == 1 };
     ew_args a = { .op = OP_SGD, .extra = &s };
-    ew_run(ctx, &a, n, 4, ALIGN_F);
+    ew_run(ctx, &a, n, lr_scale ? 5 : 4, ALIGN_F);
     return MLTK_OK;
 }
 
@@ -1096,8 +1283,6 @@ static int cpu_adam_step(void *ctx, float *p, const float *g, float *m, float *v
                          float weight_decay, int decoupled, int64_t t,
                          const float *lr_scale)
 {
-    if (lr_scale)
-        return MLTK_ERR_UNSUPPORTED;
     CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
     CHECK_PTR(m, n); CHECK_PTR(v, n);
     if (t < 1)
@@ -1107,14 +1292,15 @@ static int cpu_adam_step(void *ctx, float *p, const float *g, float *m, float *v
     if (!(bc1 > 0.0) || !(bc2 > 0.0))
         return MLTK_ERR_INVALID;  /* beta outside [0, 1) */
     adam_args s = {
-        .p = p, .g = g, .m = m, .v = v, .b1 = beta1, .b2 = beta2,
+        .p = p, .g = g, .m = m, .v = v, .scale = lr_scale, .b1 = beta1, .b2 = beta2,
         .omb1 = (float)(1.0 - (double)beta1), .omb2 = (float)(1.0 - (double)beta2),
         .eps = eps, .wd = weight_decay,
         .pscale = decoupled ? (float)(1.0 - (double)lr * (double)weight_decay) : 1.0f,
         .step = (float)((double)lr / bc1), .bc2s = (float)sqrt(bc2),
+        .lrwd = decoupled ? (float)((double)lr * (double)weight_decay) : 0.0f,
         .l2 = !decoupled && weight_decay != 0.0f };
     ew_args a = { .op = OP_ADAM, .extra = &s };
-    ew_run(ctx, &a, n, 8, ALIGN_F);
+    ew_run(ctx, &a, n, lr_scale ? 9 : 8, ALIGN_F);
     return MLTK_OK;
 }
 

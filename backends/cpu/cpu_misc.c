@@ -1,42 +1,496 @@
-/* cpu_misc.c - ABI 1.1 ops of the cpu backend (being written). */
+/* cpu_misc.c - ABI 1.1 ops of the cpu backend: strided copies, embedding
+ * lookups and the losses beyond plain softmax cross-entropy.
+ *
+ * What this is: copy_2d (concat and split along any axis), the embedding
+ * gather and its scatter-add gradient, cross-entropy with PyTorch's label
+ * smoothing and class weights, the pointwise losses (mse, l1, binary
+ * cross-entropy with logits) and the temperature-scaled KL divergence of
+ * distillation.  Every loss accumulates in double and matches PyTorch's
+ * definition (reduction = mean, or batchmean for KL); gradients are the
+ * exact derivatives of those definitions.
+ *
+ * Work is split over the pool with static partitions, and reductions
+ * combine per-chunk partial sums in chunk order, so results are
+ * bit-identical from run to run for a given thread count.  The embedding
+ * gradient is split by columns of the table, so every element is summed
+ * in the order of the ids whatever the thread count.  Nothing here
+ * allocates memory; indices are validated before anything is written.
+ *
+ * What this is not: a general gather/scatter (ids are float-coded, rows
+ * are whole) or a loss with reductions other than the mean.
+ */
 #include "config.h"
+
+#include <math.h>
+#include <string.h>
+
 #include "cpu_internal.h"
 
+/* ---- copy_2d ---- */
+
+typedef struct copy_args {
+    float       *dst;
+    const float *src;
+    int64_t      dst_ld, src_ld, rows, cols;
+    int          accumulate;
+    int          by_cols;   /* items are columns of one row, not rows */
+} copy_args;
+
+KERNEL static void k_copy_row(float *restrict d, const float *restrict s, int64_t n,
+                              int accumulate)
+{
+    if (accumulate) {
+        for (int64_t i = 0; i < n; i++)
+            d[i] += s[i];
+    } else {
+        memcpy(d, s, (size_t)n * sizeof(float));
+    }
+}
+
+static void copy_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const copy_args *a = arg;
+    (void)chunk;
+    if (a->by_cols) {
+        k_copy_row(a->dst + b, a->src + b, e - b, a->accumulate);
+        return;
+    }
+    for (int64_t r = b; r < e; r++)
+        k_copy_row(a->dst + r * a->dst_ld, a->src + r * a->src_ld, a->cols,
+                   a->accumulate);
+}
+
+/* dst (rows, dst_ld) [:, :cols] = src (rows, src_ld) [:, :cols] (+= when
+ * accumulate); dst and src must not overlap */
 int cpu_copy_2d(void *ctx, float *dst, int64_t dst_ld, const float *src, int64_t src_ld,
                 int64_t rows, int64_t cols, int accumulate)
 {
-    return MLTK_ERR_UNSUPPORTED;
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols);
+    if (rows == 0 || cols == 0)
+        return MLTK_OK;
+    if (!dst || !src)
+        return MLTK_ERR_INVALID;
+    if (rows > 1 && (dst_ld < cols || src_ld < cols))
+        return MLTK_ERR_INVALID;
+    if (rows > INT64_MAX / cols)
+        return MLTK_ERR_INVALID;
+    copy_args a = { .dst = dst, .src = src, .dst_ld = dst_ld, .src_ld = src_ld,
+                    .rows = rows, .cols = cols, .accumulate = accumulate != 0 };
+    int64_t work = rows * cols;
+    if (rows == 1) {
+        /* one long row: split its columns instead */
+        a.by_cols = 1;
+        int chunks = cpu_pool_chunks(c->pool, cols, work, GRAIN);
+        cpu_pool_run(c->pool, copy_chunk, &a, cols, chunks, ALIGN_F, work);
+    } else {
+        int chunks = cpu_pool_chunks(c->pool, rows, work, GRAIN);
+        cpu_pool_run(c->pool, copy_chunk, &a, rows, chunks, 1, work);
+    }
+    return MLTK_OK;
 }
 
+/* ---- embedding ---- */
+
+/* Every id must be an integer value in [0, vocab) (NaN is not). */
+static int check_ids(const float *ids, int64_t n, int64_t vocab)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = ids[i];
+        bad |= !(v >= 0.0f) || !((double)v < (double)vocab) || v != floorf(v);
+    }
+    return bad ? MLTK_ERR_DATA : MLTK_OK;
+}
+
+typedef struct emb_args {
+    float       *out;
+    const float *in;
+    const float *ids;
+    int64_t      n, dim;
+} emb_args;
+
+/* rows [b, e) of y = table[ids] */
+static void emb_fwd_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const emb_args *a = arg;
+    (void)chunk;
+    for (int64_t i = b; i < e; i++)
+        memcpy(a->out + i * a->dim, a->in + (int64_t)a->ids[i] * a->dim,
+               (size_t)a->dim * sizeof(float));
+}
+
+/* columns [b, e) of dtable += dy rows, ids in order (dtable zeroed) */
+KERNEL static void k_emb_bwd(float *restrict dt, const float *restrict dy,
+                             const float *restrict ids, int64_t n, int64_t dim,
+                             int64_t b, int64_t e)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float *restrict row = dt + (int64_t)ids[i] * dim;
+        const float *restrict g = dy + i * dim;
+        for (int64_t j = b; j < e; j++)
+            row[j] += g[j];
+    }
+}
+
+/* rows [b, e) of the table = 0 */
+static void emb_zero_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const emb_args *a = arg;
+    (void)chunk;
+    memset(a->out + b * a->dim, 0, (size_t)((e - b) * a->dim) * sizeof(float));
+}
+
+static void emb_bwd_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const emb_args *a = arg;
+    (void)chunk;
+    k_emb_bwd(a->out, a->in, a->ids, a->n, a->dim, b, e);
+}
+
+/* ids (n) -> y (n, dim) = table (vocab, dim) [ids] */
 int cpu_embedding_forward(void *ctx, float *y, const float *table, const float *ids,
                           int64_t n, int64_t dim, int64_t vocab)
 {
-    return MLTK_ERR_UNSUPPORTED;
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
+    if (n == 0 || dim == 0)
+        return MLTK_OK;
+    if (!y || !table || !ids)
+        return MLTK_ERR_INVALID;
+    if (n > INT64_MAX / dim || vocab > INT64_MAX / dim)
+        return MLTK_ERR_INVALID;
+    int rc = check_ids(ids, n, vocab);
+    if (rc)
+        return rc;
+    emb_args a = { .out = y, .in = table, .ids = ids, .n = n, .dim = dim };
+    int64_t work = n * (dim + 1);
+    int chunks = cpu_pool_chunks(c->pool, n, work, GRAIN);
+    cpu_pool_run(c->pool, emb_fwd_chunk, &a, n, chunks, 1, work);
+    return MLTK_OK;
 }
 
+/* dy (n, dim), ids (n) -> dtable (vocab, dim) = sum of the dy rows of each
+ * id (rows of ids that never occur are 0) */
 int cpu_embedding_backward(void *ctx, float *dtable, const float *dy, const float *ids,
                            int64_t n, int64_t dim, int64_t vocab)
 {
-    return MLTK_ERR_UNSUPPORTED;
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
+    if (dim == 0 || vocab == 0)
+        return n > 0 && vocab == 0 ? MLTK_ERR_DATA : MLTK_OK;
+    if (!dtable || (n > 0 && (!dy || !ids)))
+        return MLTK_ERR_INVALID;
+    if (n > INT64_MAX / dim || vocab > INT64_MAX / dim)
+        return MLTK_ERR_INVALID;
+    int rc = check_ids(ids, n, vocab);
+    if (rc)
+        return rc;
+    /* zero the table (split by rows), then scatter (split by columns) */
+    emb_args z = { .out = dtable, .dim = dim };
+    int64_t total = vocab * dim;
+    int zchunks = cpu_pool_chunks(c->pool, vocab, total, GRAIN);
+    cpu_pool_run(c->pool, emb_zero_chunk, &z, vocab, zchunks, 1, total);
+    if (n == 0)
+        return MLTK_OK;
+    emb_args a = { .out = dtable, .in = dy, .ids = ids, .n = n, .dim = dim };
+    int64_t work = n * dim;
+    int chunks = dim >= 2 * ALIGN_F ? cpu_pool_chunks(c->pool, dim, work, GRAIN) : 1;
+    cpu_pool_run(c->pool, emb_bwd_chunk, &a, dim, chunks, ALIGN_F, work);
+    return MLTK_OK;
 }
 
+/* ---- cross-entropy with label smoothing and class weights ---- */
+
+/* Labels must lie in [0, C); checked before anything is written. */
+static int check_labels(const int32_t *labels, int64_t N, int64_t C)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < N; i++)
+        bad |= labels[i] < 0 || labels[i] >= C;
+    return bad ? MLTK_ERR_DATA : MLTK_OK;
+}
+
+typedef struct xent_args {
+    float         *dl;
+    const float   *logits;
+    const int32_t *labels;
+    const float   *weights;   /* (C) or NULL */
+    int64_t        C;
+    double         ls;        /* label smoothing */
+    double         sw;        /* sum of the class weights (C without) */
+    double         scale;     /* grad_scale / W */
+    double        *partials;
+} xent_args;
+
+/* Rows [b, e).  With logp = log softmax(z), weights w (1 without) and
+ * W = sum over the batch of w[y] (N without), PyTorch's loss is
+ *   sum_i [ (1 - ls) w[y_i] (-logp_i[y_i]) + ls/C sum_c w[c] (-logp_i[c]) ] / W
+ * and its gradient with respect to z_ij, with p = softmax(z),
+ *   [ ((1 - ls) w[y_i] + ls/C sum_c w[c]) p_ij - (1 - ls) w[y_i] [j == y_i]
+ *     - ls/C w[j] ] / W.
+ * The chunk's partial is the numerator of the loss. */
+KERNEL static double k_xent_ex(const xent_args *a, int64_t b, int64_t e)
+{
+    const int64_t C = a->C;
+    const double ls = a->ls, lsc = a->ls / (double)C;
+    double total = 0.0;
+    for (int64_t r = b; r < e; r++) {
+        const float *z = a->logits + r * C;
+        int32_t y = a->labels[r];
+        double m = z[0];
+        for (int64_t c = 1; c < C; c++)
+            m = z[c] > m ? z[c] : m;
+        double s = 0.0, wz = 0.0;
+        for (int64_t c = 0; c < C; c++) {
+            s += exp((double)z[c] - m);
+            wz += (a->weights ? (double)a->weights[c] : 1.0) * (double)z[c];
+        }
+        double lse = m + log(s);
+        double wy = a->weights ? (double)a->weights[y] : 1.0;
+        /* -sum_c w[c] logp[c] = sw lse - sum_c w[c] z[c] */
+        double nll = lse - (double)z[y];
+        double smooth = ls > 0.0 ? a->sw * lse - wz : 0.0;
+        total += (1.0 - ls) * wy * nll + lsc * smooth;
+        if (a->dl) {
+            float *d = a->dl + r * C;
+            double coef = (1.0 - ls) * wy + lsc * a->sw;
+            double inv = 1.0 / s;
+            for (int64_t c = 0; c < C; c++) {
+                double p = exp((double)z[c] - m) * inv;
+                double wc = a->weights ? (double)a->weights[c] : 1.0;
+                double g = coef * p - lsc * wc - (c == y ? (1.0 - ls) * wy : 0.0);
+                d[c] = (float)(g * a->scale);
+            }
+        }
+    }
+    return total;
+}
+
+static void xent_ex_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const xent_args *a = arg;
+    a->partials[chunk * PARTIAL_STRIDE] = k_xent_ex(a, b, e);
+}
+
+/* logits (N, C), labels (N), weights (C) or NULL -> loss[0] = weighted
+ * mean; dlogits (N, C) = grad_scale * d loss / d logits when not NULL.
+ * As in PyTorch, a batch whose targets all weigh 0 has a NaN loss. */
 int cpu_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *logits,
                         const int32_t *labels, const float *weights, int64_t N, int64_t C,
                         float label_smoothing, float grad_scale)
 {
-    return MLTK_ERR_UNSUPPORTED;
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    if (!loss || (N > 0 && (!logits || !labels)))
+        return MLTK_ERR_INVALID;
+    if (!(label_smoothing >= 0.0f && label_smoothing <= 1.0f))
+        return MLTK_ERR_INVALID;
+    if (N == 0) {
+        loss[0] = 0.0f;
+        return MLTK_OK;
+    }
+    if (C == 0 || N > INT64_MAX / C)
+        return C == 0 ? MLTK_ERR_DATA : MLTK_ERR_INVALID;
+    int rc = check_labels(labels, N, C);
+    if (rc)
+        return rc;
+    double W = (double)N, sw = (double)C;
+    if (weights) {
+        W = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            W += (double)weights[labels[i]];
+        sw = 0.0;
+        for (int64_t k = 0; k < C; k++)
+            sw += (double)weights[k];
+    }
+    xent_args a = { .dl = dlogits, .logits = logits, .labels = labels,
+                    .weights = weights, .C = C, .ls = (double)label_smoothing,
+                    .sw = sw, .scale = (double)grad_scale / W,
+                    .partials = c->partials };
+    int64_t work = N * C * 8;
+    int chunks = cpu_pool_chunks(c->pool, N, work, GRAIN);
+    cpu_pool_run(c->pool, xent_ex_chunk, &a, N, chunks, 1, work);
+    double total = 0.0;
+    for (int k = 0; k < chunks; k++)
+        total += c->partials[k * PARTIAL_STRIDE];
+    loss[0] = (float)(total / W);
+    return MLTK_OK;
 }
 
+/* ---- pointwise losses ---- */
+
+enum { PW_MSE = 0, PW_L1 = 1, PW_BCE_LOGITS = 2 };
+
+typedef struct pw_args {
+    int          kind;
+    float       *d;
+    const float *x, *t;
+    double       scale;   /* grad_scale / n */
+    double      *partials;
+} pw_args;
+
+/* elements [b, e): returns the sum of the element losses, writes the
+ * gradients when d != NULL.
+ *   mse:  (x - t)^2,                        2 (x - t)
+ *   l1:   |x - t|,                          sign(x - t) (0 at 0, as torch.sign)
+ *   bce:  max(x, 0) - x t + log1p(e^-|x|),  sigmoid(x) - t
+ * (the stable form of -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))]) */
+KERNEL static double k_pointwise(const pw_args *a, int64_t b, int64_t e)
+{
+    const float *restrict x = a->x, *restrict t = a->t;
+    float *restrict d = a->d;
+    const double sc = a->scale;
+    double total = 0.0;
+    switch (a->kind) {
+    case PW_MSE:
+        for (int64_t i = b; i < e; i++) {
+            double r = (double)x[i] - (double)t[i];
+            total += r * r;
+            if (d)
+                d[i] = (float)(2.0 * r * sc);
+        }
+        break;
+    case PW_L1:
+        for (int64_t i = b; i < e; i++) {
+            double r = (double)x[i] - (double)t[i];
+            total += fabs(r);
+            if (d)
+                d[i] = (float)((r > 0.0 ? 1.0 : r < 0.0 ? -1.0 : 0.0) * sc);
+        }
+        break;
+    default:
+        for (int64_t i = b; i < e; i++) {
+            double v = x[i], tv = t[i];
+            double ex = exp(-fabs(v));
+            total += (v > 0.0 ? v : 0.0) - v * tv + log1p(ex);
+            if (d) {
+                /* sigmoid(v) from e^-|v|, stable on both sides */
+                double sg = v >= 0.0 ? 1.0 / (1.0 + ex) : ex / (1.0 + ex);
+                d[i] = (float)((sg - tv) * sc);
+            }
+        }
+        break;
+    }
+    return total;
+}
+
+static void pw_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const pw_args *a = arg;
+    a->partials[chunk * PARTIAL_STRIDE] = k_pointwise(a, b, e);
+}
+
+/* pred, target (n) -> loss[0] = mean element loss of `kind`; dpred (n) =
+ * grad_scale * d loss / d pred when not NULL */
 int cpu_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const float *pred,
                        const float *target, int64_t n, float grad_scale)
 {
-    return MLTK_ERR_UNSUPPORTED;
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(n);
+    if (kind != PW_MSE && kind != PW_L1 && kind != PW_BCE_LOGITS)
+        return MLTK_ERR_INVALID;
+    if (!loss || (n > 0 && (!pred || !target)))
+        return MLTK_ERR_INVALID;
+    if (n == 0) {
+        loss[0] = 0.0f;
+        return MLTK_OK;
+    }
+    pw_args a = { .kind = kind, .d = dpred, .x = pred, .t = target,
+                  .scale = (double)grad_scale / (double)n, .partials = c->partials };
+    int64_t work = n * (kind == PW_BCE_LOGITS ? 16 : 4);
+    int chunks = cpu_pool_chunks(c->pool, n, work, GRAIN);
+    cpu_pool_run(c->pool, pw_chunk, &a, n, chunks, ALIGN_F, work);
+    double total = 0.0;
+    for (int k = 0; k < chunks; k++)
+        total += c->partials[k * PARTIAL_STRIDE];
+    loss[0] = (float)(total / (double)n);
+    return MLTK_OK;
 }
 
+/* ---- distillation: KL divergence of temperature-scaled softmaxes ---- */
+
+typedef struct kl_args {
+    float       *d;
+    const float *s, *t;
+    int64_t      C;
+    double       invT;
+    double       gscale;   /* grad_scale * T / N */
+    double      *partials;
+} kl_args;
+
+/* Rows [b, e).  With q = softmax(t / T), p = softmax(s / T), the row's
+ * KL(q || p) = sum_c q_c (log q_c - log p_c) (terms with q_c == 0 are 0,
+ * as xlogy); d/ds_j of T^2 KL is T (p_j - q_j). */
+KERNEL static double k_kl(const kl_args *a, int64_t b, int64_t e)
+{
+    const int64_t C = a->C;
+    const double it = a->invT;
+    double total = 0.0;
+    for (int64_t r = b; r < e; r++) {
+        const float *s = a->s + r * C, *t = a->t + r * C;
+        double ms = (double)s[0] * it, mt = (double)t[0] * it;
+        for (int64_t c = 1; c < C; c++) {
+            double vs = (double)s[c] * it, vt = (double)t[c] * it;
+            ms = vs > ms ? vs : ms;
+            mt = vt > mt ? vt : mt;
+        }
+        double ss = 0.0, st = 0.0;
+        for (int64_t c = 0; c < C; c++) {
+            ss += exp((double)s[c] * it - ms);
+            st += exp((double)t[c] * it - mt);
+        }
+        double lss = ms + log(ss), lst = mt + log(st);
+        double kl = 0.0;
+        for (int64_t c = 0; c < C; c++) {
+            double lq = (double)t[c] * it - lst, lp = (double)s[c] * it - lss;
+            double q = exp(lq);
+            if (q > 0.0)
+                kl += q * (lq - lp);
+            if (a->d)
+                a->d[r * C + c] = (float)((exp(lp) - q) * a->gscale);
+        }
+        total += kl;
+    }
+    return total;
+}
+
+static void kl_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const kl_args *a = arg;
+    a->partials[chunk * PARTIAL_STRIDE] = k_kl(a, b, e);
+}
+
+/* student, teacher (N, C) logits -> loss[0] = T^2 / N sum over rows of
+ * KL(softmax(teacher / T) || softmax(student / T)) (PyTorch's kl_div with
+ * reduction = batchmean, times T^2); dstudent (N, C) = grad_scale *
+ * d loss / d student when not NULL */
 int cpu_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *student,
                       const float *teacher, int64_t N, int64_t C, float T,
                       float grad_scale)
 {
-    return MLTK_ERR_UNSUPPORTED;
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    if (!loss || (N > 0 && (!student || !teacher)))
+        return MLTK_ERR_INVALID;
+    if (!(T > 0.0f) || isinf(T))
+        return MLTK_ERR_INVALID;
+    if (N == 0) {
+        loss[0] = 0.0f;
+        return MLTK_OK;
+    }
+    if (C == 0 || N > INT64_MAX / C)
+        return C == 0 ? MLTK_ERR_DATA : MLTK_ERR_INVALID;
+    double Td = (double)T;
+    kl_args a = { .d = dstudent, .s = student, .t = teacher, .C = C, .invT = 1.0 / Td,
+                  .gscale = (double)grad_scale * Td / (double)N,
+                  .partials = c->partials };
+    int64_t work = N * C * 16;
+    int chunks = cpu_pool_chunks(c->pool, N, work, GRAIN);
+    cpu_pool_run(c->pool, kl_chunk, &a, N, chunks, 1, work);
+    double total = 0.0;
+    for (int k = 0; k < chunks; k++)
+        total += c->partials[k * PARTIAL_STRIDE];
+    loss[0] = (float)(total * Td * Td / (double)N);
+    return MLTK_OK;
 }
-

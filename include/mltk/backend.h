@@ -213,13 +213,16 @@ struct mltk_backend_i {
                                   const float *gamma, const float *beta,
                                   const float *running_mean, const float *running_var,
                                   int64_t N, int64_t C, int64_t L, float eps);
-    /* training-mode backward: dx, dgamma, dbeta overwritten */
+    /* training-mode backward: dx, dgamma, dbeta overwritten; any of the
+     * three may be NULL (not wanted).  In all batchnorm ops gamma and beta
+     * may be NULL (no affine transform: 1 and 0). */
     int (*batchnorm_backward)(void *ctx, float *dx, float *dgamma, float *dbeta,
                               const float *dy, const float *x, const float *gamma,
                               const float *save_mean, const float *save_invstd,
                               int64_t N, int64_t C, int64_t L);
     /* Layer norm over the last `cols` of x (rows, cols); gamma/beta (cols)
-     * may be NULL (no affine); mean and rstd (rows) saved for backward. */
+     * may be NULL (no affine); mean and rstd (rows) saved for backward.
+     * In layernorm_backward dx, dgamma and dbeta may each be NULL. */
     int (*layernorm_forward)(void *ctx, float *y, const float *x, const float *gamma,
                              const float *beta, float *mean, float *rstd,
                              int64_t rows, int64_t cols, float eps);

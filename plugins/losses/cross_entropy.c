@@ -1,14 +1,20 @@
 /* cross_entropy.c - softmax cross-entropy over class logits.
  *
  * What this is: a loss plugin for classification: pred (B, C) raw logits,
- * target (B) int32 class indices; the loss is the batch mean of
- * -log softmax(pred)[target], and its gradient with respect to the logits
- * is (softmax(pred) - onehot(target)) / B.  Both come from the backend's
- * fused softmax_xent op, which is numerically stable (max-subtracted).
+ * target (B) int32 class indices.  Without options the loss is the batch
+ * mean of -log softmax(pred)[target] with gradient
+ * (softmax(pred) - onehot(target)) / B, from the backend's fused
+ * softmax_xent op.  With `label_smoothing` (eps) and/or class `weights`
+ * (w) it follows PyTorch's nn.CrossEntropyLoss exactly, through the
+ * backend's softmax_xent_ex op:
+ *   loss = sum_i [ (1 - eps) w[y_i] (-logp_i[y_i])
+ *                  + eps/C sum_c w[c] (-logp_i[c]) ] / sum_i w[y_i]
+ * (w = 1 without weights, so the denominator is B).  Both ops are
+ * numerically stable (max-subtracted).
  *
- * What this is not: label smoothing, class weights or probability targets;
- * those would be parameters of their own.
+ * What this is not: probability (soft) targets or ignore_index.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <mltk/plugin.h>
 
@@ -16,24 +22,73 @@
 
 typedef struct xent {
     int64_t classes;   /* C, known after setup */
+    float   smoothing; /* label_smoothing in [0, 1) */
+    int     n_weights; /* class weights given, 0 if none */
+    float  *weights_host;
+    float  *weights;   /* (C) backend memory, after the first forward */
+    const struct mltk_backend *be;  /* owner of `weights` */
 } xent;
 
 /* ---- lifetime ------------------------------------------------------------- */
 
-static int xent_create(void **self, const mltk_params_t *params, char **err)
-{
-    xent *x = calloc(1, sizeof(*x));
-
-    (void)params;
-    if (!x)
-        return mltk_errf(err, MLTK_ERR_NOMEM, "cross_entropy: out of memory");
-    *self = x;
-    return MLTK_OK;
-}
-
 static void xent_destroy(void *self)
 {
-    free(self);
+    xent *x = self;
+
+    if (!x)
+        return;
+    if (x->weights && x->be)
+        x->be->i->free(x->be->ctx, x->weights);
+    free(x->weights_host);
+    free(x);
+}
+
+static int xent_create(void **self, const mltk_params_t *params, char **err)
+{
+    double ls = mltk_params_float(params, "label_smoothing");
+    int nw = mltk_params_has(params, "weights")
+        ? mltk_params_floats(params, "weights", NULL, 0) : 0;
+    xent *x;
+
+    if (!(ls >= 0.0 && ls < 1.0))
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "label_smoothing = %g: expected a value in [0, 1)", ls);
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cross_entropy: out of memory");
+    x->smoothing = (float)ls;
+    if (nw > 0) {
+        double *w = calloc((size_t)nw, sizeof(double));
+        double total = 0.0;
+        x->weights_host = calloc((size_t)nw, sizeof(float));
+        if (!w || !x->weights_host) {
+            free(w);
+            xent_destroy(x);
+            return mltk_errf(err, MLTK_ERR_NOMEM, "cross_entropy: out of memory");
+        }
+        mltk_params_floats(params, "weights", w, nw);
+        for (int i = 0; i < nw; i++) {
+            if (!(w[i] >= 0.0) || isinf(w[i])) {
+                double bad = w[i];
+                free(w);
+                xent_destroy(x);
+                return mltk_errf(err, MLTK_ERR_CONFIG,
+                                 "weights: the weight of class %d is %g; class "
+                                 "weights must be finite and >= 0", i, bad);
+            }
+            x->weights_host[i] = (float)w[i];
+            total += w[i];
+        }
+        free(w);
+        if (!(total > 0.0)) {
+            xent_destroy(x);
+            return mltk_errf(err, MLTK_ERR_CONFIG,
+                             "weights: every class weight is 0; at least one must be > 0");
+        }
+        x->n_weights = nw;
+    }
+    *self = x;
+    return MLTK_OK;
 }
 
 /* ---- shapes --------------------------------------------------------------- */
@@ -65,11 +120,35 @@ static int xent_setup(void *self, const mltk_shape *pred, mltk_target_kind targe
                          "the data set has %lld (set the last layer's units = %lld)",
                          (long long)pred->dim[0], (long long)n_classes,
                          (long long)n_classes);
+    if (x->n_weights > 0 && x->n_weights != pred->dim[0])
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "weights has %d values but there are %lld classes "
+                         "(give one weight per class)",
+                         x->n_weights, (long long)pred->dim[0]);
     x->classes = pred->dim[0];
     return MLTK_OK;
 }
 
 /* ---- forward -------------------------------------------------------------- */
+
+/* The class weights in backend memory, uploaded on first use. */
+static int upload_weights(xent *x, const struct mltk_backend *be)
+{
+    void *p = NULL;
+    int rc;
+
+    if (x->weights && x->be == be)
+        return MLTK_OK;
+    if (x->weights && x->be)
+        x->be->i->free(x->be->ctx, x->weights);
+    x->weights = NULL;
+    x->be = be;
+    rc = be->i->alloc(be->ctx, (size_t)x->n_weights * sizeof(float), &p);
+    if (rc)
+        return rc;
+    x->weights = p;
+    return be->i->upload(be->ctx, p, x->weights_host, (size_t)x->n_weights * sizeof(float));
+}
 
 /* pred (B, C), target (B) int32 -> loss[0]; dpred (B, C) when wanted */
 static int xent_forward(void *self, const struct mltk_backend *be,
@@ -79,13 +158,25 @@ static int xent_forward(void *self, const struct mltk_backend *be,
     xent *x = self;
     int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
     float *dl = dpred ? dpred->data : NULL;
+    int rc;
 
     if (x->classes < 1)
         return MLTK_ERR_INVALID;
     if (rows == 0)  /* an empty batch has no mean; call its loss 0 */
         return be->i->fill(be->ctx, loss, 0.0f, 1);
-    return be->i->softmax_xent(be->ctx, loss, dl, pred->data, target->data,
-                               rows, x->classes, 1.0f);
+    if (x->smoothing == 0.0f && x->n_weights == 0)
+        return be->i->softmax_xent(be->ctx, loss, dl, pred->data, target->data,
+                                   rows, x->classes, 1.0f);
+    if (!MLTK_BACKEND_HAS(be, softmax_xent_ex))
+        return MLTK_ERR_UNSUPPORTED;
+    if (x->n_weights > 0) {
+        rc = upload_weights(x, be);
+        if (rc)
+            return rc;
+    }
+    return be->i->softmax_xent_ex(be->ctx, loss, dl, pred->data, target->data,
+                                  x->n_weights > 0 ? x->weights : NULL, rows,
+                                  x->classes, x->smoothing, 1.0f);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

@@ -8,6 +8,7 @@
  *     d  = nesterov ? g' + momentum * b : b    (d = g' without momentum)
  *     p -= lr * d
  * One state slot (the momentum buffer b) when momentum > 0, none otherwise.
+ * step2 passes the core's per-element rate factor (lr_mult, freeze) on.
  *
  * What this is not: a learning-rate schedule.  `lr` here is the base rate
  * the core's schedule starts from; step() uses the rate it is given.
@@ -88,6 +89,20 @@ static int sgd_step(void *self, const struct mltk_backend *be, float *p,
                            o->weight_decay, o->nesterov, t, NULL);
 }
 
+/* the same with the per-element rate factor (lr_mult, freeze) */
+static int sgd_step2(void *self, const struct mltk_backend *be,
+                     const struct mltk_opt_step *st)
+{
+    const sgd *o = self;
+    float *mom = o->momentum > 0.0f ? st->state[0] : NULL;
+
+    if (st->n == 0)
+        return MLTK_OK;
+    return be->i->sgd_step(be->ctx, st->p, st->g, mom, st->n, st->lr, o->momentum,
+                           o->dampening, o->weight_decay, o->nesterov, st->t,
+                           st->lr_scale);
+}
+
 /* ---- entry ---------------------------------------------------------------- */
 
 static const struct mltk_optimizer_i sgd_iface = {
@@ -96,6 +111,7 @@ static const struct mltk_optimizer_i sgd_iface = {
     .destroy = sgd_destroy,
     .state_slots = sgd_state_slots,
     .step = sgd_step,
+    .step2 = sgd_step2,
 };
 
 MLTK_PLUGIN(sgd, MLTK_KIND_OPTIMIZER, &sgd_iface)

@@ -1,0 +1,160 @@
+/* avgpool2d.c - 2-d average pooling over (C, H, W) samples, NCHW.
+ *
+ * What this is: a layer plugin over the backend's pool2d_forward and
+ * pool2d_backward ops with MLTK_POOL_AVG, as PyTorch's nn.AvgPool2d computes
+ * it (floor mode; count_include_pad: padded positions count in the divisor).
+ * The stride defaults to the kernel size; padding may be at most half the
+ * kernel, as PyTorch requires.
+ *
+ * What this is not: ceil mode, dilation or adaptive pooling (see
+ * global_avgpool for the whole-plane average).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <mltk/plugin.h>
+
+/* ---- state ---------------------------------------------------------------- */
+
+typedef struct pool2d {
+    int64_t R, S, sh, sw, ph, pw;
+    mltk_pool2d_desc desc;  /* N filled in per call */
+} pool2d;
+
+/* ---- lifetime ------------------------------------------------------------- */
+
+/* an `ints` key of one value (both dimensions) or two (height, width) */
+static int read_pair(const mltk_params_t *p, const char *key, int64_t *a, int64_t *b,
+                     char **err)
+{
+    int64_t v[3];
+    int n = mltk_params_ints(p, key, v, 3);
+
+    if (n == 1) {
+        *a = *b = v[0];
+        return MLTK_OK;
+    }
+    if (n == 2) {
+        *a = v[0];
+        *b = v[1];
+        return MLTK_OK;
+    }
+    return mltk_errf(err, MLTK_ERR_CONFIG,
+                     "%s must be one integer or two (height, width), got %d values",
+                     key, n);
+}
+
+static int pool_create(void **self, const mltk_params_t *params, char **err)
+{
+    pool2d p, *out;
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    if ((rc = read_pair(params, "kernel", &p.R, &p.S, err)))
+        return rc;
+    p.sh = p.R;
+    p.sw = p.S;
+    if (mltk_params_has(params, "stride")
+        && (rc = read_pair(params, "stride", &p.sh, &p.sw, err)))
+        return rc;
+    if ((rc = read_pair(params, "padding", &p.ph, &p.pw, err)))
+        return rc;
+    if (p.R < 1 || p.S < 1 || p.sh < 1 || p.sw < 1 || p.ph < 0 || p.pw < 0)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "kernel and stride must be >= 1, padding >= 0");
+    if (2 * p.ph > p.R || 2 * p.pw > p.S)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "padding %lld,%lld is more than half the kernel %lldx%lld",
+                         (long long)p.ph, (long long)p.pw, (long long)p.R,
+                         (long long)p.S);
+    out = malloc(sizeof(*out));
+    if (!out)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "avgpool2d: out of memory");
+    *out = p;
+    *self = out;
+    return MLTK_OK;
+}
+
+static void pool_destroy(void *self)
+{
+    free(self);
+}
+
+/* ---- shapes --------------------------------------------------------------- */
+
+static int pool_setup(void *self, mltk_layer_setup_t *s, int n_in,
+                      const mltk_shape *in, mltk_shape *out, char **err)
+{
+    pool2d *p = self;
+    const struct mltk_backend *be = mltk_layer_backend(s);
+    char buf[96];
+    int64_t H, W, eh, ew, dims[3];
+
+    if (n_in != 1)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
+    if (in[0].ndim != 3)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "input shape %s is not (channels, height, width)",
+                         mltk_shape_str(&in[0], buf, sizeof(buf)));
+    if (!be || !MLTK_BACKEND_HAS(be, pool2d_forward)
+        || !MLTK_BACKEND_HAS(be, pool2d_backward))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "backend '%s' has no pool2d ops",
+                         be ? be->name : "?");
+    H = in[0].dim[1];
+    W = in[0].dim[2];
+    eh = H + 2 * p->ph - p->R;
+    ew = W + 2 * p->pw - p->S;
+    if (eh < 0 || ew < 0)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "input %lldx%lld (padding %lld,%lld) is smaller than the "
+                         "kernel %lldx%lld", (long long)H, (long long)W,
+                         (long long)p->ph, (long long)p->pw, (long long)p->R,
+                         (long long)p->S);
+    p->desc = (mltk_pool2d_desc){
+        .N = 0, .C = in[0].dim[0], .H = H, .W = W, .R = p->R, .S = p->S,
+        .P = eh / p->sh + 1, .Q = ew / p->sw + 1, .stride_h = p->sh,
+        .stride_w = p->sw, .pad_h = p->ph, .pad_w = p->pw };
+    dims[0] = in[0].dim[0];
+    dims[1] = p->desc.P;
+    dims[2] = p->desc.Q;
+    *out = mltk_shape_make(3, dims);
+    return MLTK_OK;
+}
+
+/* ---- forward and backward ------------------------------------------------- */
+
+/* x (B, C, H, W) -> y (B, C, P, Q) */
+static int pool_forward(void *self, const mltk_layer_run *r)
+{
+    pool2d *p = self;
+    mltk_pool2d_desc d = p->desc;
+
+    d.N = r->batch;
+    return r->be->i->pool2d_forward(r->be->ctx, MLTK_POOL_AVG, r->y->data,
+                                    r->x[0].data, &d);
+}
+
+static int pool_backward(void *self, const mltk_layer_run *r)
+{
+    pool2d *p = self;
+    mltk_pool2d_desc d = p->desc;
+
+    if (!r->dx || !r->dx[0].data)
+        return MLTK_OK;
+    d.N = r->batch;
+    return r->be->i->pool2d_backward(r->be->ctx, MLTK_POOL_AVG, r->dx[0].data,
+                                     r->dy->data, r->x[0].data, r->y->data, &d);
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+static const struct mltk_layer_i pool_iface = {
+    .size = sizeof(struct mltk_layer_i),
+    .create = pool_create,
+    .destroy = pool_destroy,
+    .setup = pool_setup,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .inplace = NULL,
+};
+
+MLTK_PLUGIN(avgpool2d, MLTK_KIND_LAYER, &pool_iface)

@@ -1,0 +1,267 @@
+/* batchnorm.c - batch normalisation per channel, as PyTorch's BatchNorm1d,
+ * BatchNorm2d and BatchNorm3d.
+ *
+ * What this is: a layer plugin over the backend's batchnorm ops (ABI
+ * 1.1).  Dimension 0 of a sample is the channel: a 1-d sample (C) is
+ * BatchNorm1d on (N, C), (C, L) is BatchNorm1d on (N, C, L), (C, H, W)
+ * BatchNorm2d, and so on; the op sees x as (N, C, L) with L the product of
+ * the remaining dimensions.
+ *
+ *   training:   y = weight (x - batch mean) / sqrt(batch var + eps) + bias,
+ *               with the biased batch variance; the running statistics
+ *               move: running = (1 - momentum) running + momentum batch,
+ *               with the unbiased variance (PyTorch's semantics).
+ *   evaluation: the running statistics instead of the batch's.
+ *   frozen (`freeze = true` while training): as evaluation, the running
+ *               statistics do not move; gradients then flow through the
+ *               fixed affine map.
+ *
+ * The running statistics start at mean 0 and variance 1.  They are
+ * buffers ("running_mean", "running_var", PyTorch's names), not trainable
+ * parameters, and are set to their initial values on the first forward
+ * call.  Training with a single value per channel (batch * L == 1) is
+ * refused, as in PyTorch.
+ *
+ * What this is not: momentum = None (PyTorch's cumulative average), or
+ * statistics synchronised across processes (SyncBatchNorm).
+ */
+#include <stdlib.h>
+#include <mltk/plugin.h>
+
+/* ---- state ---------------------------------------------------------------- */
+
+/* layout of the "aux" buffer, in units of C floats */
+enum { AUX_ONES, AUX_ZEROS, AUX_INVSTD, AUX_DGAMMA, AUX_DBETA, AUX_N };
+
+typedef struct batchnorm {
+    float   momentum, eps;
+    int     affine;
+    int64_t C, L;
+    int     p_weight, p_bias;        /* param indices, -1 without affine */
+    int     b_rmean, b_rvar;         /* running statistics (C) */
+    int     b_mean, b_invstd;        /* batch statistics saved for backward (C) */
+    int     b_aux;                   /* AUX_N * C floats, see above */
+    int     initialised;             /* running statistics and constants set */
+    int     batch_stats;             /* the last forward used batch statistics */
+} batchnorm;
+
+/* ---- lifetime ------------------------------------------------------------- */
+
+static int bn_create(void **self, const mltk_params_t *params, char **err)
+{
+    double momentum = mltk_params_float(params, "momentum");
+    double eps = mltk_params_float(params, "eps");
+    batchnorm *b;
+
+    if (!(momentum >= 0.0 && momentum <= 1.0))
+        return mltk_errf(err, MLTK_ERR_CONFIG, "momentum must be in [0, 1], not %g",
+                         momentum);
+    if (!(eps > 0.0))
+        return mltk_errf(err, MLTK_ERR_CONFIG, "eps must be > 0, not %g", eps);
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "batchnorm: out of memory");
+    b->momentum = (float)momentum;
+    b->eps = (float)eps;
+    b->affine = mltk_params_bool(params, "affine");
+    b->p_weight = b->p_bias = -1;
+    *self = b;
+    return MLTK_OK;
+}
+
+static void bn_destroy(void *self)
+{
+    free(self);
+}
+
+/* ---- shapes --------------------------------------------------------------- */
+
+static int bn_buffer(mltk_layer_setup_t *s, const char *name, int64_t floats,
+                     int *idx, char **err)
+{
+    int rc = mltk_layer_add_buffer(s, name, (size_t)floats * sizeof(float));
+    if (rc < 0)
+        return mltk_errf(err, rc, "cannot declare the %s buffer", name);
+    *idx = rc;
+    return MLTK_OK;
+}
+
+static int bn_setup(void *self, mltk_layer_setup_t *s, int n_in,
+                    const mltk_shape *in, mltk_shape *out, char **err)
+{
+    batchnorm *b = self;
+    const struct mltk_backend *be = mltk_layer_backend(s);
+    mltk_shape cs;
+    int rc;
+
+    if (n_in != 1)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
+    if (in[0].ndim < 1 || in[0].dim[0] < 1)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "expected a per-sample shape (C) or (C, ...) with channels first");
+    if (be && (!MLTK_BACKEND_HAS(be, batchnorm_forward_train)
+               || !MLTK_BACKEND_HAS(be, batchnorm_forward_eval)
+               || !MLTK_BACKEND_HAS(be, batchnorm_backward)))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "backend '%s' has no batchnorm ops",
+                         be->name);
+    b->C = in[0].dim[0];
+    b->L = mltk_shape_numel(&in[0]) / b->C;
+    b->initialised = 0;
+    cs = mltk_shape_make(1, &b->C);
+    if (b->affine) {
+        rc = mltk_layer_add_param(s, "weight", &cs, (mltk_init){ MLTK_INIT_CONST, 1.0, 0.0 });
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the weight");
+        b->p_weight = rc;
+        rc = mltk_layer_add_param(s, "bias", &cs, (mltk_init){ MLTK_INIT_ZEROS, 0.0, 0.0 });
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the bias");
+        b->p_bias = rc;
+    }
+    if ((rc = bn_buffer(s, "running_mean", b->C, &b->b_rmean, err))
+        || (rc = bn_buffer(s, "running_var", b->C, &b->b_rvar, err))
+        || (rc = bn_buffer(s, "save_mean", b->C, &b->b_mean, err))
+        || (rc = bn_buffer(s, "save_invstd", b->C, &b->b_invstd, err))
+        || (rc = bn_buffer(s, "aux", AUX_N * b->C, &b->b_aux, err)))
+        return rc;
+    *out = in[0];
+    return MLTK_OK;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static float *bn_aux(const batchnorm *b, const mltk_layer_run *r, int part)
+{
+    return (float *)r->buffers[b->b_aux].data + part * b->C;
+}
+
+/* running mean 0, variance 1; the constant vectors */
+static int bn_initialise(batchnorm *b, const mltk_layer_run *r)
+{
+    const struct mltk_backend *be = r->be;
+    int rc = be->i->fill(be->ctx, r->buffers[b->b_rmean].data, 0.0f, b->C);
+    if (!rc)
+        rc = be->i->fill(be->ctx, r->buffers[b->b_rvar].data, 1.0f, b->C);
+    if (!rc)
+        rc = be->i->fill(be->ctx, bn_aux(b, r, AUX_ONES), 1.0f, b->C);
+    if (!rc)
+        rc = be->i->fill(be->ctx, bn_aux(b, r, AUX_ZEROS), 0.0f, b->C);
+    if (!rc)
+        b->initialised = 1;
+    return rc;
+}
+
+static const float *bn_gamma(const batchnorm *b, const mltk_layer_run *r)
+{
+    return b->affine ? r->params[b->p_weight].data : bn_aux(b, r, AUX_ONES);
+}
+
+static const float *bn_beta(const batchnorm *b, const mltk_layer_run *r)
+{
+    return b->affine ? r->params[b->p_bias].data : bn_aux(b, r, AUX_ZEROS);
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+/* x (B, C, ...) -> y (B, C, ...) */
+static int bn_forward(void *self, const mltk_layer_run *r)
+{
+    batchnorm *b = self;
+    const struct mltk_backend *be = r->be;
+    float *rmean = r->buffers[b->b_rmean].data, *rvar = r->buffers[b->b_rvar].data;
+    int rc;
+
+    if (!b->initialised && (rc = bn_initialise(b, r)))
+        return rc;
+    b->batch_stats = r->mode == MLTK_TRAIN && !r->frozen;
+    if (r->batch == 0)
+        return MLTK_OK;
+    if (b->batch_stats) {
+        if (r->batch * b->L < 2) {
+            mltk_log(MLTK_LOG_ERROR,
+                     "batchnorm: training needs more than one value per channel "
+                     "(batch %lld x %lld positions)",
+                     (long long)r->batch, (long long)b->L);
+            return MLTK_ERR_INVALID;
+        }
+        return be->i->batchnorm_forward_train(be->ctx, r->y->data, r->x[0].data,
+                                              bn_gamma(b, r), bn_beta(b, r),
+                                              r->buffers[b->b_mean].data,
+                                              r->buffers[b->b_invstd].data, rmean, rvar,
+                                              r->batch, b->C, b->L, b->momentum, b->eps);
+    }
+    return be->i->batchnorm_forward_eval(be->ctx, r->y->data, r->x[0].data,
+                                         bn_gamma(b, r), bn_beta(b, r), rmean, rvar,
+                                         r->batch, b->C, b->L, b->eps);
+}
+
+/* ---- backward ------------------------------------------------------------- */
+
+/* After a forward with batch statistics: the training-mode backward op.
+ * After one with running statistics (frozen, or a forward in evaluation
+ * mode) y = weight invstd (x - mean) + bias is an affine map per channel
+ * with invstd = 1/sqrt(running_var + eps):
+ *   dx = weight invstd dy            (batchnorm_forward_eval of dy with
+ *                                     mean 0, shift 0)
+ *   dweight = sum dy (x - mean) invstd,  dbias = sum dy
+ *                                    (the backward op's parameter sums,
+ *                                     given mean and invstd) */
+static int bn_backward(void *self, const mltk_layer_run *r)
+{
+    batchnorm *b = self;
+    const struct mltk_backend *be = r->be;
+    float *dx = r->dx && r->dx[0].data ? r->dx[0].data : NULL;
+    float *dg = b->affine ? r->grads[b->p_weight].data : bn_aux(b, r, AUX_DGAMMA);
+    float *db = b->affine ? r->grads[b->p_bias].data : bn_aux(b, r, AUX_DBETA);
+    float *zeros = bn_aux(b, r, AUX_ZEROS);
+    float *invstd = bn_aux(b, r, AUX_INVSTD);
+    const float *rvar = r->buffers[b->b_rvar].data;
+    int rc;
+
+    if (r->batch == 0) {
+        if (!b->affine)
+            return MLTK_OK;
+        rc = be->i->fill(be->ctx, dg, 0.0f, b->C);
+        return rc ? rc : be->i->fill(be->ctx, db, 0.0f, b->C);
+    }
+    if (b->batch_stats) {
+        if (!dx && !b->affine)
+            return MLTK_OK;
+        return be->i->batchnorm_backward(be->ctx, dx, dg, db, r->dy->data, r->x[0].data,
+                                         bn_gamma(b, r), r->buffers[b->b_mean].data,
+                                         r->buffers[b->b_invstd].data, r->batch, b->C,
+                                         b->L);
+    }
+    if (b->affine) {
+        /* invstd = 1 / sqrt(running_var + eps): the eval op on a vector of
+         * ones with mean 0, scale 1, shift 0 */
+        rc = be->i->batchnorm_forward_eval(be->ctx, invstd, bn_aux(b, r, AUX_ONES),
+                                           bn_aux(b, r, AUX_ONES), zeros, zeros, rvar,
+                                           1, b->C, 1, b->eps);
+        if (!rc)
+            rc = be->i->batchnorm_backward(be->ctx, dx, dg, db, r->dy->data,
+                                           r->x[0].data, bn_gamma(b, r),
+                                           r->buffers[b->b_rmean].data, invstd,
+                                           r->batch, b->C, b->L);
+        if (rc)
+            return rc;
+    }
+    if (!dx)
+        return MLTK_OK;
+    return be->i->batchnorm_forward_eval(be->ctx, dx, r->dy->data, bn_gamma(b, r), zeros,
+                                         zeros, rvar, r->batch, b->C, b->L, b->eps);
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+static const struct mltk_layer_i bn_iface = {
+    .size = sizeof(struct mltk_layer_i),
+    .create = bn_create,
+    .destroy = bn_destroy,
+    .setup = bn_setup,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .inplace = NULL,
+};
+
+MLTK_PLUGIN(batchnorm, MLTK_KIND_LAYER, &bn_iface)

@@ -1,0 +1,353 @@
+/* conv2d.c - the 2-d convolution layer, y = act(conv(x, W) + b), NCHW.
+ *
+ * What this is: a layer plugin over the backend's conv2d_forward,
+ * conv2d_backward_data and conv2d_backward_filter ops (PyTorch's
+ * nn.Conv2d: cross-correlation with stride, padding, dilation and groups).
+ * Input per sample (C, H, W), output (K, P, Q), weight (K, C/groups, R, S),
+ * bias (K).  The optional activation is fused into the forward op, as
+ * dense does; backward derives its derivative from the output y.  The
+ * backend's scratch (conv2d_workspace) is declared as a layer buffer, so
+ * a training step allocates nothing.
+ *
+ * What this is not: a transposed convolution, or asymmetric padding:
+ * `padding = same` needs an odd effective kernel extent (dilation *
+ * (kernel - 1) even), so that the padding splits evenly.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mltk/plugin.h>
+
+/* ---- state ---------------------------------------------------------------- */
+
+typedef struct conv2d {
+    int64_t  K, R, S;            /* filters, kernel height and width */
+    int64_t  sh, sw, dh, dw;     /* stride, dilation */
+    int64_t  ph, pw;             /* padding (resolved for `same` in setup) */
+    int      pad_mode;           /* 0 explicit, 1 same */
+    int64_t  groups;
+    int      bias;
+    mltk_act act;
+    float    alpha;
+    char     init[32], bias_init[16];
+    double   init_std;
+    mltk_conv2d_desc desc;       /* N filled in per call */
+    int      p_weight, p_bias;   /* param indices (bias -1 if none) */
+    int      b_ws, b_dz;         /* buffer indices, -1 if none */
+} conv2d;
+
+static const struct {
+    const char *name;
+    mltk_act    act;
+} conv2d_acts[] = {
+    { "none", MLTK_ACT_NONE },
+    { "relu", MLTK_ACT_RELU },
+    { "leaky_relu", MLTK_ACT_LEAKY_RELU },
+    { "sigmoid", MLTK_ACT_SIGMOID },
+    { "tanh", MLTK_ACT_TANH },
+};
+
+/* ---- parameters ----------------------------------------------------------- */
+
+/* an `ints` key of one value (both dimensions) or two (height, width) */
+static int read_pair(const mltk_params_t *p, const char *key, int64_t *a, int64_t *b,
+                     char **err)
+{
+    int64_t v[3];
+    int n = mltk_params_ints(p, key, v, 3);
+
+    if (n == 1) {
+        *a = *b = v[0];
+        return MLTK_OK;
+    }
+    if (n == 2) {
+        *a = v[0];
+        *b = v[1];
+        return MLTK_OK;
+    }
+    return mltk_errf(err, MLTK_ERR_CONFIG,
+                     "%s must be one integer or two (height, width), got %d values",
+                     key, n);
+}
+
+/* padding: "same", "valid", "N" or "H,W" with non-negative integers */
+static int read_padding(conv2d *c, const char *text, char **err)
+{
+    char *end;
+    long long a, b;
+
+    c->pad_mode = 0;
+    c->ph = c->pw = 0;
+    if (strcmp(text, "same") == 0) {
+        c->pad_mode = 1;
+        return MLTK_OK;
+    }
+    if (strcmp(text, "valid") == 0)
+        return MLTK_OK;
+    a = strtoll(text, &end, 10);
+    if (end == text)
+        goto bad;
+    while (*end == ' ')
+        end++;
+    if (*end == '\0') {
+        b = a;
+    } else if (*end == ',') {
+        const char *t = end + 1;
+        b = strtoll(t, &end, 10);
+        if (end == t)
+            goto bad;
+        while (*end == ' ')
+            end++;
+        if (*end != '\0')
+            goto bad;
+    } else {
+        goto bad;
+    }
+    if (a < 0 || b < 0)
+        return mltk_errf(err, MLTK_ERR_CONFIG, "padding must be >= 0, not '%s'", text);
+    c->ph = a;
+    c->pw = b;
+    return MLTK_OK;
+bad:
+    return mltk_errf(err, MLTK_ERR_CONFIG,
+                     "padding '%s' is not an integer, 'H,W', 'same' or 'valid'", text);
+}
+
+/* ---- lifetime ------------------------------------------------------------- */
+
+static int conv2d_create(void **self, const mltk_params_t *params, char **err)
+{
+    const char *act = mltk_params_str(params, "activation");
+    const char *init = mltk_params_str(params, "init");
+    const char *binit = mltk_params_str(params, "bias_init");
+    size_t i, n_acts = sizeof(conv2d_acts) / sizeof(conv2d_acts[0]);
+    conv2d c, *out;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < n_acts; i++)
+        if (act && strcmp(act, conv2d_acts[i].name) == 0)
+            break;
+    if (i == n_acts)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "unknown activation '%s' (expected none, relu, "
+                         "leaky_relu, sigmoid or tanh)", act ? act : "");
+    c.act = conv2d_acts[i].act;
+    c.alpha = (float)mltk_params_float(params, "negative_slope");
+    if (c.act == MLTK_ACT_LEAKY_RELU && !(c.alpha >= 0.0f))
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "negative_slope must be >= 0 (the gradient is "
+                         "derived from the output's sign)");
+    c.K = mltk_params_int(params, "filters");
+    c.groups = mltk_params_int(params, "groups");
+    c.bias = mltk_params_bool(params, "bias");
+    if (c.K < 1 || c.groups < 1)
+        return mltk_errf(err, MLTK_ERR_CONFIG, "filters and groups must be >= 1");
+    if ((rc = read_pair(params, "kernel", &c.R, &c.S, err))
+        || (rc = read_pair(params, "stride", &c.sh, &c.sw, err))
+        || (rc = read_pair(params, "dilation", &c.dh, &c.dw, err)))
+        return rc;
+    if (c.R < 1 || c.S < 1 || c.sh < 1 || c.sw < 1 || c.dh < 1 || c.dw < 1)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "kernel, stride and dilation must be >= 1");
+    rc = read_padding(&c, mltk_params_str(params, "padding"), err);
+    if (rc)
+        return rc;
+    if (c.pad_mode == 1) {
+        if (c.sh != 1 || c.sw != 1)
+            return mltk_errf(err, MLTK_ERR_CONFIG,
+                             "padding = same needs stride 1 (stride is %lld,%lld); "
+                             "give the padding as numbers instead",
+                             (long long)c.sh, (long long)c.sw);
+        if ((c.dh * (c.R - 1)) % 2 || (c.dw * (c.S - 1)) % 2)
+            return mltk_errf(err, MLTK_ERR_CONFIG,
+                             "padding = same needs an odd kernel extent "
+                             "(kernel %lldx%lld, dilation %lld,%lld would need "
+                             "uneven padding)", (long long)c.R, (long long)c.S,
+                             (long long)c.dh, (long long)c.dw);
+        c.ph = c.dh * (c.R - 1) / 2;
+        c.pw = c.dw * (c.S - 1) / 2;
+    }
+    snprintf(c.init, sizeof(c.init), "%s", init ? init : "default");
+    snprintf(c.bias_init, sizeof(c.bias_init), "%s", binit ? binit : "default");
+    c.init_std = mltk_params_float(params, "init_std");
+    c.p_weight = c.p_bias = c.b_ws = c.b_dz = -1;
+    out = malloc(sizeof(*out));
+    if (!out)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "conv2d: out of memory");
+    *out = c;
+    *self = out;
+    return MLTK_OK;
+}
+
+static void conv2d_destroy(void *self)
+{
+    free(self);
+}
+
+/* ---- shapes --------------------------------------------------------------- */
+
+static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
+                        const mltk_shape *in, mltk_shape *out, char **err)
+{
+    conv2d *c = self;
+    const struct mltk_backend *be = mltk_layer_backend(s);
+    mltk_conv2d_desc *d = &c->desc;
+    char buf[96];
+    int64_t C, H, W, eh, ew, dims[4];
+    double fan_in, fan_out;
+    mltk_init winit, binit;
+    mltk_shape shp;
+    int rc;
+
+    if (n_in != 1)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
+    if (in[0].ndim != 3)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "input shape %s is not (channels, height, width)",
+                         mltk_shape_str(&in[0], buf, sizeof(buf)));
+    if (!be || !MLTK_BACKEND_HAS(be, conv2d_forward)
+        || !MLTK_BACKEND_HAS(be, conv2d_backward_data)
+        || !MLTK_BACKEND_HAS(be, conv2d_backward_filter)
+        || !MLTK_BACKEND_HAS(be, conv2d_workspace))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                         "backend '%s' has no conv2d ops", be ? be->name : "?");
+    C = in[0].dim[0];
+    H = in[0].dim[1];
+    W = in[0].dim[2];
+    if (C % c->groups || c->K % c->groups)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "groups = %lld must divide both the input channels (%lld) "
+                         "and filters (%lld)", (long long)c->groups, (long long)C,
+                         (long long)c->K);
+    eh = H + 2 * c->ph - c->dh * (c->R - 1) - 1;
+    ew = W + 2 * c->pw - c->dw * (c->S - 1) - 1;
+    if (eh < 0 || ew < 0)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "input %lldx%lld (padding %lld,%lld) is smaller than the "
+                         "kernel's extent %lldx%lld (kernel %lldx%lld, dilation "
+                         "%lld,%lld)", (long long)H, (long long)W, (long long)c->ph,
+                         (long long)c->pw, (long long)(c->dh * (c->R - 1) + 1),
+                         (long long)(c->dw * (c->S - 1) + 1), (long long)c->R,
+                         (long long)c->S, (long long)c->dh, (long long)c->dw);
+    *d = (mltk_conv2d_desc){
+        .N = mltk_layer_max_batch(s), .C = C, .H = H, .W = W, .K = c->K, .R = c->R,
+        .S = c->S, .P = eh / c->sh + 1, .Q = ew / c->sw + 1, .stride_h = c->sh,
+        .stride_w = c->sw, .pad_h = c->ph, .pad_w = c->pw, .dil_h = c->dh,
+        .dil_w = c->dw, .groups = c->groups };
+
+    /* PyTorch's fans for (K, C/g, R, S) */
+    fan_in = (double)(C / c->groups * c->R * c->S);
+    fan_out = (double)(c->K * c->R * c->S);
+    rc = mltk_init_named(c->init, fan_in, fan_out, c->init_std, &winit, err);
+    if (rc)
+        return rc;
+    rc = mltk_init_named(strcmp(c->bias_init, "zeros") == 0 ? "zeros" : "default",
+                         fan_in, fan_out, 0.0, &binit, err);
+    if (rc)
+        return rc;
+    dims[0] = c->K;
+    dims[1] = C / c->groups;
+    dims[2] = c->R;
+    dims[3] = c->S;
+    shp = mltk_shape_make(4, dims);
+    rc = mltk_layer_add_param(s, "weight", &shp, winit);
+    if (rc < 0)
+        return mltk_errf(err, rc, "cannot declare the weight");
+    c->p_weight = rc;
+    c->p_bias = -1;
+    if (c->bias) {
+        shp = mltk_shape_make(1, dims);
+        rc = mltk_layer_add_param(s, "bias", &shp, binit);
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the bias");
+        c->p_bias = rc;
+    }
+
+    c->b_ws = c->b_dz = -1;
+    size_t ws = be->i->conv2d_workspace(be->ctx, d);
+    if (ws > 0) {
+        rc = mltk_layer_add_buffer(s, "workspace", ws);
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the workspace (%zu bytes)", ws);
+        c->b_ws = rc;
+    }
+    if (c->act != MLTK_ACT_NONE) {
+        size_t bytes = (size_t)d->N * (size_t)(d->K * d->P * d->Q) * sizeof(float);
+        rc = mltk_layer_add_buffer(s, "dz", bytes);
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the gradient buffer");
+        c->b_dz = rc;
+    }
+    dims[0] = c->K;
+    dims[1] = d->P;
+    dims[2] = d->Q;
+    *out = mltk_shape_make(3, dims);
+    return MLTK_OK;
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+/* x (B, C, H, W), weight (K, C/g, R, S), bias (K) -> y (B, K, P, Q) */
+static int conv2d_forward(void *self, const mltk_layer_run *r)
+{
+    conv2d *c = self;
+    const struct mltk_backend *be = r->be;
+    mltk_conv2d_desc d = c->desc;
+
+    if (r->batch == 0)
+        return MLTK_OK;
+    d.N = r->batch;
+    return be->i->conv2d_forward(be->ctx, r->y->data, r->x[0].data,
+                                 r->params[c->p_weight].data,
+                                 c->p_bias >= 0 ? r->params[c->p_bias].data : NULL,
+                                 &d, c->act, c->alpha,
+                                 c->b_ws >= 0 ? r->buffers[c->b_ws].data : NULL);
+}
+
+/* ---- backward ------------------------------------------------------------- */
+
+/* dz = dy * act'(.) from y; dW, db from dz and x; dx from dz and W */
+static int conv2d_backward(void *self, const mltk_layer_run *r)
+{
+    conv2d *c = self;
+    const struct mltk_backend *be = r->be;
+    mltk_conv2d_desc d = c->desc;
+    float *dw = r->grads[c->p_weight].data;
+    float *db = c->p_bias >= 0 ? r->grads[c->p_bias].data : NULL;
+    void *ws = c->b_ws >= 0 ? r->buffers[c->b_ws].data : NULL;
+    const float *dz = r->dy->data;
+    int rc;
+
+    d.N = r->batch;
+    if (r->batch > 0 && c->act != MLTK_ACT_NONE) {
+        float *buf = r->buffers[c->b_dz].data;
+        rc = be->i->act_backward(be->ctx, c->act, c->alpha, buf, r->dy->data, NULL,
+                                 r->y->data, r->batch * c->K * d.P * d.Q);
+        if (rc)
+            return rc;
+        dz = buf;
+    }
+    rc = be->i->conv2d_backward_filter(be->ctx, dw, db, dz, r->x[0].data, &d, ws);
+    if (rc)
+        return rc;
+    if (r->batch > 0 && r->dx && r->dx[0].data)
+        rc = be->i->conv2d_backward_data(be->ctx, r->dx[0].data, dz,
+                                         r->params[c->p_weight].data, &d, ws);
+    return rc;
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+static const struct mltk_layer_i conv2d_iface = {
+    .size = sizeof(struct mltk_layer_i),
+    .create = conv2d_create,
+    .destroy = conv2d_destroy,
+    .setup = conv2d_setup,
+    .forward = conv2d_forward,
+    .backward = conv2d_backward,
+    .inplace = NULL,
+};
+
+MLTK_PLUGIN(conv2d, MLTK_KIND_LAYER, &conv2d_iface)

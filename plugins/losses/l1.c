@@ -1,0 +1,101 @@
+/* l1.c - mean absolute error against value targets.
+ *
+ * What this is: a loss plugin for value targets: pred (B, ...) and a
+ * target tensor of the same per-sample shape.  The loss is the mean over
+ * every element of |pred - target| (PyTorch's nn.L1Loss, reduction =
+ * mean), its gradient sign(pred - target) / (number of elements), 0 where
+ * the two are equal (as torch.sign); both come from the backend's
+ * pointwise_loss op (kind 1), accumulated in double.
+ *
+ * What this is not: the smooth (Huber) variant.
+ */
+#include <stdlib.h>
+#include <mltk/plugin.h>
+
+/* the backend's pointwise_loss kind (backend.h) */
+#define L1_KIND 1
+
+/* ---- state ---------------------------------------------------------------- */
+
+typedef struct l1 {
+    int64_t numel;   /* elements per sample, known after setup */
+} l1;
+
+/* ---- lifetime ------------------------------------------------------------- */
+
+static int l1_create(void **self, const mltk_params_t *params, char **err)
+{
+    l1 *l = calloc(1, sizeof(*l));
+
+    (void)params;
+    if (!l)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "l1: out of memory");
+    *self = l;
+    return MLTK_OK;
+}
+
+static void l1_destroy(void *self)
+{
+    free(self);
+}
+
+/* ---- shapes --------------------------------------------------------------- */
+
+static int l1_setup(void *self, const mltk_shape *pred, mltk_target_kind target,
+                    const mltk_shape *target_shape, int64_t n_classes, char **err)
+{
+    l1 *l = self;
+    char pb[96], tb[96];
+
+    (void)n_classes;
+    if (target != MLTK_TARGET_VALUE)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "needs value targets (a tensor per sample of the "
+                         "prediction's shape %s), but the data set has class-index "
+                         "targets (use cross_entropy for those)",
+                         mltk_shape_str(pred, pb, sizeof(pb)));
+    if (!target_shape || !mltk_shape_equal(target_shape, pred))
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "the model predicts shape %s per sample but the targets "
+                         "have shape %s; they must be equal",
+                         mltk_shape_str(pred, pb, sizeof(pb)),
+                         target_shape ? mltk_shape_str(target_shape, tb, sizeof(tb))
+                                      : "(none)");
+    l->numel = mltk_shape_numel(pred);
+    if (l->numel < 1)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the prediction %s is empty",
+                         mltk_shape_str(pred, pb, sizeof(pb)));
+    return MLTK_OK;
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+/* pred, target (B, ...) -> loss[0]; dpred (B, ...) when wanted */
+static int l1_forward(void *self, const struct mltk_backend *be,
+                      const mltk_tensor *pred, const mltk_tensor *target,
+                      float *loss, mltk_tensor *dpred)
+{
+    l1 *l = self;
+    int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
+
+    if (l->numel < 1)
+        return MLTK_ERR_INVALID;
+    if (rows == 0)  /* an empty batch has no mean; call its loss 0 */
+        return be->i->fill(be->ctx, loss, 0.0f, 1);
+    if (!MLTK_BACKEND_HAS(be, pointwise_loss))
+        return MLTK_ERR_UNSUPPORTED;
+    return be->i->pointwise_loss(be->ctx, L1_KIND, loss, dpred ? dpred->data : NULL,
+                                 pred->data, target->data, rows * l->numel, 1.0f);
+}
+
+/* ---- entry ---------------------------------------------------------------- */
+
+static const struct mltk_loss_i l1_iface = {
+    .size = sizeof(struct mltk_loss_i),
+    .create = l1_create,
+    .destroy = l1_destroy,
+    .setup = l1_setup,
+    .forward = l1_forward,
+};
+
+MLTK_PLUGIN(l1, MLTK_KIND_LOSS, &l1_iface)

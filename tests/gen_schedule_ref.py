@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""gen_schedule_ref.py - print tests/schedule_ref.h: the learning rate of
+every optimizer step under PyTorch's lr_scheduler classes, for
+tests/check_schedule.c.
+
+What this is: a generator run by hand (with Debian's python3-torch) whose
+output is checked in, so `make check` needs no Python:
+
+    /usr/bin/python3 tests/gen_schedule_ref.py > tests/schedule_ref.h
+
+Each case pairs the [schedule] section mltk reads with the PyTorch
+schedulers that mean the same: epoch-based schedulers (StepLR,
+MultiStepLR, ExponentialLR, CosineAnnealingLR,
+CosineAnnealingWarmRestarts, ReduceLROnPlateau) stepped once per epoch,
+and the warm-up as LinearLR stepped once per optimizer step, chained on
+the same optimizer.  The rate recorded for a step is the param group's
+`lr` when the optimizer steps.  What this is not: part of the build or of
+the test run.
+"""
+import sys
+import warnings
+
+import torch
+from torch.optim import lr_scheduler as S
+
+warnings.filterwarnings("ignore")
+
+# name, [schedule] text, optimizer lr, batch size, epochs, steps per epoch,
+# torch base lr (after linear scaling), epoch scheduler factory,
+# (warm-up steps, start factor) or None, (monitor, metrics) or None
+PLATEAU_LOSS = [1.0, 0.8, 0.79, 0.795, 0.7, 0.71, 0.705, 0.702, 0.69, 0.7,
+                0.7, 0.7, 0.5, 0.51, 0.52]
+PLATEAU_ACC = [0.5, 0.6, 0.603, 0.601, 0.7, 0.702, 0.71, 0.712, 0.713, 0.8,
+               0.79, 0.78]
+
+CASES = [
+    ("constant", "type = constant\n", 0.1, 32, 5, 3, 0.1, None, None, None),
+    ("step", "type = step\nstep_size = 3\ngamma = 0.5\n", 0.1, 32, 10, 2, 0.1,
+     lambda o: S.StepLR(o, step_size=3, gamma=0.5), None, None),
+    ("multistep", "type = multistep\nmilestones = 8, 2, 5\ngamma = 0.3\n", 0.05, 32, 10, 2,
+     0.05, lambda o: S.MultiStepLR(o, milestones=[8, 2, 5], gamma=0.3), None, None),
+    ("exponential", "type = exponential\ngamma = 0.9\n", 0.02, 32, 8, 2, 0.02,
+     lambda o: S.ExponentialLR(o, gamma=0.9), None, None),
+    ("cosine_all_epochs", "type = cosine\neta_min = 0.001\n", 0.1, 32, 10, 2, 0.1,
+     lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001), None, None),
+    ("cosine_past_T_max", "type = cosine\nT_max = 4\neta_min = 0.01\n", 0.1, 32, 12, 1, 0.1,
+     lambda o: S.CosineAnnealingLR(o, T_max=4, eta_min=0.01), None, None),
+    ("cosine_restarts_mult2",
+     "type = cosine\nT_max = 3\nrestarts = true\nT_mult = 2\neta_min = 0.0005\n",
+     0.1, 32, 16, 1, 0.1,
+     lambda o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.0005), None, None),
+    ("cosine_restarts", "type = cosine\nT_max = 4\nrestarts = true\n", 0.2, 32, 10, 2, 0.2,
+     lambda o: S.CosineAnnealingWarmRestarts(o, T_0=4), None, None),
+    ("plateau_val_loss",
+     "type = reduce_on_plateau\npatience = 2\nfactor = 0.5\ncooldown = 1\n"
+     "threshold = 0.01\nmin_lr = 0.01\n", 0.1, 32, 15, 2, 0.1,
+     lambda o: S.ReduceLROnPlateau(o, mode="min", patience=2, factor=0.5, cooldown=1,
+                                   threshold=0.01, min_lr=0.01),
+     None, ("val_loss", PLATEAU_LOSS)),
+    ("plateau_val_acc",
+     "type = reduce_on_plateau\nmonitor = val_acc\npatience = 1\nfactor = 0.2\n"
+     "threshold_mode = abs\nthreshold = 0.005\n", 0.1, 32, 12, 1, 0.1,
+     lambda o: S.ReduceLROnPlateau(o, mode="max", patience=1, factor=0.2,
+                                   threshold_mode="abs", threshold=0.005),
+     None, ("val_acc", PLATEAU_ACC)),
+    ("warmup_constant", "warmup_steps = 5\nwarmup_start_factor = 0.25\n", 0.1, 32, 4, 3,
+     0.1, None, (5, 0.25), None),
+    ("warmup_epochs_step",
+     "type = step\nstep_size = 2\ngamma = 0.5\nwarmup_epochs = 1\n", 0.1, 32, 6, 4, 0.1,
+     lambda o: S.StepLR(o, step_size=2, gamma=0.5), (4, 0.1), None),
+    ("warmup_cosine",
+     "type = cosine\nwarmup_steps = 3\nwarmup_start_factor = 0.1\n", 0.05, 32, 6, 2, 0.05,
+     lambda o: S.CosineAnnealingLR(o, T_max=6), (3, 0.1), None),
+    ("linear_scaling", "type = step\nstep_size = 2\nscale_lr = linear\n", 0.4, 64, 5, 2,
+     0.1, lambda o: S.StepLR(o, step_size=2, gamma=0.1), None, None),
+]
+
+
+def simulate(case):
+    (_, _, _, _, epochs, spe, base, make, warm, plateau) = case
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=base)
+    w = S.LinearLR(opt, start_factor=warm[1], total_iters=warm[0]) if warm else None
+    s = make(opt) if make else None
+    out = []
+    for e in range(epochs):
+        for _ in range(spe):
+            out.append(opt.param_groups[0]["lr"])
+            p.grad = torch.zeros(1)
+            opt.step()
+            if w:
+                w.step()
+        if plateau:
+            s.step(plateau[1][e])
+        elif s:
+            s.step()
+    return out
+
+
+def dlit(v):
+    return float(v).hex()
+
+
+def cstr(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def main():
+    w = sys.stdout.write
+    w("/* schedule_ref.h - PyTorch %s learning rates for check_schedule.c.\n"
+      " *\n"
+      " * Generated by tests/gen_schedule_ref.py; do not edit.  Rates are\n"
+      " * written in hex so they round-trip exactly.  What this is not: a\n"
+      " * test by itself.\n"
+      " */\n" % torch.__version__)
+    w("#ifndef MLTK_SCHEDULE_REF_H\n#define MLTK_SCHEDULE_REF_H\n\n")
+    w("struct sref {\n"
+      "    const char   *name;\n"
+      "    const char   *section;      /* the [schedule] section's keys */\n"
+      "    double        lr;           /* the optimizer's lr */\n"
+      "    int           batch_size;\n"
+      "    int           epochs, steps_per_epoch;\n"
+      "    const char   *monitor;      /* metric fed after each epoch, or NULL */\n"
+      "    const double *metric;       /* its value after epoch e */\n"
+      "    const double *want;         /* rate of each step */\n"
+      "};\n\n")
+    for case in CASES:
+        name = case[0]
+        lrs = simulate(case)
+        w("static const double sref_%s_want[%d] = {\n    %s };\n"
+          % (name, len(lrs), ",\n    ".join(dlit(v) for v in lrs)))
+        if case[9]:
+            w("static const double sref_%s_metric[%d] = { %s };\n"
+              % (name, len(case[9][1]), ", ".join(dlit(v) for v in case[9][1])))
+    w("\nstatic const struct sref sref_cases[] = {\n")
+    for case in CASES:
+        name, text, lr, batch, epochs, spe = case[:6]
+        plateau = case[9]
+        w("    { %s, %s, %s, %d, %d, %d, %s, %s, sref_%s_want },\n"
+          % (cstr(name), cstr(text), dlit(lr), batch, epochs, spe,
+             cstr(plateau[0]) if plateau else "NULL",
+             "sref_%s_metric" % name if plateau else "NULL", name))
+    w("};\n\n#endif /* MLTK_SCHEDULE_REF_H */\n")
+
+
+if __name__ == "__main__":
+    main()
