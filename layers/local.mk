@@ -30,10 +30,12 @@ pkglib_LTLIBRARIES += layers/conv2d.la layers/maxpool2d.la layers/avgpool2d.la \
 layers_conv2d_la_SOURCES = layers/conv2d.c
 layers_conv2d_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 layers_conv2d_la_LIBADD = $(PLUGIN_LIBADD)
-layers_maxpool2d_la_SOURCES = layers/maxpool2d.c
+layers_maxpool2d_la_SOURCES = layers/pool2d.c
+layers_maxpool2d_la_CPPFLAGS = $(AM_CPPFLAGS) -DPOOL_LAYER=maxpool2d
 layers_maxpool2d_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 layers_maxpool2d_la_LIBADD = $(PLUGIN_LIBADD)
-layers_avgpool2d_la_SOURCES = layers/avgpool2d.c
+layers_avgpool2d_la_SOURCES = layers/pool2d.c
+layers_avgpool2d_la_CPPFLAGS = $(AM_CPPFLAGS) -DPOOL_LAYER=avgpool2d
 layers_avgpool2d_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 layers_avgpool2d_la_LIBADD = $(PLUGIN_LIBADD)
 layers_global_avgpool_la_SOURCES = layers/global_avgpool.c

@@ -17,13 +17,16 @@ EXTRA_DIST += plugins/losses/cross_entropy.ini.in \
 # Value and distillation losses.
 pkglib_LTLIBRARIES += plugins/losses/mse.la plugins/losses/l1.la \
 	plugins/losses/bce_with_logits.la plugins/losses/kl_div.la
-plugins_losses_mse_la_SOURCES = plugins/losses/mse.c
+plugins_losses_mse_la_SOURCES = plugins/losses/pointwise.c
+plugins_losses_mse_la_CPPFLAGS = $(AM_CPPFLAGS) -DPW_LOSS=mse
 plugins_losses_mse_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_losses_mse_la_LIBADD = $(PLUGIN_LIBADD)
-plugins_losses_l1_la_SOURCES = plugins/losses/l1.c
+plugins_losses_l1_la_SOURCES = plugins/losses/pointwise.c
+plugins_losses_l1_la_CPPFLAGS = $(AM_CPPFLAGS) -DPW_LOSS=l1
 plugins_losses_l1_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_losses_l1_la_LIBADD = $(PLUGIN_LIBADD)
-plugins_losses_bce_with_logits_la_SOURCES = plugins/losses/bce_with_logits.c
+plugins_losses_bce_with_logits_la_SOURCES = plugins/losses/pointwise.c
+plugins_losses_bce_with_logits_la_CPPFLAGS = $(AM_CPPFLAGS) -DPW_LOSS=bce_with_logits
 plugins_losses_bce_with_logits_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 plugins_losses_bce_with_logits_la_LIBADD = $(PLUGIN_LIBADD)
 plugins_losses_kl_div_la_SOURCES = plugins/losses/kl_div.c

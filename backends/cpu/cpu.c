@@ -653,42 +653,7 @@ enum {
     OP_SGD, OP_ADAM
 };
 
-/* Philox4x32-10 of RNG_LANES consecutive counter blocks at once, the same
- * rounds as mltk_philox4x32 in rng.h written lane-wise so that the
- * vectorizer can run the lanes side by side (32x32->64-bit multiplies).
- * u[4 l + j] = (word j of block first + l >> 8) 2^-24, as mltk_rng_u01. */
-#define RNG_LANES 16
-KERNEL static void philox_u01_lanes(float *restrict u, uint64_t first, uint64_t seed)
-{
-    uint32_t c0[RNG_LANES], c1[RNG_LANES], c2[RNG_LANES], c3[RNG_LANES];
-    for (int l = 0; l < RNG_LANES; l++) {
-        uint64_t c = first + (uint64_t)l;
-        c0[l] = (uint32_t)c;
-        c1[l] = (uint32_t)(c >> 32);
-        c2[l] = 0;
-        c3[l] = 0;
-    }
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        for (int l = 0; l < RNG_LANES; l++) {
-            uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
-            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
-            uint32_t n1 = (uint32_t)p1;
-            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
-            uint32_t n3 = (uint32_t)p0;
-            c0[l] = n0; c1[l] = n1; c2[l] = n2; c3[l] = n3;
-        }
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    for (int l = 0; l < RNG_LANES; l++) {
-        u[4 * l + 0] = (float)(c0[l] >> 8) * (1.0f / 16777216.0f);
-        u[4 * l + 1] = (float)(c1[l] >> 8) * (1.0f / 16777216.0f);
-        u[4 * l + 2] = (float)(c2[l] >> 8) * (1.0f / 16777216.0f);
-        u[4 * l + 3] = (float)(c3[l] >> 8) * (1.0f / 16777216.0f);
-    }
-}
+/* philox_u01_lanes (RNG_LANES blocks at once) is in cpu_internal.h */
 
 /* x[i] = lo + (hi - lo) u(seed, offset + i) for i in [b, e).  The affine
  * map is not cloned per ISA, so it rounds the same way everywhere (no

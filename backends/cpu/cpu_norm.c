@@ -636,42 +636,9 @@ int cpu_layernorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
 
 /* ---- dropout ---- */
 
-/* Philox4x32-10 of DLANES consecutive counter blocks side by side (the
- * rounds of mltk_philox4x32 in rng.h, lane-wise so that they vectorize);
- * u[4 l + j] = word j of block first + l, as mltk_rng_u01 maps it, i.e.
- * (w >> 8) 2^-24. */
-#define DLANES 16
-KERNEL static void philox_lanes(float *restrict u, uint64_t first, uint64_t seed)
-{
-    uint32_t c0[DLANES], c1[DLANES], c2[DLANES], c3[DLANES];
-    for (int l = 0; l < DLANES; l++) {
-        uint64_t c = first + (uint64_t)l;
-        c0[l] = (uint32_t)c;
-        c1[l] = (uint32_t)(c >> 32);
-        c2[l] = 0;
-        c3[l] = 0;
-    }
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        for (int l = 0; l < DLANES; l++) {
-            uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
-            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
-            uint32_t n1 = (uint32_t)p1;
-            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
-            uint32_t n3 = (uint32_t)p0;
-            c0[l] = n0; c1[l] = n1; c2[l] = n2; c3[l] = n3;
-        }
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    for (int l = 0; l < DLANES; l++) {
-        u[4 * l + 0] = (float)(c0[l] >> 8) * (1.0f / 16777216.0f);
-        u[4 * l + 1] = (float)(c1[l] >> 8) * (1.0f / 16777216.0f);
-        u[4 * l + 2] = (float)(c2[l] >> 8) * (1.0f / 16777216.0f);
-        u[4 * l + 3] = (float)(c3[l] >> 8) * (1.0f / 16777216.0f);
-    }
-}
+/* dropout draws RNG_LANES Philox blocks at once (philox_u01_lanes,
+ * cpu_internal.h), exactly the values of mltk_rng_u01 */
+#define DLANES RNG_LANES
 
 typedef struct drop_args {
     float *y, *mask;
@@ -706,7 +673,7 @@ static void drop_chunk(void *arg, int64_t b, int64_t e, int chunk)
     }
     while (e - i >= 4 * DLANES) {
         float u[4 * DLANES];
-        philox_lanes(u, (off + (uint64_t)i) >> 2, a->seed);
+        philox_u01_lanes(u, (off + (uint64_t)i) >> 2, a->seed);
         k_drop(a->y + i, a->mask + i, a->x + i, u, a->p, a->scale, 4 * DLANES);
         i += 4 * DLANES;
     }

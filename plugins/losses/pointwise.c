@@ -1,56 +1,71 @@
-/* bce_with_logits.c - binary cross-entropy of logits against probabilities.
+/* pointwise.c - the elementwise losses against value targets: mse, l1 and
+ * bce_with_logits.
  *
- * What this is: a loss plugin for value targets: pred (B, ...) raw logits
- * x and a target tensor t of the same per-sample shape holding
- * probabilities in [0, 1] (hard 0/1 labels or soft ones).  The loss is the
- * mean over every element of -[t log sigmoid(x) + (1 - t) log(1 -
- * sigmoid(x))], computed in the stable form
- *     max(x, 0) - x t + log(1 + exp(-|x|))
- * (PyTorch's nn.BCEWithLogitsLoss, reduction = mean), its gradient
- * (sigmoid(x) - t) / (number of elements); both come from the backend's
- * pointwise_loss op (kind 2), accumulated in double, so large logits stay
- * finite.
+ * What this is: one source built three times (plugins/local.mk) with
+ * -DPW_LOSS=mse|l1|bce_with_logits.  pred (B, ...) and a target tensor of
+ * the same per-sample shape; the loss is the mean over every element of
+ *   mse              (pred - target)^2, gradient 2 (pred - target) / count
+ *                    (PyTorch's nn.MSELoss)
+ *   l1               |pred - target|, gradient sign(pred - target) / count,
+ *                    0 where they are equal (nn.L1Loss)
+ *   bce_with_logits  max(x, 0) - x t + log(1 + exp(-|x|)) for logits x and
+ *                    probabilities t in [0, 1], gradient (sigmoid(x) - t) /
+ *                    count (nn.BCEWithLogitsLoss; the stable form keeps
+ *                    large logits finite)
+ * all from the backend's pointwise_loss op, accumulated in double.
  *
- * What this is not: pos_weight or per-element weights.  Targets outside
- * [0, 1] are not rejected (PyTorch does not either); they are the data's
- * responsibility.
+ * What this is not: sum reductions, per-element weights, pos_weight or the
+ * smooth (Huber) L1.  Targets outside [0, 1] for bce_with_logits are the
+ * data's responsibility, as in PyTorch.
  */
 #include <stdlib.h>
 #include <mltk/plugin.h>
 
-/* the backend's pointwise_loss kind (backend.h) */
-#define BCE_KIND 2
+/* the backend's pointwise_loss kind of each (backend.h) */
+#define mse_KIND 0
+#define l1_KIND 1
+#define bce_with_logits_KIND 2
+#if !defined(PW_LOSS)
+#error "build with -DPW_LOSS=mse|l1|bce_with_logits"
+#endif
+#define PW_CAT_(a, b) a##b
+#define PW_CAT(a, b) PW_CAT_(a, b)
+#define PW_KIND PW_CAT(PW_LOSS, _KIND)
+#define PW_STR_(x) #x
+#define PW_STR(x) PW_STR_(x)
+/* expands PW_LOSS before MLTK_PLUGIN pastes it */
+#define PW_PLUGIN(name, kind, iface) MLTK_PLUGIN(name, kind, iface)
 
 /* ---- state ---------------------------------------------------------------- */
 
-typedef struct bce {
+typedef struct pw {
     int64_t numel;   /* elements per sample, known after setup */
-} bce;
+} pw;
 
 /* ---- lifetime ------------------------------------------------------------- */
 
-static int bce_create(void **self, const mltk_params_t *params, char **err)
+static int pw_create(void **self, const mltk_params_t *params, char **err)
 {
-    bce *l = calloc(1, sizeof(*l));
+    pw *l = calloc(1, sizeof(*l));
 
     (void)params;
     if (!l)
-        return mltk_errf(err, MLTK_ERR_NOMEM, "bce_with_logits: out of memory");
+        return mltk_errf(err, MLTK_ERR_NOMEM, "%s: out of memory", PW_STR(PW_LOSS));
     *self = l;
     return MLTK_OK;
 }
 
-static void bce_destroy(void *self)
+static void pw_destroy(void *self)
 {
     free(self);
 }
 
 /* ---- shapes --------------------------------------------------------------- */
 
-static int bce_setup(void *self, const mltk_shape *pred, mltk_target_kind target,
+static int pw_setup(void *self, const mltk_shape *pred, mltk_target_kind target,
                      const mltk_shape *target_shape, int64_t n_classes, char **err)
 {
-    bce *l = self;
+    pw *l = self;
     char pb[96], tb[96];
 
     (void)n_classes;
@@ -77,11 +92,11 @@ static int bce_setup(void *self, const mltk_shape *pred, mltk_target_kind target
 /* ---- forward -------------------------------------------------------------- */
 
 /* pred, target (B, ...) -> loss[0]; dpred (B, ...) when wanted */
-static int bce_forward(void *self, const struct mltk_backend *be,
+static int pw_forward(void *self, const struct mltk_backend *be,
                        const mltk_tensor *pred, const mltk_tensor *target,
                        float *loss, mltk_tensor *dpred)
 {
-    bce *l = self;
+    pw *l = self;
     int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
 
     if (l->numel < 1)
@@ -90,18 +105,18 @@ static int bce_forward(void *self, const struct mltk_backend *be,
         return be->i->fill(be->ctx, loss, 0.0f, 1);
     if (!MLTK_BACKEND_HAS(be, pointwise_loss))
         return MLTK_ERR_UNSUPPORTED;
-    return be->i->pointwise_loss(be->ctx, BCE_KIND, loss, dpred ? dpred->data : NULL,
+    return be->i->pointwise_loss(be->ctx, PW_KIND, loss, dpred ? dpred->data : NULL,
                                  pred->data, target->data, rows * l->numel, 1.0f);
 }
 
 /* ---- entry ---------------------------------------------------------------- */
 
-static const struct mltk_loss_i bce_iface = {
+static const struct mltk_loss_i pw_iface = {
     .size = sizeof(struct mltk_loss_i),
-    .create = bce_create,
-    .destroy = bce_destroy,
-    .setup = bce_setup,
-    .forward = bce_forward,
+    .create = pw_create,
+    .destroy = pw_destroy,
+    .setup = pw_setup,
+    .forward = pw_forward,
 };
 
-MLTK_PLUGIN(bce_with_logits, MLTK_KIND_LOSS, &bce_iface)
+PW_PLUGIN(PW_LOSS, MLTK_KIND_LOSS, &pw_iface)

@@ -1,17 +1,32 @@
-/* maxpool2d.c - 2-d max pooling over (C, H, W) samples, NCHW.
+/* pool2d.c - 2-d max and average pooling over (C, H, W) samples, NCHW.
  *
- * What this is: a layer plugin over the backend's pool2d_forward and
- * pool2d_backward ops with MLTK_POOL_MAX, as PyTorch's nn.MaxPool2d computes
- * it (floor mode; the gradient goes to the first maximum of each window,
- * padding never wins).  The stride defaults to the kernel size; padding may
- * be at most half the kernel, as PyTorch requires.
+ * What this is: one source built twice (layers/local.mk), with
+ * -DPOOL_LAYER=maxpool2d or -DPOOL_LAYER=avgpool2d, over the backend's
+ * pool2d_forward and pool2d_backward ops, as PyTorch's nn.MaxPool2d and
+ * nn.AvgPool2d compute them (floor mode; max pooling sends the gradient to
+ * the first maximum of each window, padding never wins; average pooling
+ * counts padded positions in the divisor, count_include_pad).  The stride
+ * defaults to the kernel size; padding may be at most half the kernel, as
+ * PyTorch requires.
  *
- * What this is not: ceil mode, dilation or adaptive pooling (see
- * global_avgpool for the whole-plane average).
+ * What this is not: ceil mode, dilation, or adaptive pooling.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <mltk/plugin.h>
+
+#define maxpool2d_KIND MLTK_POOL_MAX
+#define avgpool2d_KIND MLTK_POOL_AVG
+#if !defined(POOL_LAYER)
+#error "build with -DPOOL_LAYER=maxpool2d|avgpool2d"
+#endif
+#define POOL_CAT_(a, b) a##b
+#define POOL_CAT(a, b) POOL_CAT_(a, b)
+#define POOL_KIND POOL_CAT(POOL_LAYER, _KIND)
+#define POOL_STR_(x) #x
+#define POOL_STR(x) POOL_STR_(x)
+/* expands POOL_LAYER before MLTK_PLUGIN pastes it */
+#define POOL_PLUGIN(name, kind, iface) MLTK_PLUGIN(name, kind, iface)
 
 /* ---- state ---------------------------------------------------------------- */
 
@@ -68,7 +83,7 @@ static int pool_create(void **self, const mltk_params_t *params, char **err)
                          (long long)p.S);
     out = malloc(sizeof(*out));
     if (!out)
-        return mltk_errf(err, MLTK_ERR_NOMEM, "maxpool2d: out of memory");
+        return mltk_errf(err, MLTK_ERR_NOMEM, "%s: out of memory", POOL_STR(POOL_LAYER));
     *out = p;
     *self = out;
     return MLTK_OK;
@@ -129,7 +144,7 @@ static int pool_forward(void *self, const mltk_layer_run *r)
     mltk_pool2d_desc d = p->desc;
 
     d.N = r->batch;
-    return r->be->i->pool2d_forward(r->be->ctx, MLTK_POOL_MAX, r->y->data,
+    return r->be->i->pool2d_forward(r->be->ctx, POOL_KIND, r->y->data,
                                     r->x[0].data, &d);
 }
 
@@ -141,7 +156,7 @@ static int pool_backward(void *self, const mltk_layer_run *r)
     if (!r->dx || !r->dx[0].data)
         return MLTK_OK;
     d.N = r->batch;
-    return r->be->i->pool2d_backward(r->be->ctx, MLTK_POOL_MAX, r->dx[0].data,
+    return r->be->i->pool2d_backward(r->be->ctx, POOL_KIND, r->dx[0].data,
                                      r->dy->data, r->x[0].data, r->y->data, &d);
 }
 
@@ -157,4 +172,4 @@ static const struct mltk_layer_i pool_iface = {
     .inplace = NULL,
 };
 
-MLTK_PLUGIN(maxpool2d, MLTK_KIND_LAYER, &pool_iface)
+POOL_PLUGIN(POOL_LAYER, MLTK_KIND_LAYER, &pool_iface)
