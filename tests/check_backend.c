@@ -106,7 +106,6 @@ static void rand_fill(float *x, int64_t n, float lo, float hi, uint64_t seed)
 /* Per-element checks call ck_abort_msg only on failure: every passing
  * ck_assert records a checkpoint through Check's I/O, far slower than
  * the ops under test. */
-#define EXPECT(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
 /* |got - ref| <= rtol * |ref| + atol, element by element; reports the
  * first failure with its index */

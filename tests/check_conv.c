@@ -74,28 +74,12 @@ static void fixture_close(void)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-#define EXPECT(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static void rng_seed(uint64_t s)
-{
-    rng_state = s * 0x9e3779b97f4a7c15ull + 1;
-}
-
-/* uniform in [-1, 1) */
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
 
 static void rand_fill(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        x[i] = (float)urand();
+        x[i] = (float)tu_urand();
 }
 
 static float *dev_alloc(const struct mltk_backend *b, int64_t n)
@@ -251,7 +235,7 @@ static void conv_op_case(const struct mltk_backend *b, const cshape *cs, mltk_ac
              (long long)d.stride_w, (long long)d.pad_h, (long long)d.pad_w,
              (long long)d.dil_h, (long long)d.dil_w, (long long)d.groups, (int)act,
              b == &be2 ? 2 : 1);
-    rng_seed((uint64_t)(nx * 31 + ny * 7 + nw));
+    tu_rng_seed((uint64_t)(nx * 31 + ny * 7 + nw));
     rand_fill(x, nx);
     rand_fill(w, nw);
     rand_fill(bias, d.K);
@@ -477,7 +461,7 @@ static void pool_op_case(const struct mltk_backend *b, const pshape *ps, mltk_po
     float *DX = dev_alloc(b, nx);
 
     ck_assert(y && dx);
-    rng_seed((uint64_t)(nx + 3 * ny));
+    tu_rng_seed((uint64_t)(nx + 3 * ny));
     rand_fill(x, nx);
     rand_fill(dy, ny);
     /* a tie (which the first maximum decides) in every plane */
@@ -794,7 +778,7 @@ START_TEST(test_conv2d_layer)
         free(w2);
         for (int attempt = 0;; attempt++) {
             ck_assert_msg(attempt < 5000, "no input keeps the pre-activations off the kink");
-            rng_seed(77 + (uint64_t)attempt);
+            tu_rng_seed(77 + (uint64_t)attempt);
             rand_fill(x, t.nx);
             up(&be, u.x, x, u.nx);
             lt_run(&u, u.dx, 0);
@@ -807,7 +791,7 @@ START_TEST(test_conv2d_layer)
         }
         lt_close(&u);
     } else {
-        rng_seed(77);
+        tu_rng_seed(77);
         rand_fill(x, t.nx);
     }
     up(&be, t.x, x, t.nx);
@@ -932,7 +916,7 @@ static void spaced_fill(float *x, int64_t n)
     for (int64_t i = 0; i < n; i++)
         x[i] = (float)(0.05 * (double)i - 0.025 * (double)n);
     for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)((urand() + 1.0) * 0.5 * (double)(i + 1));
+        int64_t j = (int64_t)((tu_urand() + 1.0) * 0.5 * (double)(i + 1));
         float tmp;
         if (j > i)
             j = i;
@@ -972,7 +956,7 @@ START_TEST(test_pool_layers)
     ck_assert_int_eq(t.sl->out.dim[1], c->P);
     ck_assert_int_eq(t.sl->out.dim[2], c->Q);
     float *x = host_alloc(t.nx), *R = host_alloc(t.ny);
-    rng_seed(11 + (uint64_t)_i);
+    tu_rng_seed(11 + (uint64_t)_i);
     spaced_fill(x, t.nx);
     rand_fill(R, t.ny);
     up(&be, t.x, x, t.nx);
@@ -992,7 +976,7 @@ START_TEST(test_global_avgpool)
     ck_assert_int_eq(t.sl->out.ndim, 1);
     ck_assert_int_eq(t.sl->out.dim[0], 3);
     float *x = host_alloc(t.nx), *R = host_alloc(t.ny), *y = host_alloc(t.ny);
-    rng_seed(5);
+    tu_rng_seed(5);
     rand_fill(x, t.nx);
     rand_fill(R, t.ny);
     up(&be, t.x, x, t.nx);

@@ -46,7 +46,6 @@
 
 /* Per-element checks abort only on failure (a passing ck_assert costs
  * Check I/O per call). */
-#define EXPECT(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
 /* ---- fixture: registry and cpu backend ------------------------------------ */
 
@@ -87,26 +86,11 @@ static void fixture_close(void)
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static void rng_seed(uint64_t s)
-{
-    rng_state = s * 0x9e3779b97f4a7c15ull + 1;
-}
-
-/* uniform in [-1, 1) */
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
 
 static void rand_fill(float *x, int64_t n, double scale)
 {
     for (int64_t i = 0; i < n; i++)
-        x[i] = (float)(scale * urand());
+        x[i] = (float)(scale * tu_urand());
 }
 
 static float *dev_alloc(int64_t n)
@@ -227,7 +211,7 @@ START_TEST(test_op_copy_2d)
         float *hs = host_alloc(ns), *hd = host_alloc(nd), *got = host_alloc(nd);
         float *ds = dev_alloc(ns), *dd = dev_alloc(nd);
 
-        rng_seed(100 + k);
+        tu_rng_seed(100 + k);
         rand_fill(hs, ns, 2.0);
         rand_fill(hd, nd, 2.0);
         for (int acc = 0; acc < 2; acc++) {
@@ -278,9 +262,9 @@ START_TEST(test_op_embedding)
         float *dyo = dev_alloc(n * D), *ddt = dev_alloc(V * D);
 
         ck_assert_ptr_nonnull(ref);
-        rng_seed(200 + k);
+        tu_rng_seed(200 + k);
         for (int64_t i = 0; i < n; i++)   /* skewed: low ids repeat often */
-            ids[i] = (float)(int64_t)((urand() * 0.5 + 0.5) * (urand() * 0.5 + 0.5) * (double)V);
+            ids[i] = (float)(int64_t)((tu_urand() * 0.5 + 0.5) * (tu_urand() * 0.5 + 0.5) * (double)V);
         ids[0] = (float)(V - 1);
         rand_fill(tab, V * D, 1.0);
         rand_fill(dy, n * D, 1.0);
@@ -380,12 +364,12 @@ START_TEST(test_op_softmax_xent_ex)
         int32_t *dlab = (int32_t *)dev_alloc(N);
 
         ck_assert(lab && gref);
-        rng_seed(300 + k);
+        tu_rng_seed(300 + k);
         rand_fill(z, N * C, 4.0);
         for (int64_t c = 0; c < C; c++)
-            w[c] = (float)(1.0 + urand());   /* in [0, 2) */
+            w[c] = (float)(1.0 + tu_urand());   /* in [0, 2) */
         for (int64_t i = 0; i < N; i++)
-            lab[i] = (int32_t)((urand() * 0.5 + 0.5) * (double)C) % (int32_t)C;
+            lab[i] = (int32_t)((tu_urand() * 0.5 + 0.5) * (double)C) % (int32_t)C;
         up(dz, z, N * C);
         up(dw, w, C);
         up(dlab, lab, N);
@@ -483,10 +467,10 @@ START_TEST(test_op_pointwise_loss)
 
         ck_assert_ptr_nonnull(gref);
         for (int kind = 0; kind < 3; kind++) {
-            rng_seed(400 + k * 3 + (uint64_t)kind);
+            tu_rng_seed(400 + k * 3 + (uint64_t)kind);
             rand_fill(x, n, kind == 2 ? 12.0 : 3.0);
             for (int64_t i = 0; i < n; i++)
-                t[i] = kind == 2 ? (float)(0.5 + 0.5 * urand()) : (float)(2.0 * urand());
+                t[i] = kind == 2 ? (float)(0.5 + 0.5 * tu_urand()) : (float)(2.0 * tu_urand());
             if (n > 3) {
                 x[1] = t[1];          /* l1 at a tie: gradient 0 */
                 x[2] = 80.0f;         /* saturated logits stay finite */
@@ -567,7 +551,7 @@ START_TEST(test_op_kl_div_logits)
         float *dl = dev_alloc(1);
 
         ck_assert_ptr_nonnull(gref);
-        rng_seed(500 + k);
+        tu_rng_seed(500 + k);
         rand_fill(s, N * C, 5.0);
         rand_fill(t, N * C, 5.0);
         t[0] = 90.0f;   /* a confident teacher row: q underflows to 0 elsewhere */
@@ -846,7 +830,7 @@ static float *rand_R(gl *t, uint64_t seed)
 {
     float *R = host_alloc(t->ny);
 
-    rng_seed(seed);
+    tu_rng_seed(seed);
     rand_fill(R, t->ny, 1.0);
     return R;
 }
@@ -870,7 +854,7 @@ START_TEST(test_add)
         gl_open(&t, "add", 0, NULL, NULL, cases[k].n_in, in, cases[k].mb, cases[k].b);
         ck_assert(mltk_shape_equal(&t.sl->out, &in[0]));
         ck_assert_int_eq(t.sl->n_params, 0);
-        rng_seed(600 + k);
+        tu_rng_seed(600 + k);
         gl_rand_inputs(&t, 2.0);
 
         /* forward: the float sum in input order */
@@ -982,7 +966,7 @@ START_TEST(test_concat)
         for (int d = 0; d < cases[k].nd; d++)
             ck_assert_int_eq(t.sl->out.dim[d], d == ax ? sum : in[0].dim[d]);
 
-        rng_seed(800 + k);
+        tu_rng_seed(800 + k);
         gl_rand_inputs(&t, 1.0);
         float *y = host_alloc(t.ny), *want = host_alloc(t.ny);
         gl_run(&t, 0, 0);
@@ -1256,7 +1240,7 @@ START_TEST(test_dense_init)
         gl t;
 
         gl_open(&t, "dense", 3, keys, vals, 1, &in, 4, 3);
-        rng_seed(1100 + (uint64_t)_i);
+        tu_rng_seed(1100 + (uint64_t)_i);
         gl_rand_inputs(&t, 1.0);
         float *R = rand_R(&t, 1200 + (uint64_t)_i);
         gl_check_grads(&t, R, 0);

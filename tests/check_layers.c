@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "session.h"
+#include "testutil.h"
 
 /* ---- fixture: registry and cpu backend ------------------------------------ */
 
@@ -64,21 +65,6 @@ static void fixture_close(void)
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static void rng_seed(uint64_t s)
-{
-    rng_state = s * 0x9e3779b97f4a7c15ull + 1;
-}
-
-/* uniform in [-1, 1) */
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
 
 static float *dev_alloc(int64_t n)
 {
@@ -331,9 +317,9 @@ static void dense_case(int act, int bias, const mltk_shape *in, int64_t units,
      * at least 0.02 from the kink (perturbations move it by <= eps * 1) */
     for (int attempt = 0;; attempt++) {
         ck_assert_msg(attempt < 1000, "no input keeps the pre-activations off the kink");
-        rng_seed(1000 + (uint64_t)attempt);
+        tu_rng_seed(1000 + (uint64_t)attempt);
         for (int64_t i = 0; i < t.nx; i++)
-            x[i] = (float)urand();
+            x[i] = (float)tu_urand();
         ref_dense(z, x, w, bias ? b : NULL, batch, I, U);
         int ok = 1;
         for (int64_t i = 0; piecewise && i < t.ny; i++)
@@ -343,7 +329,7 @@ static void dense_case(int act, int bias, const mltk_shape *in, int64_t units,
             break;
     }
     for (int64_t i = 0; i < t.ny; i++)
-        R[i] = (float)urand();
+        R[i] = (float)tu_urand();
     up(t.x, x, t.nx);
     up(t.dy, R, t.ny);
 
@@ -484,13 +470,13 @@ START_TEST(test_relu)
     float *R = malloc((size_t)t.ny * sizeof(float)), *dx = malloc((size_t)t.nx * sizeof(float));
     float *dx2 = malloc((size_t)t.nx * sizeof(float));
 
-    rng_seed(77);
+    tu_rng_seed(77);
     for (int64_t i = 0; i < t.nx; i++) {
-        double u = urand();
+        double u = tu_urand();
         x[i] = (float)(u < 0 ? u - 0.05 : u + 0.05);   /* off the kink */
     }
     for (int64_t i = 0; i < t.ny; i++)
-        R[i] = (float)urand();
+        R[i] = (float)tu_urand();
     up(t.x, x, t.nx);
     up(t.dy, R, t.ny);
 
@@ -537,11 +523,11 @@ START_TEST(test_flatten)
     float *x = malloc((size_t)t.nx * sizeof(float)), *y = malloc((size_t)t.ny * sizeof(float));
     float *R = malloc((size_t)t.ny * sizeof(float)), *dx = malloc((size_t)t.nx * sizeof(float));
 
-    rng_seed(5);
+    tu_rng_seed(5);
     for (int64_t i = 0; i < t.nx; i++)
-        x[i] = (float)urand();
+        x[i] = (float)tu_urand();
     for (int64_t i = 0; i < t.ny; i++)
-        R[i] = (float)urand();
+        R[i] = (float)tu_urand();
     up(t.x, x, t.nx);
     up(t.dy, R, t.ny);
     lt_run(&t, t.x, t.y, t.dx, t.dy, 0);
@@ -640,9 +626,9 @@ START_TEST(test_xent)
     int32_t *labd = (int32_t *)dev_alloc(N);
     ck_assert_int_eq(be.i->upload(be.ctx, labd, lab, sizeof(lab)), MLTK_OK);
 
-    rng_seed(31);
+    tu_rng_seed(31);
     for (int i = 0; i < N * C; i++)
-        z[i] = (float)(3.0 * urand());
+        z[i] = (float)(3.0 * tu_urand());
     z[1 * C + 3] = 40.0f;   /* a large logit: the loss must stay finite */
 
     float loss = xent_loss(&l, zd, z, labd, ld, gd, N, C);

@@ -39,6 +39,7 @@
 
 #include "session.h"
 #include "norm_ref.h"
+#include "testutil.h"
 
 /* ---- fixture: registry and backends --------------------------------------- */
 
@@ -84,28 +85,12 @@ static void fixture_close(void)
 
 /* Per-element checks call ck_abort_msg only on failure (a passing
  * ck_assert costs a round trip through Check's pipe). */
-#define EXPECT(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static void rng_seed(uint64_t s)
-{
-    rng_state = s * 0x9e3779b97f4a7c15ull + 1;
-}
-
-/* uniform in [-1, 1) */
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
 
 static void fill_rand(float *x, int64_t n, double lo, double hi)
 {
     for (int64_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * 0.5 * (urand() + 1.0));
+        x[i] = (float)(lo + (hi - lo) * 0.5 * (tu_urand() + 1.0));
 }
 
 static float *hmalloc(int64_t n)
@@ -244,7 +229,7 @@ static void act_inputs(float *x, int64_t n)
                                      100.0f, -0.75f, 0.75f };
     int64_t ns = (int64_t)(sizeof(special) / sizeof(special[0]));
     for (int64_t i = 0; i < n; i++)
-        x[i] = i < ns ? special[i] : (float)(12.0 * urand());
+        x[i] = i < ns ? special[i] : (float)(12.0 * tu_urand());
 }
 
 START_TEST(test_act_new)
@@ -259,7 +244,7 @@ START_TEST(test_act_new)
             float *y1 = hmalloc(n), *dx1 = hmalloc(n);
             double *ref = dmalloc(n), *dref = dmalloc(n);
 
-            rng_seed(17 + (uint64_t)(s * 10 + k));
+            tu_rng_seed(17 + (uint64_t)(s * 10 + k));
             act_inputs(x, n);
             fill_rand(dy, n, -1, 1);
             for (int64_t i = 0; i < n; i++) {
@@ -326,7 +311,7 @@ START_TEST(test_bias_act_new)
     float *yd = dev_alloc(rows * cols), *bd = dev_alloc(cols);
 
     for (size_t k = 0; k < sizeof(new_acts) / sizeof(new_acts[0]); k++) {
-        rng_seed(5 + k);
+        tu_rng_seed(5 + k);
         fill_rand(y, rows * cols, -4, 4);
         fill_rand(b, cols, -1, 1);
         for (int64_t r = 0; r < rows; r++)
@@ -391,9 +376,9 @@ START_TEST(test_bn_train)
         double *mean = dmalloc(C), *var = dmalloc(C), *ry = dmalloc(n);
         double *rinv = dmalloc(C), *rrm = dmalloc(C), *rrv = dmalloc(C), *rmean = dmalloc(C);
 
-        rng_seed(100 + s);
+        tu_rng_seed(100 + s);
         for (int64_t i = 0; i < n; i++)
-            x[i] = (float)(bn_shapes[s].offset + 2.0 * urand() + 0.3 * (i % 3));
+            x[i] = (float)(bn_shapes[s].offset + 2.0 * tu_urand() + 0.3 * (i % 3));
         fill_rand(g, C, 0.5, 1.5);
         fill_rand(bt, C, -1, 1);
         fill_rand(rm, C, -1, 1);
@@ -496,7 +481,7 @@ START_TEST(test_bn_eval)
         float *rv = hmalloc(C), *y = hmalloc(n), *y1 = hmalloc(n);
         double *ry = dmalloc(n);
 
-        rng_seed(200 + s);
+        tu_rng_seed(200 + s);
         fill_rand(x, n, -3, 3);
         fill_rand(g, C, -1.5, 1.5);
         fill_rand(bt, C, -1, 1);
@@ -544,9 +529,9 @@ START_TEST(test_bn_backward)
         double *rdx = dmalloc(n), *rdg = dmalloc(C), *rdb = dmalloc(C);
         double *dm = dmalloc(C), *dv = dmalloc(C);
 
-        rng_seed(300 + s);
+        tu_rng_seed(300 + s);
         for (int64_t i = 0; i < n; i++)
-            x[i] = (float)(bn_shapes[s].offset + urand());
+            x[i] = (float)(bn_shapes[s].offset + tu_urand());
         fill_rand(dy, n, -1, 1);
         fill_rand(g, C, -2, 2);
         ref_bn_stats(x, N, C, L, dm, dv);
@@ -627,9 +612,9 @@ START_TEST(test_ln)
             double *ry = dmalloc(n), *rm = dmalloc(R), *rr = dmalloc(R), *rdx = dmalloc(n);
             double *rdg = dmalloc(K), *rdb = dmalloc(K);
 
-            rng_seed(400 + s * 2 + (uint64_t)affine);
+            tu_rng_seed(400 + s * 2 + (uint64_t)affine);
             for (int64_t i = 0; i < n; i++)
-                x[i] = (float)(3.0 * urand() + ((i / K) % 7) * 0.5);
+                x[i] = (float)(3.0 * tu_urand() + ((i / K) % 7) * 0.5);
             fill_rand(dy, n, -1, 1);
             fill_rand(g, K, -2, 2);
             fill_rand(bt, K, -1, 1);
@@ -741,7 +726,7 @@ START_TEST(test_dropout_op)
             float *x = hmalloc(n), *y = hmalloc(n), *m = hmalloc(n), *m1 = hmalloc(n);
             int64_t kept = 0;
 
-            rng_seed(500 + si);
+            tu_rng_seed(500 + si);
             fill_rand(x, n, -2, 2);
             for (int t = 0; t < 3; t++) {
                 const struct mltk_backend *b = &bes[t];
@@ -801,9 +786,9 @@ START_TEST(test_softmax_op)
         float *y1 = hmalloc(n), *dx1 = hmalloc(n);
         double *ry = dmalloc(n), *rdx = dmalloc(n);
 
-        rng_seed(600 + s);
+        tu_rng_seed(600 + s);
         for (int64_t i = 0; i < n; i++)
-            x[i] = (float)(8.0 * urand() + (s == 2 ? 1000.0 : 0.0));
+            x[i] = (float)(8.0 * tu_urand() + (s == 2 ? 1000.0 : 0.0));
         if (n > 3)
             x[2] = -1e30f;  /* underflows to exactly 0 */
         fill_rand(dy, n, -1, 1);
@@ -1009,7 +994,7 @@ static void grad_check(lt *t, const float *x, uint64_t seed)
 {
     float *xh = hmalloc(t->nx), *R = hmalloc(t->ny), *dx = hmalloc(t->nx);
 
-    rng_seed(seed);
+    tu_rng_seed(seed);
     memcpy(xh, x, (size_t)t->nx * sizeof(float));
     fill_rand(R, t->ny, -1, 1);
     up(t->x, xh, t->nx);
@@ -1033,13 +1018,13 @@ static void grad_check(lt *t, const float *x, uint64_t seed)
 /* a random, not constant, value for each parameter */
 static void perturb_params(lt *t, uint64_t seed)
 {
-    rng_seed(seed);
+    tu_rng_seed(seed);
     for (int p = 0; p < t->sl->n_params; p++) {
         int64_t np = mltk_tensor_numel(&t->sl->params[p]);
         float *h = hmalloc(np);
         down(h, t->sl->params[p].data, np);
         for (int64_t i = 0; i < np; i++)
-            h[i] += (float)(0.5 * urand());
+            h[i] += (float)(0.5 * tu_urand());
         up(t->sl->params[p].data, h, np);
         free(h);
     }
@@ -1083,9 +1068,9 @@ START_TEST(test_layer_acts)
     ck_assert_int_eq(t.sl->n_params, 0);
     float *x = hmalloc(t.nx), *y = hmalloc(t.ny);
     double *ref = dmalloc(t.ny);
-    rng_seed(700 + (uint64_t)_i);
+    tu_rng_seed(700 + (uint64_t)_i);
     for (int64_t i = 0; i < t.nx; i++) {
-        double v = 3.0 * urand();
+        double v = 3.0 * tu_urand();
         if (c->kink && fabs(v) < 0.05)
             v = v < 0 ? v - 0.05 : v + 0.05;
         x[i] = (float)v;
@@ -1130,7 +1115,7 @@ START_TEST(test_layer_softmax)
     lt_open(&t, "softmax", 0, NULL, NULL, &in, 3, 2);
     ck_assert(mltk_shape_equal(&t.sl->out, &in));
     float *x = hmalloc(t.nx), *y = hmalloc(t.ny);
-    rng_seed(900);
+    tu_rng_seed(900);
     fill_rand(x, t.nx, -3, 3);
     up(t.x, x, t.nx);
     lt_run(&t, 0);
@@ -1187,7 +1172,7 @@ START_TEST(test_layer_bn_grad)
         perturb_params(&t, 1000 + (uint64_t)_i);
     }
     float *x = hmalloc(t.nx);
-    rng_seed(1100 + (uint64_t)_i);
+    tu_rng_seed(1100 + (uint64_t)_i);
     fill_rand(x, t.nx, -2, 2);
     grad_check(&t, x, 1200 + (uint64_t)_i);
     /* the same in evaluation mode and frozen (running statistics) */
@@ -1220,9 +1205,9 @@ START_TEST(test_layer_bn_running)
     down(w, t.sl->params[0].data, C);
     down(b, t.sl->params[1].data, C);
     for (int step = 0; step < 3; step++) {
-        rng_seed(1600 + (uint64_t)step);
+        tu_rng_seed(1600 + (uint64_t)step);
         for (int64_t i = 0; i < t.nx; i++)
-            x[i] = (float)(urand() * (1 + step) + 0.5 * step);
+            x[i] = (float)(tu_urand() * (1 + step) + 0.5 * step);
         up(t.x, x, t.nx);
         t.step = (uint64_t)step;
         lt_run(&t, 0);
@@ -1305,7 +1290,7 @@ START_TEST(test_layer_bn_single)
 
     lt_open(&t, "batchnorm", 0, NULL, NULL, &in2, 1, 1);
     float *xx = hmalloc(t.nx);
-    rng_seed(1700);
+    tu_rng_seed(1700);
     fill_rand(xx, t.nx, -1, 1);
     grad_check(&t, xx, 1701);
     free(xx);
@@ -1362,7 +1347,7 @@ START_TEST(test_layer_ln)
         perturb_params(&t, 1800 + (uint64_t)_i);
     }
     float *x = hmalloc(t.nx), *y = hmalloc(t.ny), *w = hmalloc(15), *b = hmalloc(15);
-    rng_seed(1900 + (uint64_t)_i);
+    tu_rng_seed(1900 + (uint64_t)_i);
     fill_rand(x, t.nx, -2, 3);
     up(t.x, x, t.nx);
     if (affine) {
@@ -1416,7 +1401,7 @@ START_TEST(test_layer_dropout)
     ck_assert_int_eq(t.iface->inplace(t.self), 1);
     float *x = hmalloc(t.nx), *y = hmalloc(t.ny), *y0 = hmalloc(t.ny), *g = hmalloc(t.nx);
     float *dy = hmalloc(t.ny);
-    rng_seed(2100);
+    tu_rng_seed(2100);
     fill_rand(x, t.nx, 0.5, 2);     /* no zeros: y == 0 iff dropped */
     fill_rand(dy, t.ny, -1, 1);
     up(t.x, x, t.nx);

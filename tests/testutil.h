@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,35 @@ static inline char *tu_capture_end(tu_capture *c)
     unlink(c->path);
     free(c->path);
     return text;
+}
+
+/* ---- deterministic test data --------------------------------------------- */
+
+/* Per-element checks call ck_abort_msg only on failure (a passing
+ * ck_assert costs a round trip through Check's pipe). */
+#define EXPECT(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+
+/* xorshift64 state, one per test program */
+static inline uint64_t *tu_rng_state(void)
+{
+    static uint64_t state = 0x9e3779b97f4a7c15ull;
+    return &state;
+}
+
+static inline void tu_rng_seed(uint64_t s)
+{
+    *tu_rng_state() = s * 0x9e3779b97f4a7c15ull + 1;
+}
+
+/* uniform in [-1, 1) */
+static inline double tu_urand(void)
+{
+    uint64_t x = *tu_rng_state();
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *tu_rng_state() = x;
+    return (double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0;
 }
 
 #endif /* MLTK_TESTUTIL_H */
