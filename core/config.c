@@ -33,7 +33,7 @@ typedef struct sec_kind {
 } sec_kind;
 
 enum { SK_RUN, SK_TRAIN, SK_LOG, SK_DATA, SK_LAYER, SK_LOSS, SK_OPTIMIZER, SK_SCHEDULE,
-       N_SK };
+       SK_CHECKPOINT, SK_MODEL, SK_EARLY_STOPPING, SK_METRICS, SK_ALERT, N_SK };
 
 static const sec_kind sec_kinds[N_SK] = {
     [SK_RUN]       = { "run", mltk_schema_run, 0, 0, NULL },
@@ -44,6 +44,11 @@ static const sec_kind sec_kinds[N_SK] = {
     [SK_LOSS]      = { "loss", mltk_schema_loss, MLTK_KIND_LOSS, 1, NULL },
     [SK_OPTIMIZER] = { "optimizer", mltk_schema_optimizer, MLTK_KIND_OPTIMIZER, 1, NULL },
     [SK_SCHEDULE]  = { "schedule", mltk_schema_schedule, MLTK_KIND_SCHEDULE, 0, "constant" },
+    [SK_CHECKPOINT] = { "checkpoint", mltk_schema_checkpoint, 0, 0, NULL },
+    [SK_MODEL]     = { "model", mltk_schema_model, 0, 0, NULL },
+    [SK_EARLY_STOPPING] = { "early_stopping", mltk_schema_early_stopping, 0, 0, NULL },
+    [SK_METRICS]   = { "metrics", mltk_schema_metrics, 0, 0, NULL },
+    [SK_ALERT]     = { "alert", mltk_schema_alert, 0, 0, NULL },
 };
 
 /* The config with what it owns besides the public fields. */
@@ -138,17 +143,20 @@ static int classify(const char *path, int line, const char *name, int *sk, char 
                              path, line, name);
         }
     }
-    static const char *const names[] = { "run", "train", "log", "data", "loss",
-                                         "optimizer", "schedule" };
-    const char *hint = mltk_did_you_mean(name, names, 7);
+    const char *names[N_SK];
+    int n_names = 0;
+    for (int i = 0; i < N_SK; i++)
+        if (i != SK_LAYER)
+            names[n_names++] = sec_kinds[i].name;
+    const char *hint = mltk_did_you_mean(name, names, n_names);
     if (hint)
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "%s:%d: unknown section [%s]; did you mean [%s]?", path, line,
                          name, hint);
     return mltk_errf(err, MLTK_ERR_CONFIG,
                      "%s:%d: unknown section [%s] (sections: [run], [train], [log], "
-                     "[data], [layer.NAME], [loss], [optimizer], [schedule])", path, line,
-                     name);
+                     "[data], [layer.NAME], [loss], [optimizer], [schedule], [checkpoint], "
+                     "[model], [early_stopping], [metrics], [alert])", path, line, name);
 }
 
 static int on_ini(void *user, int line, const char *section, const char *key,

@@ -26,6 +26,8 @@ MLTK_HIDDEN double mltk_now(void);  /* monotonic seconds */
 /* Read a whole file into a NUL-terminated malloc()ed string; a NUL byte in
  * the file is an error naming its offset. */
 MLTK_HIDDEN int mltk_read_file(const char *path, char **text, char **err);
+/* mkdir -p: `dir` and every missing parent; an error names the component. */
+MLTK_HIDDEN int mltk_mkdir_p(const char *dir, char **err);
 
 /* ---- INI text (ini.c, on the system libinih) ---------------------------- */
 
@@ -123,6 +125,8 @@ MLTK_HIDDEN int mltk_registry_find(const mltk_registry_t *reg, const char *name,
  * Errors name the library path and what was wrong. */
 MLTK_HIDDEN int mltk_registry_load(mltk_registry_t *reg, const char *name,
                                    int kind, const void **iface, char **err);
+/* 1 when plugin `index` (as mltk_registry_info) has been loaded */
+MLTK_HIDDEN int mltk_registry_loaded(const mltk_registry_t *reg, int index);
 
 /* ---- the user's configuration (config.c) ------------------------------- */
 

@@ -9,7 +9,8 @@ libmltkcore_la_SOURCES = \
 	core/internal.h core/schema.h core/schema.c \
 	core/util.c core/ini.c core/init.c \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
-	core/session.h core/model.c core/data.c core/session.c core/train.c
+	core/session.h core/model.c core/data.c core/session.c core/train.c \
+	core/checkpoint.c core/ops.c
 libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) \
 	-DMLTK_PLUGIN_DIR='"$(pkglibdir)"' \
 	-DMLTK_BUILD_DIR='"$(abs_top_builddir)"' \
@@ -26,3 +27,8 @@ libmltk_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined -version-info $(LIBMLTK_LT_VERS
 bin_PROGRAMS += mltk
 mltk_SOURCES = core/cli/mltk.c
 mltk_LDADD = libmltk.la
+
+# file formats and metrics, one fragment each
+include core/tbevents.mk
+include core/safetensors.mk
+include core/metrics.mk

@@ -31,9 +31,13 @@ typedef struct mltk_pentry {
 } mltk_pentry;
 
 typedef struct mltk_bentry {
-    char  *name;
-    size_t bytes;
-    void  *ptr;
+    char      *name;
+    size_t     bytes;
+    void      *ptr;
+    int        state;     /* persistent float tensor (ABI 1.2): saved, restored */
+    mltk_shape shape;     /* its per-layer shape */
+    float      init;      /* its value before training */
+    int        node;
 } mltk_bentry;
 
 typedef struct mltk_node {
@@ -127,10 +131,28 @@ int mltk_layer_add_buffer(mltk_layer_setup_t *s, const char *name, size_t bytes)
         return MLTK_ERR_NOMEM;
     bu->bytes = bytes;
     bu->ptr = NULL;
+    bu->state = 0;
+    bu->node = s->node;
     if (n->n_buffers == 0)
         n->b_first = m->n_bu;
     n->n_buffers++;
     return m->n_bu++ - n->b_first;
+}
+
+int mltk_layer_add_state(mltk_layer_setup_t *s, const char *name, const mltk_shape *shape,
+                         float init)
+{
+    if (!shape || shape->ndim < 0 || shape->ndim > MLTK_MAX_DIMS
+        || mltk_shape_numel(shape) <= 0 || !isfinite(init))
+        return MLTK_ERR_INVALID;
+    int k = mltk_layer_add_buffer(s, name, (size_t)mltk_shape_numel(shape) * sizeof(float));
+    if (k < 0)
+        return k;
+    mltk_bentry *bu = &s->m->bu[s->m->n_bu - 1];
+    bu->state = 1;
+    bu->shape = *shape;
+    bu->init = init;
+    return k;
 }
 
 int64_t mltk_layer_max_batch(const mltk_layer_setup_t *s)
@@ -229,6 +251,9 @@ static int layout_params(mltk_model *m, char **err)
         if (m->be->i->alloc(m->be->ctx, m->bu[i].bytes, &m->bu[i].ptr))
             return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate buffer %s (%zu bytes)",
                              m->bu[i].name, m->bu[i].bytes);
+        if (m->bu[i].state && m->be->i->fill(m->be->ctx, m->bu[i].ptr, m->bu[i].init,
+                                             mltk_shape_numel(&m->bu[i].shape)))
+            return mltk_errf(err, MLTK_ERR_BACKEND, "cannot initialise %s", m->bu[i].name);
     }
     return MLTK_OK;
 }
@@ -256,7 +281,8 @@ static void fill_static_views(mltk_model *m, mltk_node *n)
     }
     for (int j = 0; j < n->n_buffers; j++) {
         mltk_bentry *b = &m->bu[n->b_first + j];
-        n->b_t[j] = (mltk_tensor){ b->ptr, { 1, { (int64_t)b->bytes } }, MLTK_U8 };
+        n->b_t[j] = b->state ? (mltk_tensor){ b->ptr, b->shape, MLTK_F32 }
+                             : (mltk_tensor){ b->ptr, { 1, { (int64_t)b->bytes } }, MLTK_U8 };
     }
 }
 
@@ -602,6 +628,55 @@ int mltk_model_backward(mltk_model *m, int64_t batch, uint64_t step, char **err)
     return MLTK_OK;
 }
 
+/* ---- locating non-finite values ---------------------------------------------------- */
+
+/* 1 when the n floats at dev (backend memory) are all finite; -1 when they
+ * cannot be read */
+static int all_finite(const mltk_model *m, const float *dev, int64_t n)
+{
+    float *h = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!h || m->be->i->download(m->be->ctx, h, dev, (size_t)n * sizeof(float))) {
+        free(h);
+        return -1;
+    }
+    int ok = 1;
+    for (int64_t i = 0; i < n && ok; i++)
+        ok = isfinite(h[i]);
+    free(h);
+    return ok;
+}
+
+int mltk_model_find_nonfinite(const mltk_model *m, int64_t batch, int after_backward,
+                              char *where, size_t cap)
+{
+    for (int i = 0; i < m->n_node; i++) {
+        const mltk_node *n = &m->node[i];
+        if (all_finite(m, n->y, batch * mltk_shape_numel(&n->out_shape)) == 0) {
+            snprintf(where, cap, "the output of layer '%s' (%s)", n->name, n->type);
+            return 1;
+        }
+    }
+    if (!after_backward)
+        return 0;
+    for (int i = m->n_node - 1; i >= 0; i--) {
+        const mltk_node *n = &m->node[i];
+        if (all_finite(m, n->dy, batch * mltk_shape_numel(&n->out_shape)) == 0) {
+            snprintf(where, cap, "the gradient of the output of layer '%s' (%s)", n->name,
+                     n->type);
+            return 1;
+        }
+        for (int j = n->n_params - 1; j >= 0; j--) {
+            const mltk_pentry *p = &m->pe[n->p_first + j];
+            if (all_finite(m, m->grads + p->offset, mltk_shape_numel(&p->shape)) == 0) {
+                snprintf(where, cap, "the gradient of %s (layer '%s', %s)", p->name, n->name,
+                         n->type);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 float *mltk_model_output(mltk_model *m)
 {
     return m->node[m->n_node - 1].y;
@@ -653,6 +728,52 @@ double mltk_model_segment_lr_mult(const mltk_model *m, int seg)
         return 1.0;
     const mltk_node *n = &m->node[m->pe[seg].node];
     return n->frozen ? 0.0 : n->lr_mult;
+}
+
+/* ---- named tensors: what checkpoints and weight files hold ------------------- */
+
+int mltk_model_n_tensors(const mltk_model *m)
+{
+    int n = m->n_pe;
+    for (int i = 0; i < m->n_bu; i++)
+        n += m->bu[i].state;
+    return n;
+}
+
+int mltk_model_tensor(const mltk_model *m, int i, mltk_model_named *t)
+{
+    if (i < 0)
+        return MLTK_ERR_INVALID;
+    if (i < m->n_pe) {
+        const mltk_pentry *p = &m->pe[i];
+        *t = (mltk_model_named){ p->name, p->shape, m->params + p->offset, 0, p->node,
+                                 m->node[p->node].frozen };
+        return MLTK_OK;
+    }
+    i -= m->n_pe;
+    for (int k = 0; k < m->n_bu; k++) {
+        const mltk_bentry *b = &m->bu[k];
+        if (b->state && i-- == 0) {
+            *t = (mltk_model_named){ b->name, b->shape, b->ptr, 1, b->node,
+                                     m->node[b->node].frozen };
+            return MLTK_OK;
+        }
+    }
+    return MLTK_ERR_INVALID;
+}
+
+int mltk_model_find_tensor(const mltk_model *m, const char *name, mltk_model_named *t)
+{
+    int n = mltk_model_n_tensors(m);
+    for (int i = 0; i < n; i++)
+        if (mltk_model_tensor(m, i, t) == MLTK_OK && strcmp(t->name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *mltk_model_layer_name(const mltk_model *m, int node)
+{
+    return node >= 0 && node < m->n_node ? m->node[node].name : NULL;
 }
 
 void mltk_model_print(const mltk_model *m, FILE *out)

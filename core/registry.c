@@ -302,6 +302,11 @@ int mltk_registry_info(const mltk_registry_t *reg, int index, mltk_plugin_info *
     return MLTK_OK;
 }
 
+int mltk_registry_loaded(const mltk_registry_t *reg, int index)
+{
+    return reg && index >= 0 && index < reg->n && reg->e[index].handle != NULL;
+}
+
 /* ---- lookup ----------------------------------------------------------------- */
 
 static const char *kind_plural(int kind)

@@ -16,7 +16,9 @@ const char mltk_schema_run[] =
     "[param.backend]\ntype = list\ndefault = cpu\n"
     "doc = backends to try in order; the first that loads and probes OK is used\n"
     "[param.threads]\ntype = int\nmin = 0\nmax = 1024\ndefault = 0\n"
-    "doc = host threads for the cpu backend; 0 uses every core\n";
+    "doc = host threads for the cpu backend; 0 uses every core\n"
+    "[param.dir]\ntype = string\n"
+    "doc = run directory: config.ini, run.json (the run record), metrics.jsonl, metrics.csv, tb/, checkpoints/ and confusion.csv go there unless other keys name them\n";
 
 const char mltk_schema_train[] =
     "[plugin]\nname = train\nsummary = the training loop\n"
@@ -29,14 +31,36 @@ const char mltk_schema_train[] =
     "[param.clip_norm]\ntype = float\nmin = 0\ndefault = 0\n"
     "doc = clip gradients to this global L2 norm (as torch.nn.utils.clip_grad_norm_); 0 = off\n"
     "[param.clip_value]\ntype = float\nmin = 0\ndefault = 0\n"
-    "doc = clamp every gradient to [-clip_value, clip_value], before clip_norm; 0 = off\n";
+    "doc = clamp every gradient to [-clip_value, clip_value], before clip_norm; 0 = off\n"
+    "[param.on_nan]\ntype = enum\nchoices = stop, skip_step, rollback\ndefault = stop\n"
+    "doc = on a non-finite loss or gradient: stop (naming the first layer that made it), skip_step (drop the update), rollback (reload the last checkpoint, rate * nan_lr_factor)\n"
+    "[param.nan_lr_factor]\ntype = float\nmin = 0\nmax = 1\ndefault = 0.5\n"
+    "doc = rollback multiplies the learning rate by this factor\n"
+    "[param.max_skips]\ntype = int\nmin = 0\ndefault = 10\n"
+    "doc = skip_step and rollback give up and stop after this many non-finite steps\n"
+    "[param.spike_window]\ntype = int\nmin = 2\ndefault = 100\n"
+    "doc = steps of loss history for spike detection\n"
+    "[param.spike_zscore]\ntype = float\nmin = 0\ndefault = 6\n"
+    "doc = warn when a step's loss is this many standard deviations above the window's mean; 0 = off\n";
 
 const char mltk_schema_log[] =
     "[plugin]\nname = log\nsummary = what the run reports\n"
     "[param.jsonl]\ntype = string\n"
     "doc = file receiving one JSON object per epoch\n"
     "[param.level]\ntype = enum\nchoices = error, warn, info, debug\ndefault = info\n"
-    "doc = verbosity of log messages on stderr\n";
+    "doc = verbosity of log messages on stderr\n"
+    "[param.csv]\ntype = string\n"
+    "doc = file receiving one CSV row per epoch (header first)\n"
+    "[param.tensorboard]\ntype = string\n"
+    "doc = directory receiving TensorBoard event files\n"
+    "[param.scalars_every]\ntype = int\nmin = 0\ndefault = 50\n"
+    "doc = log the step's loss, rate and throughput to TensorBoard every N steps; 0 = per epoch only\n"
+    "[param.histograms_every]\ntype = int\nmin = 0\ndefault = 0\n"
+    "doc = log histograms of every parameter and gradient tensor every N steps; 0 = at the end of each epoch\n"
+    "[param.progress]\ntype = enum\nchoices = auto, bar, lines, off\ndefault = auto\n"
+    "doc = per-epoch progress: a live bar on a terminal, plain lines otherwise (auto)\n"
+    "[param.progress_interval]\ntype = float\nmin = 0.05\ndefault = 10\n"
+    "doc = seconds between progress lines (the bar redraws at most 10 times a second)\n";
 
 const char mltk_schema_data[] =
     "[plugin]\nname = data\nsummary = the data set (keys below plus the dataset plugin's)\n"
@@ -45,7 +69,11 @@ const char mltk_schema_data[] =
     "[param.train_limit]\ntype = int\nmin = 0\ndefault = 0\n"
     "doc = use only the first N training samples; 0 uses all\n"
     "[param.test_limit]\ntype = int\nmin = 0\ndefault = 0\n"
-    "doc = use only the first N test samples; 0 uses all\n";
+    "doc = use only the first N test samples; 0 uses all\n"
+    "[param.augment_shift]\ntype = int\nmin = 0\nmax = 64\ndefault = 0\n"
+    "doc = training images (C, H, W) move by up to N pixels each way, zero-filled (torchvision's RandomCrop with padding N); 0 = off\n"
+    "[param.augment_flip]\ntype = bool\ndefault = false\n"
+    "doc = training images are mirrored left-right with probability 0.5 (after the shift)\n";
 
 const char mltk_schema_layer[] =
     "[plugin]\nname = layer\nsummary = one layer of the model (keys below plus the layer plugin's)\n"
@@ -80,3 +108,60 @@ const char mltk_schema_schedule[] =
     "doc = fraction of the rate at the first step of the warm-up, in (0, 1]\n"
     "[param.scale_lr]\ntype = enum\nchoices = none, linear\ndefault = none\n"
     "doc = linear: the optimizer's lr is per 256 samples and is multiplied by batch_size / 256\n";
+
+const char mltk_schema_checkpoint[] =
+    "[plugin]\nname = checkpoint\nsummary = training checkpoints (safetensors), for exact resume\n"
+    "[param.dir]\ntype = string\n"
+    "doc = directory of the checkpoints; default checkpoints/ in the run directory\n"
+    "[param.every_epochs]\ntype = int\nmin = 0\ndefault = 1\n"
+    "doc = write a checkpoint after every N epochs; 0 = not by epoch\n"
+    "[param.every_steps]\ntype = int\nmin = 0\ndefault = 0\n"
+    "doc = write a checkpoint after every N optimizer steps; 0 = not by step\n"
+    "[param.keep_last]\ntype = int\nmin = 1\ndefault = 3\n"
+    "doc = how many of the newest checkpoints to keep\n"
+    "[param.keep_best]\ntype = bool\ndefault = true\n"
+    "doc = also keep best.safetensors, the checkpoint with the best monitored metric\n"
+    "[param.monitor]\ntype = enum\nchoices = val_loss, val_acc, train_loss\ndefault = val_loss\n"
+    "doc = metric that decides the best checkpoint\n"
+    "[param.mode]\ntype = enum\nchoices = auto, min, max\ndefault = auto\n"
+    "doc = whether lower or higher is better; auto maximises accuracy and minimises losses\n"
+    "[param.on_signal]\ntype = bool\ndefault = true\n"
+    "doc = on SIGINT or SIGTERM write a checkpoint at the current step, then exit\n";
+
+const char mltk_schema_model[] =
+    "[plugin]\nname = model\nsummary = weights in and out of the model\n"
+    "[param.init_from]\ntype = string\n"
+    "doc = safetensors file whose tensors replace the initial weights, matched by name (transfer learning)\n"
+    "[param.strict]\ntype = bool\ndefault = true\n"
+    "doc = with init_from, refuse a missing, unexpected or differently shaped tensor; false loads what matches and reports the rest\n"
+    "[param.save]\ntype = string\n"
+    "doc = write the final weights (parameters and running statistics) to this safetensors file\n";
+
+const char mltk_schema_early_stopping[] =
+    "[plugin]\nname = early_stopping\nsummary = stop when the monitored metric stops improving\n"
+    "[param.monitor]\ntype = enum\nchoices = val_loss, val_acc, train_loss\ndefault = val_loss\n"
+    "doc = metric to watch after every epoch\n"
+    "[param.mode]\ntype = enum\nchoices = auto, min, max\ndefault = auto\n"
+    "doc = whether lower or higher is better; auto maximises accuracy and minimises losses\n"
+    "[param.patience]\ntype = int\nmin = 0\ndefault = 5\n"
+    "doc = epochs without improvement before stopping\n"
+    "[param.min_delta]\ntype = float\nmin = 0\ndefault = 0\n"
+    "doc = an epoch improves only when it beats the best by more than this\n"
+    "[param.restore_best]\ntype = bool\ndefault = true\n"
+    "doc = when stopping early, go back to the weights of the best epoch\n";
+
+const char mltk_schema_metrics[] =
+    "[plugin]\nname = metrics\nsummary = what evaluation computes on the test split\n"
+    "[param.list]\ntype = list\ndefault = accuracy\n"
+    "doc = metrics after every epoch: accuracy, topK (e.g. top5), precision, recall, f1_macro, f1_weighted, confusion, mse, mae, r2\n"
+    "[param.confusion_csv]\ntype = string\n"
+    "doc = file receiving the final confusion matrix (default confusion.csv in the run directory)\n"
+    "[param.class_names]\ntype = list\n"
+    "doc = names of the classes, in label order, for printed tables and plots\n";
+
+const char mltk_schema_alert[] =
+    "[plugin]\nname = alert\nsummary = run a command when something happens to the run\n"
+    "[param.command]\ntype = string\nrequired = true\n"
+    "doc = shell command (sh -c); it gets MLTK_EVENT, MLTK_MESSAGE, MLTK_EPOCH, MLTK_STEP, MLTK_RUN_DIR and MLTK_CONFIG in its environment\n"
+    "[param.on]\ntype = list\ndefault = nan, early_stop, finished, crashed\n"
+    "doc = events that run it: nan, early_stop, finished, crashed, spike, checkpoint\n";

@@ -9,4 +9,9 @@ extern const char mltk_schema_layer[];
 extern const char mltk_schema_loss[];
 extern const char mltk_schema_optimizer[];
 extern const char mltk_schema_schedule[];
+extern const char mltk_schema_checkpoint[];
+extern const char mltk_schema_model[];
+extern const char mltk_schema_early_stopping[];
+extern const char mltk_schema_metrics[];
+extern const char mltk_schema_alert[];
 #endif

@@ -288,6 +288,29 @@ void mltk_sched_close(mltk_sched *sc)
     sc->self = NULL;
 }
 
+/* ---- data augmentation ------------------------------------------------------------ */
+
+/* [data] augment_shift / augment_flip: images only, and only on a
+ * backend with the augmenting gather. */
+static int setup_augment(mltk_session_t *s, const mltk_section *data, char **err)
+{
+    s->aug_shift = mltk_params_int(data->params, "augment_shift");
+    s->aug_flip = mltk_params_bool(data->params, "augment_flip");
+    if (!s->aug_shift && !s->aug_flip)
+        return MLTK_OK;
+    const char *key = s->aug_shift ? "augment_shift" : "augment_flip";
+    if (s->train.info.x_shape.ndim != 3)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "%s:%d: %s applies to images (C, H, W); these samples have %d "
+                         "dimension(s)", s->cfg->path, key_line(data->params, key), key,
+                         s->train.info.x_shape.ndim);
+    if (!MLTK_BACKEND_HAS(&s->be, gather_augment_2d))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                         "%s:%d: backend '%s' cannot augment images (no gather_augment_2d)",
+                         s->cfg->path, key_line(data->params, key), s->be.name);
+    return MLTK_OK;
+}
+
 /* ---- the session ------------------------------------------------------------------ */
 
 int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_t *reg,
@@ -331,6 +354,8 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
     if (!rc && !mltk_shape_equal(&s->train.info.x_shape, &s->test.info.x_shape))
         rc = mltk_errf(err, MLTK_ERR_DATA, "%s: train and test samples differ in shape",
                        mltk_params_where(data->params));
+    if (!rc)
+        rc = setup_augment(s, data, err);
     if (!rc)
         rc = mltk_model_create(&s->model, cfg, reg, &s->be, &s->train.info.x_shape,
                                s->batch_size, s->seed, err);
@@ -379,6 +404,7 @@ void mltk_session_destroy(mltk_session_t *s)
         return;
     if (s->jsonl)
         fclose(s->jsonl);
+    mltk_ops_free(s);
     if (s->have_be) {
         struct mltk_backend *be = &s->be;
         for (int i = 0; i < s->opt_slots && i < 8; i++)

@@ -96,6 +96,31 @@ MLTK_HIDDEN int mltk_model_segment_frozen(const mltk_model *m, int seg);
  * 0 when the layer is frozen. */
 MLTK_HIDDEN double mltk_model_segment_lr_mult(const mltk_model *m, int seg);
 
+/* The model's named tensors, what checkpoints and weight files hold: the
+ * parameters in layout order, then the layers' persistent state (running
+ * statistics, mltk_layer_add_state).  Names are "layer.name" (borrowed from
+ * the model); data is backend memory of shape's size. */
+typedef struct mltk_model_named {
+    const char *name;
+    mltk_shape  shape;
+    float      *data;
+    int         state;   /* 1: persistent state, 0: trainable parameter */
+    int         node;    /* the layer that declared it */
+    int         frozen;  /* its layer has freeze = true */
+} mltk_model_named;
+MLTK_HIDDEN int mltk_model_n_tensors(const mltk_model *m);
+MLTK_HIDDEN int mltk_model_tensor(const mltk_model *m, int i, mltk_model_named *t);
+/* index of the tensor called `name` (filled into *t), or -1 */
+MLTK_HIDDEN int mltk_model_find_tensor(const mltk_model *m, const char *name,
+                                       mltk_model_named *t);
+MLTK_HIDDEN const char *mltk_model_layer_name(const mltk_model *m, int node);
+/* After a step that produced a non-finite loss or gradient: describe in
+ * `where` the first layer output (in forward order) that is not finite,
+ * else (after_backward) the first output gradient or parameter gradient in
+ * backward order; returns 1 when one was found. */
+MLTK_HIDDEN int mltk_model_find_nonfinite(const mltk_model *m, int64_t batch,
+                                          int after_backward, char *where, size_t cap);
+
 /* ---- data (data.c) ----------------------------------------------------------- */
 
 /* One split of a data set, resident in backend memory. */
@@ -192,6 +217,109 @@ struct mltk_session {
     int                any_frozen;
     int64_t            steps_per_epoch;
     double             last_lr;      /* rate of the last step taken */
+    /* data augmentation of the training batches (ABI 1.2) */
+    int64_t            aug_shift;    /* [data] augment_shift */
+    int                aug_flip;     /* [data] augment_flip */
+
+    /* ---- where the run is (checkpoint.c saves and restores all of it) ---- */
+    int64_t            epoch_done;   /* epochs completed */
+    int64_t            batch_done;   /* batches done in epoch epoch_done + 1 */
+    float              loss_sum_now; /* that epoch's loss sum so far */
+    int64_t            rows_skipped; /* that epoch's samples in skipped steps */
+    double             lr_factor;    /* rate multiplier left by rollbacks (1) */
+    int64_t            nan_skips;    /* non-finite steps skipped or rolled back */
+    mltk_epoch_stats   last_stats;   /* of the last epoch completed */
+
+    /* ---- operations (ops.c) ---- */
+    char              *run_dir;      /* [run] dir, or NULL */
+    struct {
+        char   *dir;                 /* NULL: no checkpoints */
+        int64_t every_epochs, every_steps, keep_last;
+        int     keep_best, on_signal, maximize;
+        const char *monitor;
+        double  best;                /* best monitored value so far */
+        char   *last;                /* newest checkpoint written or resumed */
+        int64_t last_step;           /* the step it was written at, -1 */
+    } ck;
+    struct {
+        int     on;
+        const char *monitor;
+        int     maximize, restore_best;
+        int64_t patience;
+        double  min_delta;
+        double  best;
+        int64_t bad, best_epoch;
+        float  *best_host;           /* weights of the best epoch (host), or NULL */
+        int64_t best_host_n;
+    } es;
+    int                on_nan;       /* 0 stop, 1 skip_step, 2 rollback */
+    double             nan_lr_factor;
+    int64_t            max_skips;
+    int64_t            spike_window;
+    double             spike_z;
+    double            *spike_hist;   /* ring of the last spike_window losses */
+    int64_t            spike_n;
+    FILE              *csv;
+    char              *csv_path;
+    char              *jsonl_own;    /* jsonl path made from the run dir */
+    struct mltk_tb_writer *tb;
+    int64_t            tb_scalars_every, tb_hist_every;
+    int                progress;     /* 0 off, 1 bar, 2 lines */
+    double             progress_interval;
+    struct mltk_metrics *metrics;
+    struct mltk_metrics_spec *mspec;
+    char              *confusion_path;
+    char             **class_names;
+    int                n_class_names;
+    float             *eval_host;    /* batch_size model outputs, host */
+    int32_t           *eval_labels;
+    const char        *alert_cmd;
+    unsigned           alert_mask;
+    double             t_start;      /* wall clock of mltk_session_train */
+    int                stop_signal;  /* the signal that ended the run, 0 */
+    char               started[32];  /* ISO time */
 };
+
+/* ---- checkpoints and weight files (checkpoint.c) ------------------------------ */
+
+/* Write the model's tensors (weights file) or a whole training checkpoint
+ * to `path`, atomically. */
+MLTK_HIDDEN int mltk_weights_save(mltk_session_t *s, const char *path, char **err);
+MLTK_HIDDEN int mltk_ckpt_save(mltk_session_t *s, const char *path, char **err);
+/* Restore a training checkpoint into a session built from a config;
+ * refuses (MLTK_ERR_CONFIG, listing them) differences in the model, the
+ * optimizer, the batch size or the training set. */
+MLTK_HIDDEN int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err);
+/* init_from: load tensors by name; strict refuses any mismatch. */
+MLTK_HIDDEN int mltk_weights_load(mltk_session_t *s, const char *path, int strict,
+                                  char **err);
+/* "<dir>/ckpt-<step, 12 digits>.safetensors", malloc()ed */
+MLTK_HIDDEN char *mltk_ckpt_path(const char *dir, uint64_t step);
+/* the newest checkpoint in dir (malloc()ed), NULL when there is none */
+MLTK_HIDDEN int mltk_ckpt_latest(const char *dir, char **path, char **err);
+/* delete all but the `keep` newest checkpoints of dir */
+MLTK_HIDDEN int mltk_ckpt_rotate(const char *dir, int64_t keep, char **err);
+/* make <dir>/best.safetensors the checkpoint at `path` */
+MLTK_HIDDEN int mltk_ckpt_mark_best(const char *dir, const char *path, char **err);
+/* `mltk inspect`: what a safetensors file holds */
+MLTK_HIDDEN int mltk_ckpt_inspect(const char *path, FILE *out, char **err);
+
+/* ---- operations around the loop (ops.c) ----------------------------------------- */
+
+MLTK_HIDDEN int  mltk_ops_open(mltk_session_t *s, char **err);
+MLTK_HIDDEN int  mltk_ops_close(mltk_session_t *s, const char *status, char **err);
+MLTK_HIDDEN void mltk_ops_free(mltk_session_t *s);
+MLTK_HIDDEN void mltk_ops_alert(mltk_session_t *s, const char *event, const char *message);
+MLTK_HIDDEN void mltk_ops_progress(mltk_session_t *s, int epoch, int64_t done, int64_t total,
+                                   double t_epoch, double loss, int final);
+MLTK_HIDDEN int  mltk_ops_step(mltk_session_t *s, double loss, double lr,
+                               double samples_per_s, char **err);
+MLTK_HIDDEN int  mltk_ops_histograms_due(const mltk_session_t *s);
+MLTK_HIDDEN int  mltk_ops_step_histograms(mltk_session_t *s, char **err);
+MLTK_HIDDEN int  mltk_ops_epoch(mltk_session_t *s, const mltk_epoch_stats *e, char **err);
+MLTK_HIDDEN void mltk_ops_metrics_reset(mltk_session_t *s);
+MLTK_HIDDEN int  mltk_ops_metrics_add(mltk_session_t *s, const float *out, const void *y,
+                                      int64_t rows, char **err);
+MLTK_HIDDEN void mltk_ops_metrics_print(mltk_session_t *s);
 
 #endif /* MLTK_SESSION_H */

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include "internal.h"
 
@@ -39,6 +41,7 @@ const char *mltk_status_str(int status)
     case MLTK_ERR_INVALID:     return "invalid argument";
     case MLTK_ERR_NUMERIC:     return "non-finite value";
     case MLTK_ERR_UNSUPPORTED: return "unsupported operation";
+    case MLTK_ERR_INTERRUPTED: return "interrupted";
     default:                   return "unknown status";
     }
 }
@@ -393,3 +396,36 @@ double mltk_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+
+/* ---- directories ------------------------------------------------------------------ */
+
+int mltk_mkdir_p(const char *dir, char **err)
+{
+    char *p = mltk_strdup(dir);
+    if (!p)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "%s: out of memory", dir);
+    int rc = MLTK_OK;
+    struct stat st;
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char keep = *c;
+        *c = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = mltk_errf(err, MLTK_ERR_IO, "cannot create directory %s: %s", p,
+                           strerror(errno));
+            break;
+        }
+        *c = keep;
+        if (!keep)
+            break;
+    }
+    if (!rc && stat(dir, &st) != 0)
+        rc = mltk_errf(err, MLTK_ERR_IO, "cannot use %s as a directory: %s", dir,
+                       strerror(errno));
+    else if (!rc && !S_ISDIR(st.st_mode))
+        rc = mltk_errf(err, MLTK_ERR_IO, "cannot use %s as a directory: it is not a directory",
+                       dir);
+    free(p);
+    return rc;
+}

@@ -17,9 +17,9 @@
  *               fixed affine map.
  *
  * The running statistics start at mean 0 and variance 1.  They are
- * buffers ("running_mean", "running_var", PyTorch's names), not trainable
- * parameters, and are set to their initial values on the first forward
- * call.  Training with a single value per channel (batch * L == 1) is
+ * persistent state ("running_mean", "running_var", PyTorch's names), not
+ * trainable parameters: the core sets their start values, and saves and
+ * restores them with the weights.  Training with a single value per channel (batch * L == 1) is
  * refused, as in PyTorch.
  *
  * What this is not: momentum = None (PyTorch's cumulative average), or
@@ -41,7 +41,7 @@ typedef struct batchnorm {
     int     b_rmean, b_rvar;         /* running statistics (C) */
     int     b_mean, b_invstd;        /* batch statistics saved for backward (C) */
     int     b_aux;                   /* AUX_N * C floats, see above */
-    int     initialised;             /* running statistics and constants set */
+    int     initialised;             /* the constant vectors are set */
     int     batch_stats;             /* the last forward used batch statistics */
 } batchnorm;
 
@@ -86,6 +86,18 @@ static int bn_buffer(mltk_layer_setup_t *s, const char *name, int64_t floats,
     return MLTK_OK;
 }
 
+/* running statistics: the core sets their start values, checkpoints them
+ * and restores them */
+static int bn_state(mltk_layer_setup_t *s, const char *name, const mltk_shape *cs,
+                    float init, int *idx, char **err)
+{
+    int rc = mltk_layer_add_state(s, name, cs, init);
+    if (rc < 0)
+        return mltk_errf(err, rc, "cannot declare the %s statistics", name);
+    *idx = rc;
+    return MLTK_OK;
+}
+
 static int bn_setup(void *self, mltk_layer_setup_t *s, int n_in,
                     const mltk_shape *in, mltk_shape *out, char **err)
 {
@@ -118,8 +130,8 @@ static int bn_setup(void *self, mltk_layer_setup_t *s, int n_in,
             return mltk_errf(err, rc, "cannot declare the bias");
         b->p_bias = rc;
     }
-    if ((rc = bn_buffer(s, "running_mean", b->C, &b->b_rmean, err))
-        || (rc = bn_buffer(s, "running_var", b->C, &b->b_rvar, err))
+    if ((rc = bn_state(s, "running_mean", &cs, 0.0f, &b->b_rmean, err))
+        || (rc = bn_state(s, "running_var", &cs, 1.0f, &b->b_rvar, err))
         || (rc = bn_buffer(s, "save_mean", b->C, &b->b_mean, err))
         || (rc = bn_buffer(s, "save_invstd", b->C, &b->b_invstd, err))
         || (rc = bn_buffer(s, "aux", AUX_N * b->C, &b->b_aux, err)))
@@ -135,15 +147,12 @@ static float *bn_aux(const batchnorm *b, const mltk_layer_run *r, int part)
     return (float *)r->buffers[b->b_aux].data + part * b->C;
 }
 
-/* running mean 0, variance 1; the constant vectors */
+/* the constant vectors (the running statistics are state the core
+ * initialises and restores) */
 static int bn_initialise(batchnorm *b, const mltk_layer_run *r)
 {
     const struct mltk_backend *be = r->be;
-    int rc = be->i->fill(be->ctx, r->buffers[b->b_rmean].data, 0.0f, b->C);
-    if (!rc)
-        rc = be->i->fill(be->ctx, r->buffers[b->b_rvar].data, 1.0f, b->C);
-    if (!rc)
-        rc = be->i->fill(be->ctx, bn_aux(b, r, AUX_ONES), 1.0f, b->C);
+    int rc = be->i->fill(be->ctx, bn_aux(b, r, AUX_ONES), 1.0f, b->C);
     if (!rc)
         rc = be->i->fill(be->ctx, bn_aux(b, r, AUX_ZEROS), 0.0f, b->C);
     if (!rc)

@@ -29,6 +29,7 @@
 
 #include <mltk/plugin.h>
 #include <mltk/rng.h>
+#include <mltk/rng.h>
 
 #include "optim_ref.h"
 #include "testutil.h"
@@ -772,6 +773,98 @@ START_TEST(test_gather_rows)
 }
 END_TEST
 
+/* torchvision's order, literally: pad the image with zeros, crop an H x W
+ * window at (top, left), mirror the crop */
+static void ref_augment(float *y, const float *x, int64_t C, int64_t H, int64_t W,
+                        int64_t top, int64_t left, int flip, int64_t pad)
+{
+    int64_t HP = H + 2 * pad, WP = W + 2 * pad;
+    float *padded = calloc((size_t)(C * HP * WP), sizeof(float));
+    ck_assert_ptr_nonnull(padded);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t h = 0; h < H; h++)
+            memcpy(padded + (c * HP + h + pad) * WP + pad, x + (c * H + h) * W,
+                   (size_t)W * sizeof(float));
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t w = 0; w < W; w++) {
+                float v = padded[(c * HP + h + top) * WP + w + left];
+                y[(c * H + h) * W + (flip ? W - 1 - w : w)] = v;
+            }
+    free(padded);
+}
+
+START_TEST(test_gather_augment)
+{
+    void *ctx = ctx_open(_i);
+    ck_assert_ptr_nonnull(bi->gather_augment_2d);
+    const int64_t n = 37, rows = 2000, C = 3, H = 5, W = 7, per = C * H * W;
+    const uint64_t seed = 0x1234ABCDull, offset = 4 * 1000;
+    float *x = falloc(ctx, n * per), *y = falloc(ctx, rows * per);
+    float *ref = malloc(sizeof(float) * (size_t)per);
+    int32_t *idx = NULL;
+    ck_assert_ptr_nonnull(ref);
+    ck_assert_int_eq(bi->alloc(ctx, sizeof(int32_t) * (size_t)rows, (void **)&idx), MLTK_OK);
+    for (int64_t i = 0; i < n * per; i++)
+        x[i] = (float)(i + 1);  /* nonzero, so a zero is padding */
+    for (int64_t i = 0; i < rows; i++)
+        idx[i] = (int32_t)((i * 13 + 5) % n);
+
+    /* pad 2 with flips: every row as the reference computes it from the
+     * documented draws; every shift and both flips occur */
+    const int64_t pad = 2;
+    ck_assert_int_eq(bi->gather_augment_2d(ctx, y, x, idx, rows, C, H, W, pad, 1, seed, offset),
+                     MLTK_OK);
+    int64_t seen[5][5] = { { 0 } }, flips = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        uint64_t c0 = offset + 4 * (uint64_t)i;
+        int64_t top = (int64_t)((double)mltk_rng_u01(seed, c0) * 5.0);
+        int64_t left = (int64_t)((double)mltk_rng_u01(seed, c0 + 1) * 5.0);
+        int flip = mltk_rng_u01(seed, c0 + 2) < 0.5f;
+        seen[top][left]++;
+        flips += flip;
+        ref_augment(ref, x + idx[i] * per, C, H, W, top, left, flip, pad);
+        EXPECT(memcmp(ref, y + i * per, sizeof(float) * (size_t)per) == 0,
+               "augmented row %lld (top %lld left %lld flip %d)", (long long)i,
+               (long long)top, (long long)left, flip);
+    }
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 5; b++)
+            EXPECT(seen[a][b] > 40, "shift (%d, %d) drawn %lld times of %lld", a - 2, b - 2,
+                   (long long)seen[a][b], (long long)rows);
+    EXPECT(flips > rows * 45 / 100 && flips < rows * 55 / 100, "%lld flips in %lld rows",
+           (long long)flips, (long long)rows);
+
+    /* no shift, no flip: a plain gather */
+    ck_assert_int_eq(bi->gather_augment_2d(ctx, y, x, idx, rows, C, H, W, 0, 0, seed, 0),
+                     MLTK_OK);
+    for (int64_t i = 0; i < rows; i++)
+        EXPECT(memcmp(y + i * per, x + idx[i] * per, sizeof(float) * (size_t)per) == 0,
+               "plain row %lld", (long long)i);
+
+    /* shifts wider than the image: zeros where nothing moves in */
+    for (uint64_t off = 0; off < 400; off += 4) {
+        ck_assert_int_eq(bi->gather_augment_2d(ctx, y, x, idx, 1, C, H, W, 9, 1, seed, off),
+                         MLTK_OK);
+        int64_t top = (int64_t)((double)mltk_rng_u01(seed, off) * 19.0);
+        int64_t left = (int64_t)((double)mltk_rng_u01(seed, off + 1) * 19.0);
+        int flip = mltk_rng_u01(seed, off + 2) < 0.5f;
+        ref_augment(ref, x + idx[0] * per, C, H, W, top, left, flip, 9);
+        EXPECT(memcmp(ref, y, sizeof(float) * (size_t)per) == 0, "pad 9, offset %llu",
+               (unsigned long long)off);
+    }
+    idx[3] = -1;
+    ck_assert_int_eq(bi->gather_augment_2d(ctx, y, x, idx, rows, C, H, W, 1, 1, seed, 0),
+                     MLTK_ERR_INVALID);
+    ck_assert_int_eq(bi->gather_augment_2d(ctx, y, x, idx, 0, C, H, W, 1, 1, seed, 0), MLTK_OK);
+    free(ref);
+    bi->free(ctx, idx);
+    bi->free(ctx, x);
+    bi->free(ctx, y);
+    bi->destroy(ctx);
+}
+END_TEST
+
 /* ---- random numbers ----------------------------------------------------- */
 
 START_TEST(test_rng)
@@ -1119,6 +1212,7 @@ static Suite *backend_suite(void)
     tcase_add_loop_test(tc, test_softmax_xent, 1, 3);
     tcase_add_loop_test(tc, test_count_correct, 1, 3);
     tcase_add_loop_test(tc, test_gather_rows, 1, 3);
+    tcase_add_loop_test(tc, test_gather_augment, 1, 3);
     tcase_add_loop_test(tc, test_rng, 1, 3);
     tcase_add_loop_test(tc, test_optim_torch, 1, 3);
     tcase_add_loop_test(tc, test_optim_formulas, 1, 3);

@@ -815,9 +815,16 @@ static const config_case config_cases[] = {
       ":1: unknown section [layers.fc2]; did you mean [layer.fc2]?" },
     { "[layers]\n" MIN, MLTK_ERR_CONFIG,
       ":1: unknown section [layers]; did you mean [layer.NAME]?" },
-    { "[model]\n" MIN, MLTK_ERR_CONFIG,
-      ":1: unknown section [model] (sections: [run], [train], [log], [data], [layer.NAME], "
-      "[loss], [optimizer], [schedule])" },
+    { "[network]\n" MIN, MLTK_ERR_CONFIG,
+      ":1: unknown section [network] (sections: [run], [train], [log], [data], [layer.NAME], "
+      "[loss], [optimizer], [schedule], [checkpoint], [model], [early_stopping], [metrics], "
+      "[alert])" },
+    { "[checkpiont]\n" MIN, MLTK_ERR_CONFIG,
+      ":1: unknown section [checkpiont]; did you mean [checkpoint]?" },
+    { "[early_stopping]\npatience = -1\n" MIN, MLTK_ERR_CONFIG,
+      ":2: [early_stopping]: key 'patience' must be >= 0, got -1" },
+    { "[train]\non_nan = retry\n" MIN, MLTK_ERR_CONFIG,
+      ":2: [train]: key 'on_nan' must be one of: stop, skip_step, rollback (got 'retry')" },
     { MIN "[train]\nepochs = 1\n[train]\n", MLTK_ERR_CONFIG,
       ":12: duplicate section [train] (first on line 10)" },
     { MIN "[layer.fc1]\n", MLTK_ERR_CONFIG,

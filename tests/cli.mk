@@ -11,3 +11,7 @@ EXTRA_DIST += tests/test_cli.sh tests/test_oot_plugin.sh \
 # does not take it for an override of that rule.)
 OOT_TEST_LOG = tests/test_oot_plugin.sh.log
 $(OOT_TEST_LOG): $(filter-out $(OOT_TEST_LOG),$(TEST_LOGS))
+
+# a real run's event file, metrics and weights read by other tools
+TESTS += tests/test_run_interop.sh
+EXTRA_DIST += tests/test_run_interop.sh

@@ -8,7 +8,7 @@ AM_TESTS_ENVIRONMENT = \
 	MLTK_LOG_LEVEL=warn; export MLTK_LOG_LEVEL; \
 	MAKE='$(MAKE)'; export MAKE; \
 	CC='$(CC)'; export CC;
-EXTRA_DIST += tests/testutil.h
+EXTRA_DIST += tests/testutil.h tests/pyvenv.sh
 
 include tests/core.mk
 include tests/backend.mk
@@ -18,6 +18,10 @@ include tests/conv.mk
 include tests/norm.mk
 include tests/graph.mk
 include tests/optim2.mk
+include tests/tbevents.mk
+include tests/safetensors.mk
+include tests/metrics.mk
+include tests/ops.mk
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_train
@@ -31,3 +35,9 @@ endif
 # every descriptor key and core key is documented in mltk.ini(5)
 TESTS += tests/test_man.sh
 EXTRA_DIST += tests/test_man.sh man/gen-plugin-ref.py
+
+# the interoperability tests' Python environment (tests/pyvenv.sh)
+clean-local: clean-pyvenv
+clean-pyvenv:
+	-rm -rf tests/pyvenv tests/pyvenv.lock
+.PHONY: clean-pyvenv

@@ -1334,6 +1334,8 @@ static const struct mltk_backend_i cpu_iface = {
     .clamp = cpu_clamp,
     .rmsprop_step = cpu_rmsprop_step,
     .lamb_step = cpu_lamb_step,
+    /* ABI 1.2 */
+    .gather_augment_2d = cpu_gather_augment_2d,        /* cpu_misc.c */
 };
 
 MLTK_PLUGIN(cpu, MLTK_KIND_BACKEND, &cpu_iface)

@@ -148,6 +148,9 @@ int cpu_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const flo
 int cpu_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *student,
                       const float *teacher, int64_t N, int64_t C, float T,
                       float grad_scale);
+int cpu_gather_augment_2d(void *ctx, float *y, const float *x, const int32_t *idx,
+                          int64_t rows, int64_t C, int64_t H, int64_t W, int64_t pad,
+                          int flip, uint64_t seed, uint64_t offset);
 
 /* cpu_optim.c */
 int cpu_scale_to_norm(void *ctx, float *x, int64_t n, const float *sumsq, float max_norm);

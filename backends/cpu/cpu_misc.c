@@ -5,7 +5,8 @@
  * gather and its scatter-add gradient, cross-entropy with PyTorch's label
  * smoothing and class weights, the pointwise losses (mse, l1, binary
  * cross-entropy with logits) and the temperature-scaled KL divergence of
- * distillation.  Every loss accumulates in double and matches PyTorch's
+ * distillation, and the augmenting image gather of the data pipeline.
+ * Every loss accumulates in double and matches PyTorch's
  * definition (reduction = mean, or batchmean for KL); gradients are the
  * exact derivatives of those definitions.
  *
@@ -24,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <mltk/rng.h>
 #include "cpu_internal.h"
 
 /* ---- copy_2d ---- */
@@ -492,5 +494,70 @@ int cpu_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *stud
     for (int k = 0; k < chunks; k++)
         total += c->partials[k * PARTIAL_STRIDE];
     loss[0] = (float)(total * Td * Td / (double)N);
+    return MLTK_OK;
+}
+
+/* ---- gather_augment_2d (ABI 1.2) ---- */
+
+typedef struct augment_args {
+    float         *y;
+    const float   *x;
+    const int32_t *idx;
+    int64_t        C, H, W, pad;
+    int            flip;
+    uint64_t       seed, offset;
+} augment_args;
+
+/* rows [begin, end): each draws its shift and flip from its own counters,
+ * so the result does not depend on the partition */
+static void augment_chunk(void *arg, int64_t begin, int64_t end, int chunk)
+{
+    const augment_args *a = arg;
+    const int64_t C = a->C, H = a->H, W = a->W, plane = H * W, span = 2 * a->pad + 1;
+    (void)chunk;
+    for (int64_t i = begin; i < end; i++) {
+        uint64_t c0 = a->offset + 4 * (uint64_t)i;
+        int64_t sh = (int64_t)((double)mltk_rng_u01(a->seed, c0) * (double)span) - a->pad;
+        int64_t sw = (int64_t)((double)mltk_rng_u01(a->seed, c0 + 1) * (double)span) - a->pad;
+        int f = a->flip && mltk_rng_u01(a->seed, c0 + 2) < 0.5f;
+        const float *src = a->x + (size_t)a->idx[i] * (size_t)(C * plane);
+        float *dst = a->y + (size_t)i * (size_t)(C * plane);
+        for (int64_t ch = 0; ch < C; ch++)
+            for (int64_t h = 0; h < H; h++) {
+                float *d = dst + ch * plane + h * W;
+                int64_t hs = h + sh;
+                if (hs < 0 || hs >= H) {
+                    memset(d, 0, (size_t)W * sizeof(float));
+                    continue;
+                }
+                const float *s = src + ch * plane + hs * W;
+                for (int64_t w = 0; w < W; w++) {
+                    int64_t ws = (f ? W - 1 - w : w) + sw;
+                    d[w] = ws >= 0 && ws < W ? s[ws] : 0.0f;
+                }
+            }
+    }
+}
+
+/* y (rows,C,H,W) from images x[idx[i]] (see backend.h) */
+int cpu_gather_augment_2d(void *ctx, float *y, const float *x, const int32_t *idx,
+                          int64_t rows, int64_t C, int64_t H, int64_t W, int64_t pad,
+                          int flip, uint64_t seed, uint64_t offset)
+{
+    cpu_ctx *c = ctx;
+    CHECK_CTX(c); CHECK_N(rows); CHECK_N(C); CHECK_N(H); CHECK_N(W); CHECK_N(pad);
+    if (rows == 0 || C == 0 || H == 0 || W == 0)
+        return MLTK_OK;
+    if (!y || !x || !idx || C > INT64_MAX / H / W)
+        return MLTK_ERR_INVALID;
+    for (int64_t i = 0; i < rows; i++)
+        if (idx[i] < 0)
+            return MLTK_ERR_INVALID;
+    augment_args a = { .y = y, .x = x, .idx = idx, .C = C, .H = H, .W = W, .pad = pad,
+                       .flip = flip != 0, .seed = seed, .offset = offset };
+    int64_t per = C * H * W;
+    int64_t work = per > INT64_MAX / rows ? INT64_MAX : per * rows;
+    int chunks = cpu_pool_chunks(c->pool, rows, work, GRAIN);
+    cpu_pool_run(c->pool, augment_chunk, &a, rows, chunks, 1, work);
     return MLTK_OK;
 }

@@ -1,7 +1,9 @@
 /* mltk.c - the `mltk` command.
  *
  * Parses the command line, builds the plugin registry, and either trains
- * from a config, validates it (--dry-run), or lists/describes plugins.
+ * from a config (from the start or resuming a checkpoint), validates it
+ * (--dry-run), lists/describes plugins, inspects a checkpoint or plots
+ * runs.
  * Every failure is one message on stderr and an exit status from the
  * table in mltk(1); nothing here knows about layers or backends.
  */
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <mltk/mltk.h>
 #include <mltk/plugin.h>
@@ -46,16 +49,23 @@ static int exit_for(int status)
 
 static void usage(FILE *f)
 {
-    fputs("usage: mltk --config FILE [--epochs N] [--dry-run] [--quiet] [--verbose]\n"
-          "            [--plugin-dir DIR]...\n"
+    fputs("usage: mltk --config FILE [--epochs N] [--resume PATH|auto] [--max-steps N]\n"
+          "            [--dry-run] [--quiet] [--verbose] [--plugin-dir DIR]...\n"
           "       mltk plugins [--plugin-dir DIR]...\n"
           "       mltk plugins show NAME\n"
+          "       mltk inspect FILE.safetensors\n"
+          "       mltk plot RUNDIR... -o FILE.png\n"
+          "       mltk plot --confusion RUNDIR|FILE.csv -o FILE.png\n"
           "       mltk --help | --version\n"
           "\n"
           "Train a neural network described by an INI file (see mltk.ini(5)).\n"
           "\n"
           "  -c, --config FILE      training configuration\n"
           "  -e, --epochs N         override [train] epochs\n"
+          "  -r, --resume PATH|auto continue exactly from a checkpoint; auto takes the\n"
+          "                         newest in the [checkpoint] directory\n"
+          "  -s, --max-steps N      stop after N optimizer steps in all, writing a\n"
+          "                         checkpoint when [checkpoint] is set\n"
           "  -n, --dry-run          validate the config, build the model, print a\n"
           "                         summary, and exit without training\n"
           "  -q, --quiet            no per-epoch lines, only errors\n"
@@ -67,9 +77,14 @@ static void usage(FILE *f)
           "commands:\n"
           "  plugins                list every plugin found (name, kind, summary, path)\n"
           "  plugins show NAME      describe a plugin's parameters\n"
+          "  inspect FILE           tensors, shapes, step, metrics and config of a\n"
+          "                         checkpoint or weights file\n"
+          "  plot RUNDIR... -o PNG  loss and accuracy curves of runs, overlaid\n"
+          "  plot --confusion RUNDIR -o PNG   the run's confusion matrix\n"
           "\n"
           "exit status: 0 ok, 1 runtime failure, 2 usage, 3 invalid configuration,\n"
-          "4 plugin problem, 5 data problem.\n"
+          "4 plugin problem, 5 data problem, 128+N stopped by signal N (after a\n"
+          "checkpoint).\n"
           "environment: MLTK_PLUGIN_PATH, MLTK_LOG_LEVEL.  See mltk(1).\n",
           f);
 }
@@ -110,8 +125,64 @@ static int cmd_plugins(mltk_registry_t *reg, int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_inspect(int argc, char **argv)
+{
+    if (argc != 1) {
+        fputs("mltk: error: usage: mltk inspect FILE.safetensors\n", stderr);
+        return EXIT_USAGE;
+    }
+    char *err = NULL;
+    int rc = mltk_inspect(argv[0], stdout, &err);
+    return rc ? fail(rc, err) : EXIT_OK;
+}
+
+static int cmd_plot(int argc, char **argv)
+{
+    const char *out = NULL;
+    int confusion = 0, n = 0;
+    const char **dirs = calloc((size_t)argc + 1, sizeof(char *));
+    if (!dirs)
+        return EXIT_RUNTIME;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) {
+            if (++i == argc) {
+                free(dirs);
+                fputs("mltk: error: plot: -o needs a file name\n", stderr);
+                return EXIT_USAGE;
+            }
+            out = argv[i];
+        } else if (strcmp(argv[i], "--confusion") == 0) {
+            confusion = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            free(dirs);
+            fprintf(stderr, "mltk: error: plot: unknown option '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        } else {
+            dirs[n++] = argv[i];
+        }
+    }
+    if (!out || n == 0 || (confusion && n != 1)) {
+        free(dirs);
+        fputs("mltk: error: usage: mltk plot RUNDIR... -o FILE.png | mltk plot --confusion "
+              "RUNDIR -o FILE.png\n", stderr);
+        return EXIT_USAGE;
+    }
+    char *err = NULL, *csv = NULL;
+    struct stat st;
+    if (confusion && stat(dirs[0], &st) == 0 && S_ISDIR(st.st_mode)) {
+        size_t len = strlen(dirs[0]) + sizeof "/confusion.csv";
+        if ((csv = malloc(len)))
+            snprintf(csv, len, "%s/confusion.csv", dirs[0]);
+    }
+    int rc = confusion ? mltk_plot_confusion(out, csv ? csv : dirs[0], &err)
+                       : mltk_plot_curves(out, dirs, n, &err);
+    free(csv);
+    free(dirs);
+    return rc ? fail(rc, err) : EXIT_OK;
+}
+
 static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry_run, int quiet,
-                     int log_level)
+                     int log_level, const char *resume, int64_t max_steps)
 {
     mltk_config_t *cfg = NULL;
     mltk_session_t *s = NULL;
@@ -119,7 +190,8 @@ static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry
     int rc = mltk_config_load(&cfg, reg, path, &err);
     if (rc)
         return fail(rc == MLTK_ERR_IO ? MLTK_ERR_CONFIG : rc, err);
-    mltk_session_opts o = { .quiet = quiet, .epochs = epochs, .log_level = log_level };
+    mltk_session_opts o = { .quiet = quiet, .epochs = epochs, .log_level = log_level,
+                            .resume = resume, .max_steps = max_steps };
     rc = mltk_session_create(&s, cfg, reg, &o, &err);
     if (rc == MLTK_OK) {
         if (dry_run)
@@ -127,7 +199,15 @@ static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry
         else
             rc = mltk_session_train(s, NULL, &err);
     }
-    int code = rc ? fail(rc, err) : EXIT_OK;
+    int code;
+    if (rc == MLTK_ERR_INTERRUPTED) {
+        /* --max-steps is a requested end; a signal exits as shells expect */
+        int sig = mltk_session_signal(s);
+        free(err);
+        code = sig ? 128 + sig : EXIT_OK;
+    } else {
+        code = rc ? fail(rc, err) : EXIT_OK;
+    }
     mltk_session_destroy(s);
     mltk_config_destroy(cfg);
     return code;
@@ -140,6 +220,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "epochs", required_argument, NULL, 'e' },
+        { "resume", required_argument, NULL, 'r' },
+        { "max-steps", required_argument, NULL, 's' },
         { "dry-run", no_argument, NULL, 'n' },
         { "quiet", no_argument, NULL, 'q' },
         { "verbose", no_argument, NULL, 'v' },
@@ -151,9 +233,20 @@ int main(int argc, char **argv)
     const char *config = NULL;
     const char **dirs = calloc((size_t)argc + 1, sizeof(char *));
     int n_dirs = 0, epochs = 0, dry_run = 0, quiet = 0, log_level = 0, c;
+    const char *resume = NULL;
+    int64_t max_steps = 0;
     if (!dirs)
         return EXIT_RUNTIME;
-    while ((c = getopt_long(argc, argv, "c:e:nqvP:hV", opts, NULL)) != -1) {
+    /* inspect and plot take their own arguments (plot has -o) */
+    if (argc > 1 && strcmp(argv[1], "inspect") == 0) {
+        free(dirs);
+        return cmd_inspect(argc - 2, argv + 2);
+    }
+    if (argc > 1 && strcmp(argv[1], "plot") == 0) {
+        free(dirs);
+        return cmd_plot(argc - 2, argv + 2);
+    }
+    while ((c = getopt_long(argc, argv, "c:e:r:s:nqvP:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -167,6 +260,21 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             epochs = (int)v;
+            break;
+        }
+        case 'r':
+            resume = optarg;
+            break;
+        case 's': {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1) {
+                fprintf(stderr, "mltk: error: --max-steps takes a whole number >= 1, got '%s'\n",
+                        optarg);
+                free(dirs);
+                return EXIT_USAGE;
+            }
+            max_steps = v;
             break;
         }
         case 'n':
@@ -220,7 +328,7 @@ int main(int argc, char **argv)
     if (cmd) {
         code = cmd_plugins(reg, argc - optind - 1, argv + optind + 1);
     } else {
-        code = cmd_train(reg, config, epochs, dry_run, quiet, log_level);
+        code = cmd_train(reg, config, epochs, dry_run, quiet, log_level, resume, max_steps);
     }
     mltk_registry_destroy(reg);
     return code;

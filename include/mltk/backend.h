@@ -297,6 +297,23 @@ struct mltk_backend_i {
                      int64_t n, float lr, float beta1, float beta2, float eps,
                      float weight_decay, int64_t t, const int64_t *seg_off,
                      int n_seg, float *scratch, const float *lr_scale);
+
+    /* ======== ABI 1.2: training operations ======== */
+
+    /* ---- data augmentation (1.2) ---- */
+    /* The batch gather of images fused with a random translation and a
+     * random horizontal flip, as torchvision's RandomCrop(padding = pad)
+     * followed by RandomHorizontalFlip: for row i, y[i] (C,H,W) is image
+     * x[idx[i]] of x (n,C,H,W) shifted by (sh, sw), zero where the shift
+     * leaves the image, then mirrored when f is set:
+     *   y[i][c][h][w] = x[idx[i]][c][h + sh][w' + sw],  w' = f ? W-1-w : w
+     * with sh = floor(u0 (2 pad + 1)) - pad (the product taken in double),
+     * sw likewise from u1, and f = flip && u2 < 0.5, where u0, u1, u2 =
+     * mltk_rng_u01(seed, offset + 4 i + 0, 1, 2) (rng.h): every backend
+     * draws the same transforms.  pad = 0 and flip = 0 is a plain gather. */
+    int (*gather_augment_2d)(void *ctx, float *y, const float *x, const int32_t *idx,
+                             int64_t rows, int64_t C, int64_t H, int64_t W,
+                             int64_t pad, int flip, uint64_t seed, uint64_t offset);
 };
 
 /* An instantiated backend as plugins see it.  Borrowed from the session. */

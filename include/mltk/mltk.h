@@ -44,7 +44,8 @@ typedef enum mltk_status {
     MLTK_ERR_BACKEND   = -8,  /* the compute backend failed */
     MLTK_ERR_INVALID   = -9,  /* an API was called with invalid arguments */
     MLTK_ERR_NUMERIC   = -10, /* NaN or Inf where a finite value is needed */
-    MLTK_ERR_UNSUPPORTED = -11 /* a backend lacks an op a plugin needs */
+    MLTK_ERR_UNSUPPORTED = -11, /* a backend lacks an op a plugin needs */
+    MLTK_ERR_INTERRUPTED = -12  /* stopped by a signal or --max-steps */
 } mltk_status;
 
 /* A static string naming a status ("out of memory", ...).  Never NULL. */
@@ -204,6 +205,10 @@ typedef struct mltk_session_opts {
     void *epoch_out; /* FILE * for epoch lines, NULL = stdout */
     int   log_level; /* 1 + mltk_log_level chosen on the command line, which
                       * wins over [log] level; 0 = none */
+    const char *resume;   /* checkpoint to continue from, "auto" for the
+                           * newest in the checkpoint directory, or NULL */
+    int64_t     max_steps; /* > 0: stop (with a checkpoint) once the run has
+                            * taken this many optimizer steps in all */
 } mltk_session_opts;
 
 /* Build everything a config describes: pick the backend, open the data,
@@ -228,9 +233,26 @@ typedef struct mltk_epoch_stats {
  * type, inputs, output shape, parameters) to `FILE_out` (a FILE *). */
 MLTK_API int mltk_session_print_summary(mltk_session_t *s, void *FILE_out);
 
-/* Train for the configured number of epochs.  `last` (may be NULL)
- * receives the statistics of the final epoch. */
+/* Train for the configured number of epochs (continuing from opts.resume
+ * when given).  `last` (may be NULL) receives the statistics of the final
+ * epoch.  Returns MLTK_ERR_INTERRUPTED after SIGINT/SIGTERM or
+ * opts.max_steps, once the checkpoint of [checkpoint] is written;
+ * mltk_session_signal() then says which signal (0 for max_steps). */
 MLTK_API int mltk_session_train(mltk_session_t *s, mltk_epoch_stats *last, char **err);
+MLTK_API int mltk_session_signal(const mltk_session_t *s);
+
+/* ---- files of a run --------------------------------------------------------- */
+
+/* Print what a safetensors checkpoint or weights file holds: format, step,
+ * epoch, metrics, every tensor (dtype, shape, min, max, mean) and the
+ * config text, to `FILE_out` (a FILE *). */
+MLTK_API int mltk_inspect(const char *path, void *FILE_out, char **err);
+/* Loss and accuracy curves of run directories (their metrics.jsonl),
+ * overlaid, as a PNG written atomically to `png_path`. */
+MLTK_API int mltk_plot_curves(const char *png_path, const char *const *run_dirs, int n_runs,
+                              char **err);
+/* A confusion matrix CSV (a run's confusion.csv) as a PNG heat map. */
+MLTK_API int mltk_plot_confusion(const char *png_path, const char *csv_path, char **err);
 
 #ifdef __cplusplus
 }

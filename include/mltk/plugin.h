@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define MLTK_ABI_MAJOR 1
-#define MLTK_ABI_MINOR 1
+#define MLTK_ABI_MINOR 2
 
 #define MLTK_PLUGIN_SYMBOL_PREFIX "mltk_plugin_"
 
@@ -108,6 +108,15 @@ MLTK_API int mltk_layer_add_param(mltk_layer_setup_t *s, const char *name,
  * mltk_layer_run.buffers, or a negative status. */
 MLTK_API int mltk_layer_add_buffer(mltk_layer_setup_t *s, const char *name,
                                    size_t bytes);
+/* Declare a persistent, non-trainable float tensor of per-layer shape
+ * `shape` (running statistics, PyTorch's registered buffers): the core
+ * allocates it, sets every element to `init` before the first step, saves
+ * it in checkpoints and weight files under "layer.name" and restores it on
+ * resume; the layer updates it in place.  Returns its index in
+ * mltk_layer_run.buffers (a float tensor of `shape`), or a negative
+ * status.  (ABI 1.2) */
+MLTK_API int mltk_layer_add_state(mltk_layer_setup_t *s, const char *name,
+                                  const mltk_shape *shape, float init);
 /* The largest batch the layer will see. */
 MLTK_API int64_t mltk_layer_max_batch(const mltk_layer_setup_t *s);
 /* The backend the layer will run on (to check for optional ops). */
@@ -235,6 +244,13 @@ struct mltk_schedule_i {
     /* optional: the monitored metric after each epoch (reduce_on_plateau) */
     void   (*observe)(void *self, const char *metric, double value,
                       const mltk_sched_state *st);
+    /* ABI 1.2, optional (a schedule whose rate depends on more than
+     * mltk_sched_state): its own state as one line of text, which a
+     * checkpoint keeps.  save_state writes at most cap bytes including
+     * the NUL and returns the length of the whole text (as snprintf);
+     * load_state restores it, MLTK_ERR_DATA when the text is not its own. */
+    int    (*save_state)(void *self, char *buf, size_t cap);
+    int    (*load_state)(void *self, const char *text);
 };
 
 /* ---- data sets ------------------------------------------------------------ */

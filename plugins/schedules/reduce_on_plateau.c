@@ -111,12 +111,38 @@ static void plateau_observe(void *self, const char *metric, double value,
     }
 }
 
+/* the state as exact hexadecimal floats: "lr best bad cool" */
+static int plateau_save(void *self, char *buf, size_t cap)
+{
+    const plateau *o = self;
+    return snprintf(buf, cap, "%a %a %lld %lld", o->lr, o->best, (long long)o->bad,
+                    (long long)o->cool);
+}
+
+static int plateau_load(void *self, const char *text)
+{
+    plateau *o = self;
+    double lr, best;
+    long long bad, cool;
+    int used = 0;
+    if (sscanf(text, "%la %la %lld %lld%n", &lr, &best, &bad, &cool, &used) != 4
+        || text[used] != '\0' || bad < 0 || cool < 0)
+        return MLTK_ERR_DATA;
+    o->lr = lr;
+    o->best = best;
+    o->bad = bad;
+    o->cool = cool;
+    return MLTK_OK;
+}
+
 static const struct mltk_schedule_i plateau_iface = {
     .size = sizeof(struct mltk_schedule_i),
     .create = plateau_create,
     .destroy = plateau_destroy,
     .lr = plateau_lr,
     .observe = plateau_observe,
+    .save_state = plateau_save,
+    .load_state = plateau_load,
 };
 
 MLTK_PLUGIN(reduce_on_plateau, MLTK_KIND_SCHEDULE, &plateau_iface)
