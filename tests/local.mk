@@ -22,6 +22,7 @@ include tests/tbevents.mk
 include tests/safetensors.mk
 include tests/metrics.mk
 include tests/ops.mk
+include tests/cuda.mk
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_train
