@@ -599,7 +599,11 @@ int mltk_registry_load(mltk_registry_t *reg, const char *name, int kind,
                          "plugin '%s': library %s not found (descriptor %s)", name,
                          d->library, d->path);
     dlerror();
-    void *h = dlopen(d->library, RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE: a plugin stays mapped after dlclose.  Libraries that
+     * plugins pull in (the CUDA runtime, libstdc++) register exit handlers
+     * and keep allocations that must outlive an unload; unmapping them
+     * would run dangling handlers at exit. */
+    void *h = dlopen(d->library, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!h) {
         const char *why = dlerror();
         return mltk_errf(err, MLTK_ERR_PLUGIN, "plugin '%s': cannot load %s: %s",
