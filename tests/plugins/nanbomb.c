@@ -4,8 +4,8 @@
  * output gradient, both copied with the backend's ops) that, in training
  * mode at the global step `at_step`, fills its output with NaN instead.
  * With `once = true` it does so only the first time that step comes round
- * while the module is loaded (a rollback that replays the step, or a
- * second session in the same process, then trains through it); with
+ * for this layer instance (a rollback that replays the step then trains
+ * through it; a new session has a new instance and fires again); with
  * `once = false` it fires every time the step is reached.  The test suite
  * uses it to drive [train] on_nan (tests/check_ops.c,
  * tests/test_ops_cli.sh), loading it through a descriptor written from
@@ -23,10 +23,8 @@
 typedef struct nanbomb {
     int64_t at_step;  /* the 0-based global step whose output becomes NaN */
     int     once;     /* fire only the first time */
+    int     fired;    /* it has gone off (for once = true) */
 } nanbomb;
-
-/* set once the bomb has gone off in this process (for once = true) */
-static int fired;
 
 static int nanbomb_create(void **self, const mltk_params_t *params, char **err)
 {
@@ -77,8 +75,8 @@ static int nanbomb_forward(void *self, const mltk_layer_run *r)
 
     if (n == 0)
         return MLTK_OK;
-    if (r->mode == MLTK_TRAIN && (int64_t)r->step == b->at_step && !(b->once && fired)) {
-        fired = 1;
+    if (r->mode == MLTK_TRAIN && (int64_t)r->step == b->at_step && !(b->once && b->fired)) {
+        b->fired = 1;
         return be->i->fill(be->ctx, r->y->data, NAN, n);
     }
     return be->i->copy(be->ctx, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
