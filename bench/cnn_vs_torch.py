@@ -279,6 +279,9 @@ def mltk_run(mltk, ini, epochs, threads, limit):
                 continue
             if sec == "[data]" and s.startswith("train_limit"):
                 continue
+            # the PyTorch side does not augment: neither does this one
+            if sec == "[data]" and s.startswith("augment_"):
+                continue
             if sec == "[log]":
                 continue
             out.append(line)

@@ -8,10 +8,15 @@
  * the sgemm roof, which it measures first: the backend's own gemm on a
  * 2048 x 2048 x 2048 product, the best any layer could do.
  *
+ * Given a second cpu.so (another build, e.g. of the previous commit), it
+ * times both side by side: every repetition runs the op on the baseline
+ * and then on the build under test, so that both see the same load on a
+ * shared machine, and the best time of each is reported with their ratio.
+ *
  * Build and run from the build directory (bench/cnn_vs_torch.py does it):
  *   cc -O2 -I$(srcdir)/include bench/conv_roof.c -o conv_roof \
  *      .libs/libmltk.so -Wl,-rpath,$PWD/.libs -ldl
- *   ./conv_roof [threads] [build dir]
+ *   ./conv_roof [threads] [build dir] [baseline cpu.so]
  *
  * What this is not: a test (nothing is compared) or a model benchmark
  * (bench/cnn_vs_torch.py times whole training runs).
@@ -26,8 +31,10 @@
 
 /* ---- plumbing ---- */
 
-static const struct mltk_backend_i *bi;
-static void *ctx;
+typedef struct backend {
+    const struct mltk_backend_i *bi;
+    void *ctx;
+} backend;
 
 static double now(void)
 {
@@ -36,10 +43,10 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static float *falloc(size_t n)
+static float *falloc(const backend *b, size_t n)
 {
     void *p = NULL;
-    if (bi->alloc(ctx, (n > 0 ? n : 1) * sizeof(float), &p)) {
+    if (b->bi->alloc(b->ctx, (n > 0 ? n : 1) * sizeof(float), &p)) {
         fprintf(stderr, "conv_roof: out of memory\n");
         exit(1);
     }
@@ -49,134 +56,17 @@ static float *falloc(size_t n)
     return f;
 }
 
-static int check(int rc, const char *what)
+static void check(int rc, const char *what)
 {
     if (rc) {
         fprintf(stderr, "conv_roof: %s failed (%d)\n", what, rc);
         exit(1);
     }
-    return rc;
 }
 
-/* ---- the roof ---- */
-
-static double gemm_roof(void)
+static int open_backend(backend *b, const char *path, int threads)
 {
-    const int64_t n = 2048;
-    float *a = falloc((size_t)(n * n)), *b = falloc((size_t)(n * n));
-    float *c = falloc((size_t)(n * n));
-    double best = 1e30;
-    for (int it = 0; it < 4; it++) {
-        double t = now();
-        check(bi->gemm(ctx, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n), "gemm");
-        t = now() - t;
-        best = t < best ? t : best;
-    }
-    bi->free(ctx, a);
-    bi->free(ctx, b);
-    bi->free(ctx, c);
-    return 2.0 * (double)n * n * n / best / 1e9;
-}
-
-/* ---- one layer ---- */
-
-typedef struct layer {
-    const char *name;
-    mltk_conv2d_desc d;
-    int need_dx;
-} layer;
-
-/* best of `reps` runs of op `which` (0 fwd, 1 bwd data, 2 bwd filter) */
-static double time_op(const layer *l, int which, float *y, float *x, float *w,
-                      float *b, float *dw, float *db, void *ws, int reps)
-{
-    double best = 1e30;
-    for (int it = 0; it < reps + 1; it++) {
-        double t = now();
-        if (which == 0)
-            check(bi->conv2d_forward(ctx, y, x, w, b, &l->d, MLTK_ACT_RELU, 0.0f, ws), "fwd");
-        else if (which == 1)
-            check(bi->conv2d_backward_data(ctx, x, y, w, &l->d, ws), "bwd data");
-        else
-            check(bi->conv2d_backward_filter(ctx, dw, db, y, x, &l->d, ws), "bwd filter");
-        t = now() - t;
-        if (it > 0 && t < best)  /* the first run warms up */
-            best = t;
-    }
-    return best;
-}
-
-static double run_layer(const layer *l, double roof, int reps)
-{
-    const mltk_conv2d_desc *d = &l->d;
-    size_t nx = (size_t)(d->N * d->C * d->H * d->W), ny = (size_t)(d->N * d->K * d->P * d->Q);
-    size_t nw = (size_t)(d->K * d->C / d->groups * d->R * d->S);
-    double macs = (double)d->N * d->K * d->P * d->Q * (double)(d->C / d->groups) * d->R * d->S;
-    float *x = falloc(nx), *y = falloc(ny), *w = falloc(nw), *b = falloc((size_t)d->K);
-    float *dw = falloc(nw), *db = falloc((size_t)d->K);
-    size_t wsb = bi->conv2d_workspace(ctx, d);
-    void *ws = NULL;
-    double total = 0.0;
-    static const char *const names[3] = { "forward+bias+relu", "backward data", "backward filter" };
-
-    if (wsb && bi->alloc(ctx, wsb, &ws)) {
-        fprintf(stderr, "conv_roof: cannot allocate %zu bytes of workspace\n", wsb);
-        exit(1);
-    }
-    printf("%s: x (%lld,%lld,%lld,%lld) w (%lld,%lld,%lld,%lld) -> (%lld,%lld,%lld,%lld), "
-           "workspace %.1f MB\n", l->name, (long long)d->N, (long long)d->C,
-           (long long)d->H, (long long)d->W, (long long)d->K, (long long)(d->C / d->groups),
-           (long long)d->R, (long long)d->S, (long long)d->N, (long long)d->K,
-           (long long)d->P, (long long)d->Q, (double)wsb / 1048576.0);
-    for (int op = 0; op < 3; op++) {
-        if (op == 1 && !l->need_dx)
-            continue;
-        double t = time_op(l, op, y, x, w, b, dw, db, ws, reps);
-        double gf = 2.0 * macs / t / 1e9;
-        total += t;
-        printf("  %-18s %8.3f ms  %7.1f GFLOP/s  %5.1f%% of roof\n", names[op], t * 1e3,
-               gf, 100.0 * gf / roof);
-    }
-    if (ws)
-        bi->free(ctx, ws);
-    bi->free(ctx, x); bi->free(ctx, y); bi->free(ctx, w); bi->free(ctx, b);
-    bi->free(ctx, dw); bi->free(ctx, db);
-    return total;
-}
-
-static double run_pool(const char *name, const mltk_pool2d_desc *d, int reps)
-{
-    size_t nx = (size_t)(d->N * d->C * d->H * d->W), ny = (size_t)(d->N * d->C * d->P * d->Q);
-    float *x = falloc(nx), *y = falloc(ny), *dx = falloc(nx);
-    double tf = 1e30, tb = 1e30;
-    for (int it = 0; it < reps + 1; it++) {
-        double t = now();
-        check(bi->pool2d_forward(ctx, MLTK_POOL_MAX, y, x, d), "pool fwd");
-        double t2 = now();
-        check(bi->pool2d_backward(ctx, MLTK_POOL_MAX, dx, y, x, y, d), "pool bwd");
-        double t3 = now();
-        if (it > 0) {
-            tf = t2 - t < tf ? t2 - t : tf;
-            tb = t3 - t2 < tb ? t3 - t2 : tb;
-        }
-    }
-    printf("%s: max 2x2/2 over (%lld,%lld,%lld,%lld): forward %.3f ms, backward %.3f ms\n",
-           name, (long long)d->N, (long long)d->C, (long long)d->H, (long long)d->W,
-           tf * 1e3, tb * 1e3);
-    bi->free(ctx, x); bi->free(ctx, y); bi->free(ctx, dx);
-    return tf + tb;
-}
-
-/* ---- main ---- */
-
-int main(int argc, char **argv)
-{
-    int threads = argc > 1 ? atoi(argv[1]) : 0;
-    const char *dir = argc > 2 ? argv[2] : ".";
-    char path[4096];
     char *err = NULL;
-
-    snprintf(path, sizeof(path), "%s/backends/cpu/.libs/cpu.so", dir);
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         fprintf(stderr, "conv_roof: %s\n", dlerror());
@@ -187,14 +77,221 @@ int main(int argc, char **argv)
         fprintf(stderr, "conv_roof: no mltk_plugin_cpu in %s\n", path);
         return 1;
     }
-    bi = entry()->iface;
+    b->bi = entry()->iface;
     mltk_backend_opts o = { .size = sizeof(o), .threads = threads, .device = 0, .seed = 1 };
-    if (bi->create(&ctx, &o, &err)) {
-        fprintf(stderr, "conv_roof: %s\n", err ? err : "cannot create the backend");
+    if (b->bi->create(&b->ctx, &o, &err)) {
+        fprintf(stderr, "conv_roof: %s: %s\n", path, err ? err : "cannot create the backend");
         return 1;
     }
-    double roof = gemm_roof();
-    printf("%s\nsgemm roof (2048^3): %.1f GFLOP/s\n\n", bi->device_name(ctx), roof);
+    return 0;
+}
+
+/* ---- the roof ---- */
+
+static double gemm_roof(const backend *b)
+{
+    const int64_t n = 2048;
+    float *a = falloc(b, (size_t)(n * n)), *bm = falloc(b, (size_t)(n * n));
+    float *c = falloc(b, (size_t)(n * n));
+    double best = 1e30;
+    for (int it = 0; it < 4; it++) {
+        double t = now();
+        check(b->bi->gemm(b->ctx, 0, 0, n, n, n, 1.0f, a, n, bm, n, 0.0f, c, n), "gemm");
+        t = now() - t;
+        best = t < best ? t : best;
+    }
+    b->bi->free(b->ctx, a);
+    b->bi->free(b->ctx, bm);
+    b->bi->free(b->ctx, c);
+    return 2.0 * (double)n * n * n / best / 1e9;
+}
+
+/* ---- one conv layer ---- */
+
+typedef struct layer {
+    const char *name;
+    mltk_conv2d_desc d;
+    int need_dx;
+} layer;
+
+/* a layer's tensors on one backend */
+typedef struct conv_bufs {
+    float *x, *y, *w, *b, *dw, *db;
+    void *ws;
+} conv_bufs;
+
+static void conv_bufs_open(conv_bufs *t, const backend *be, const mltk_conv2d_desc *d)
+{
+    size_t nx = (size_t)(d->N * d->C * d->H * d->W), ny = (size_t)(d->N * d->K * d->P * d->Q);
+    size_t nw = (size_t)(d->K * d->C / d->groups * d->R * d->S);
+    size_t wsb = be->bi->conv2d_workspace(be->ctx, d);
+    t->x = falloc(be, nx);
+    t->y = falloc(be, ny);
+    t->w = falloc(be, nw);
+    t->b = falloc(be, (size_t)d->K);
+    t->dw = falloc(be, nw);
+    t->db = falloc(be, (size_t)d->K);
+    t->ws = NULL;
+    if (wsb && be->bi->alloc(be->ctx, wsb, &t->ws)) {
+        fprintf(stderr, "conv_roof: cannot allocate %zu bytes of workspace\n", wsb);
+        exit(1);
+    }
+}
+
+static void conv_bufs_close(conv_bufs *t, const backend *be)
+{
+    if (t->ws)
+        be->bi->free(be->ctx, t->ws);
+    be->bi->free(be->ctx, t->x);
+    be->bi->free(be->ctx, t->y);
+    be->bi->free(be->ctx, t->w);
+    be->bi->free(be->ctx, t->b);
+    be->bi->free(be->ctx, t->dw);
+    be->bi->free(be->ctx, t->db);
+}
+
+/* op `which` (0 fwd, 1 bwd data, 2 bwd filter) once; its seconds */
+static double conv_once(const backend *be, conv_bufs *t, const mltk_conv2d_desc *d, int which)
+{
+    double t0 = now();
+    if (which == 0)
+        check(be->bi->conv2d_forward(be->ctx, t->y, t->x, t->w, t->b, d, MLTK_ACT_RELU, 0.0f,
+                                     t->ws), "fwd");
+    else if (which == 1)
+        check(be->bi->conv2d_backward_data(be->ctx, t->x, t->y, t->w, d, t->ws), "bwd data");
+    else
+        check(be->bi->conv2d_backward_filter(be->ctx, t->dw, t->db, t->y, t->x, d, t->ws),
+              "bwd filter");
+    return now() - t0;
+}
+
+static void print_row(const char *what, double t, double t_base, double flop, double roof)
+{
+    printf("  %-18s %8.3f ms", what, t * 1e3);
+    if (flop > 0.0)
+        printf("  %6.1f GFLOP/s  %5.1f%% of roof", flop / t / 1e9, 100.0 * flop / t / 1e9 / roof);
+    if (t_base > 0.0)
+        printf("   (baseline %8.3f ms, %.2fx)", t_base * 1e3, t_base / t);
+    printf("\n");
+}
+
+/* best of `reps` runs of each op (after one warm-up), interleaved with the
+ * baseline's when there is one; returns the build's total */
+static double run_layer(const layer *l, const backend *be, const backend *base, double roof,
+                        int reps, double *base_total)
+{
+    const mltk_conv2d_desc *d = &l->d;
+    double macs = (double)d->N * d->K * d->P * d->Q * (double)(d->C / d->groups) * d->R * d->S;
+    conv_bufs t, tb;
+    double total = 0.0;
+    static const char *const names[3] = { "forward+bias+relu", "backward data", "backward filter" };
+
+    conv_bufs_open(&t, be, d);
+    if (base)
+        conv_bufs_open(&tb, base, d);
+    printf("%s: x (%lld,%lld,%lld,%lld) w (%lld,%lld,%lld,%lld) -> (%lld,%lld,%lld,%lld), "
+           "workspace %.1f MB\n", l->name, (long long)d->N, (long long)d->C,
+           (long long)d->H, (long long)d->W, (long long)d->K, (long long)(d->C / d->groups),
+           (long long)d->R, (long long)d->S, (long long)d->N, (long long)d->K,
+           (long long)d->P, (long long)d->Q,
+           (double)be->bi->conv2d_workspace(be->ctx, d) / 1048576.0);
+    for (int op = 0; op < 3; op++) {
+        if (op == 1 && !l->need_dx)
+            continue;
+        double best = 1e30, best_base = 1e30;
+        for (int it = 0; it < reps + 1; it++) {
+            double tt;
+            if (base) {
+                tt = conv_once(base, &tb, d, op);
+                if (it > 0 && tt < best_base)
+                    best_base = tt;
+            }
+            tt = conv_once(be, &t, d, op);
+            if (it > 0 && tt < best)
+                best = tt;
+        }
+        total += best;
+        if (base)
+            *base_total += best_base;
+        print_row(names[op], best, base ? best_base : 0.0, 2.0 * macs, roof);
+    }
+    conv_bufs_close(&t, be);
+    if (base)
+        conv_bufs_close(&tb, base);
+    return total;
+}
+
+/* ---- one pooling layer ---- */
+
+static void pool_once(const backend *be, float *y, float *x, float *dx,
+                      const mltk_pool2d_desc *d, double *tf, double *tb)
+{
+    double t = now();
+    check(be->bi->pool2d_forward(be->ctx, MLTK_POOL_MAX, y, x, d), "pool fwd");
+    double t2 = now();
+    check(be->bi->pool2d_backward(be->ctx, MLTK_POOL_MAX, dx, y, x, y, d), "pool bwd");
+    double t3 = now();
+    *tf = t2 - t;
+    *tb = t3 - t2;
+}
+
+static double run_pool(const char *name, const mltk_pool2d_desc *d, const backend *be,
+                       const backend *base, int reps, double *base_total)
+{
+    size_t nx = (size_t)(d->N * d->C * d->H * d->W), ny = (size_t)(d->N * d->C * d->P * d->Q);
+    float *x = falloc(be, nx), *y = falloc(be, ny), *dx = falloc(be, nx);
+    float *xb = NULL, *yb = NULL, *dxb = NULL;
+    double bf = 1e30, bb = 1e30, bfb = 1e30, bbb = 1e30, tf, tb;
+    if (base) {
+        xb = falloc(base, nx);
+        yb = falloc(base, ny);
+        dxb = falloc(base, nx);
+    }
+    for (int it = 0; it < reps + 1; it++) {
+        if (base) {
+            pool_once(base, yb, xb, dxb, d, &tf, &tb);
+            if (it > 0) {
+                bfb = tf < bfb ? tf : bfb;
+                bbb = tb < bbb ? tb : bbb;
+            }
+        }
+        pool_once(be, y, x, dx, d, &tf, &tb);
+        if (it > 0) {
+            bf = tf < bf ? tf : bf;
+            bb = tb < bb ? tb : bb;
+        }
+    }
+    printf("%s: max 2x2/2 over (%lld,%lld,%lld,%lld)\n", name, (long long)d->N,
+           (long long)d->C, (long long)d->H, (long long)d->W);
+    print_row("forward", bf, base ? bfb : 0.0, 0.0, 1.0);
+    print_row("backward", bb, base ? bbb : 0.0, 0.0, 1.0);
+    be->bi->free(be->ctx, x); be->bi->free(be->ctx, y); be->bi->free(be->ctx, dx);
+    if (base) {
+        base->bi->free(base->ctx, xb); base->bi->free(base->ctx, yb);
+        base->bi->free(base->ctx, dxb);
+        *base_total += bfb + bbb;
+    }
+    return bf + bb;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 0;
+    const char *dir = argc > 2 ? argv[2] : ".";
+    const char *base_path = argc > 3 ? argv[3] : NULL;
+    char path[4096];
+    backend be, base;
+
+    snprintf(path, sizeof(path), "%s/backends/cpu/.libs/cpu.so", dir);
+    if (open_backend(&be, path, threads) || (base_path && open_backend(&base, base_path, threads)))
+        return 1;
+    double roof = gemm_roof(&be);
+    printf("%s\nsgemm roof (2048^3): %.1f GFLOP/s\n", be.bi->device_name(be.ctx), roof);
+    if (base_path)
+        printf("baseline: %s, run alternately with this build\n", base_path);
+    printf("\n");
 
     /* examples/fashion-mnist-cnn.ini at batch 128 */
     const layer layers[] = {
@@ -211,14 +308,19 @@ int main(int argc, char **argv)
         { .N = 128, .C = 64, .H = 14, .W = 14, .R = 2, .S = 2, .P = 7, .Q = 7,
           .stride_h = 2, .stride_w = 2 },
     };
-    double total = 0.0;
+    double total = 0.0, base_total = 0.0;
     for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++) {
-        total += run_layer(&layers[i], roof, 10);
+        total += run_layer(&layers[i], &be, base_path ? &base : NULL, roof, 10, &base_total);
         char name[16];
         snprintf(name, sizeof(name), "pool%zu", i + 1);
-        total += run_pool(name, &pools[i], 10);
+        total += run_pool(name, &pools[i], &be, base_path ? &base : NULL, 10, &base_total);
     }
-    printf("\nconv + pool time per batch of 128: %.2f ms\n", total * 1e3);
-    bi->destroy(ctx);
+    printf("\nconv + pool time per batch of 128: %.2f ms", total * 1e3);
+    if (base_path)
+        printf(" (baseline %.2f ms, %.2fx)", base_total * 1e3, base_total / total);
+    printf("\n");
+    be.bi->destroy(be.ctx);
+    if (base_path)
+        base.bi->destroy(base.ctx);
     return 0;
 }

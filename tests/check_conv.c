@@ -6,10 +6,11 @@
  * bias gradient), pool2d_forward and pool2d_backward, run with 1 and 2
  * threads on many shapes (odd sizes, stride 2, padding, dilation 2,
  * groups 2, depthwise, 1x1, non-square kernels, batch 1 and 3, and a
- * batch large enough to be processed in several workspace chunks), against
- * naive double-precision references computed here; each op is also run
- * twice to check that results are bit-identical.  The shapes cover the
- * backend's three convolution strategies (gemm, direct, 1x1).
+ * batch large enough to be processed in several workspace chunks, and the
+ * CNN example's layers), against naive double-precision references
+ * computed here; each op is also run twice to check that results are
+ * bit-identical.  The shapes cover the backend's convolution strategies
+ * (gemm, direct, 1x1, and implicit GEMM where the machine has AVX-512).
  * (2) The layers, loaded through the registry and run standalone
  * (mltk_single_layer), against central finite differences on inputs and
  * parameters, and their setup errors.
@@ -336,6 +337,16 @@ static const cshape conv_shapes[] = {
     { 1, 2,  3,  3, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1 },  /* one output pixel */
     { 3, 2,  4,  5, 3, 2, 2, 3, 2, 1, 1, 2, 1, 1 },  /* stride 3, mixed dilation */
     { 2,16, 10,  9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4 },  /* groups 4, gemm */
+    /* stride 1 with at least 4 filters per group: the implicit strategy
+     * on machines with AVX-512 (the gemm or direct one elsewhere) */
+    { 2,32, 14, 14,64, 3, 3, 1, 1, 1, 1, 1, 1, 1 },  /* the CNN example's conv2 */
+    { 2, 1, 28, 28,32, 3, 3, 1, 1, 1, 1, 1, 1, 1 },  /* and its conv1 */
+    { 3, 8,  9, 10, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2 },  /* groups 2 */
+    { 2, 1, 12, 13, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1 },  /* 6 filters: a short tile */
+    { 2, 5,  8, 19,12, 3, 3, 1, 1, 0, 0, 1, 1, 1 },  /* unpadded, rows of 17 */
+    { 2, 4,  6,  6, 4, 3, 3, 1, 1, 3, 3, 1, 1, 1 },  /* padding past the filter */
+    { 2, 3,  7, 20, 5, 2, 3, 1, 1, 1, 0, 2, 1, 1 },  /* 2x3, dilation (2, 1) */
+    { 2, 3, 11,  9, 9, 5, 5, 1, 1, 2, 2, 1, 1, 1 },  /* 5x5 */
 };
 
 START_TEST(test_conv_ops)
@@ -502,6 +513,7 @@ static const pshape pool_shapes[] = {
     { 2, 2, 5,  7, 2, 3, 1, 2, 1, 0 },
     { 3, 5, 4,  6, 4, 6, 4, 6, 0, 0 },  /* a whole plane (global) */
     { 1, 1, 1,  1, 1, 1, 1, 1, 0, 0 },
+    { 2, 3, 6, 37, 2, 2, 2, 2, 0, 0 },  /* 2x2/2, rows of 18 windows */
 };
 
 START_TEST(test_pool_ops)
