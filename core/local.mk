@@ -10,7 +10,7 @@ libmltkcore_la_SOURCES = \
 	core/util.c core/ini.c core/init.c \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
 	core/session.h core/model.c core/data.c core/session.c core/train.c \
-	core/checkpoint.c core/ops.c
+	core/checkpoint.c core/ops.c core/nvml.c
 libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) \
 	-DMLTK_PLUGIN_DIR='"$(pkglibdir)"' \
 	-DMLTK_BUILD_DIR='"$(abs_top_builddir)"' \

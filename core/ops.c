@@ -660,6 +660,10 @@ int mltk_ops_epoch(mltk_session_t *s, const mltk_epoch_stats *e, char **err)
         fprintf(out, "  samples/s %.0f  lr %g  time %.1fs\n", e->samples_per_s, e->lr, e->wall_s);
         fflush(out);
     }
+    /* on a GPU backend, its utilisation, memory and power when NVML is there */
+    mltk_gpu_figures gpu = { NAN, NAN, NAN };
+    if (strcmp(s->be.name, "cpu") != 0)
+        mltk_nvml_read(0, &gpu);
     if (s->jsonl) {
         fprintf(s->jsonl, "{\"epoch\": %d, \"step\": %" PRIu64, e->epoch, s->step);
         json_num(s->jsonl, "train_loss", e->train_loss);
@@ -673,6 +677,11 @@ int mltk_ops_epoch(mltk_session_t *s, const mltk_epoch_stats *e, char **err)
         json_num(s->jsonl, "wall_s", e->wall_s);
         json_num(s->jsonl, "cpu_percent", cpu);
         json_num(s->jsonl, "rss_mb", rss);
+        if (isfinite(gpu.util_percent) || isfinite(gpu.mem_used_mb)) {
+            json_num(s->jsonl, "gpu_util_percent", gpu.util_percent);
+            json_num(s->jsonl, "gpu_mem_mb", gpu.mem_used_mb);
+            json_num(s->jsonl, "gpu_power_w", gpu.power_w);
+        }
         fputs("}\n", s->jsonl);
         if (fflush(s->jsonl) || ferror(s->jsonl))
             return mltk_errf(err, MLTK_ERR_IO, "writing %s failed: %s", s->jsonl_path,
@@ -695,7 +704,8 @@ int mltk_ops_epoch(mltk_session_t *s, const mltk_epoch_stats *e, char **err)
             { "epoch/train_loss", e->train_loss }, { "epoch/val_loss", e->val_loss },
             { "epoch/val_acc", e->val_acc }, { "epoch/lr", e->lr },
             { "epoch/samples_per_s", e->samples_per_s }, { "resource/cpu_percent", cpu },
-            { "resource/rss_mb", rss },
+            { "resource/rss_mb", rss }, { "resource/gpu_util_percent", gpu.util_percent },
+            { "resource/gpu_mem_mb", gpu.mem_used_mb }, { "resource/gpu_power_w", gpu.power_w },
         };
         for (size_t i = 0; i < sizeof sc / sizeof *sc && !rc; i++)
             if (isfinite(sc[i].v))

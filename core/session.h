@@ -304,6 +304,16 @@ MLTK_HIDDEN int mltk_ckpt_mark_best(const char *dir, const char *path, char **er
 /* `mltk inspect`: what a safetensors file holds */
 MLTK_HIDDEN int mltk_ckpt_inspect(const char *path, FILE *out, char **err);
 
+/* ---- GPU figures through NVML, loaded at run time (nvml.c) ---------------------- */
+
+typedef struct mltk_gpu_figures {
+    double util_percent;   /* NaN where unknown */
+    double mem_used_mb;
+    double power_w;
+} mltk_gpu_figures;
+/* 0 and the figures of GPU `dev`; -1 (figures NaN) without NVML. */
+MLTK_HIDDEN int mltk_nvml_read(int dev, mltk_gpu_figures *g);
+
 /* ---- operations around the loop (ops.c) ----------------------------------------- */
 
 MLTK_HIDDEN int  mltk_ops_open(mltk_session_t *s, char **err);
