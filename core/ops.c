@@ -91,6 +91,11 @@ static void json_str(FILE *f, const char *v)
     fputc('"', f);
 }
 
+/* the events of [alert] on; bit i of alert_mask is alert_events[i] */
+static const char *const alert_events[] = { "nan", "early_stop", "finished", "crashed",
+                                            "spike", "checkpoint" };
+#define N_EVENTS (sizeof alert_events / sizeof *alert_events)
+
 /* ---- the configuration of operations ---------------------------------------------- */
 
 static int read_settings(mltk_session_t *s, char **err)
@@ -154,24 +159,16 @@ static int read_settings(mltk_session_t *s, char **err)
     else
         s->progress = 2;
     if (al) {
-        static const char *const ev[] = { "nan", "early_stop", "finished", "crashed", "spike",
-                                          "checkpoint" };
         s->alert_cmd = mltk_params_str(al->params, "command");
         const char *on = mltk_params_str(al->params, "on");
-        for (unsigned i = 0; i < sizeof ev / sizeof *ev; i++) {
-            const char *p = strstr(on, ev[i]);
-            size_t n = strlen(ev[i]);
-            while (p && !((p == on || p[-1] == ',' || p[-1] == ' ')
-                          && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')))
-                p = strstr(p + 1, ev[i]);
-            if (p)
-                s->alert_mask |= 1u << i;
-        }
         for (const char *p = on; *p;) {
             size_t n = strcspn(p, ", ");
             int known = 0;
-            for (unsigned i = 0; i < sizeof ev / sizeof *ev && n; i++)
-                known |= strlen(ev[i]) == n && strncmp(p, ev[i], n) == 0;
+            for (unsigned i = 0; i < N_EVENTS && n; i++)
+                if (strlen(alert_events[i]) == n && strncmp(p, alert_events[i], n) == 0) {
+                    s->alert_mask |= 1u << i;
+                    known = 1;
+                }
             if (n && !known)
                 return mltk_errf(err, MLTK_ERR_CONFIG, "%s: [alert] on: unknown event "
                                  "'%.*s' (events: nan, early_stop, finished, crashed, spike, "
@@ -445,11 +442,9 @@ static void resources(mltk_session_t *s, double *cpu_pct, double *rss_mb)
 
 void mltk_ops_alert(mltk_session_t *s, const char *event, const char *message)
 {
-    static const char *const ev[] = { "nan", "early_stop", "finished", "crashed", "spike",
-                                      "checkpoint" };
     unsigned bit = 0;
-    for (unsigned i = 0; i < sizeof ev / sizeof *ev; i++)
-        if (strcmp(event, ev[i]) == 0)
+    for (unsigned i = 0; i < N_EVENTS; i++)
+        if (strcmp(event, alert_events[i]) == 0)
             bit = 1u << i;
     if (!s->alert_cmd || !(s->alert_mask & bit))
         return;
