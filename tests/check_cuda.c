@@ -394,6 +394,48 @@ START_TEST(test_act)
 }
 END_TEST
 
+/* gelu and its tanh form at +-1e30 and +-inf on the cuda side alone: the
+ * exact limits x (x -> +inf) and 0 (x -> -inf), derivatives 1 and 0, and
+ * no NaN from e^(-x^2/2) or x^3 overflowing */
+START_TEST(test_act_limits)
+{
+    static const float xs[] = { 1e30f, -1e30f, 3e19f, -3e19f, 1e14f, -1e14f, INFINITY,
+                                -INFINITY };
+    const int n = (int)(sizeof xs / sizeof xs[0]);
+    static const mltk_act acts[] = { MLTK_ACT_GELU, MLTK_ACT_GELU_TANH };
+    buf x = fbuf_host(xs, n), y = buf_new((size_t)n * 4), dx = buf_new((size_t)n * 4);
+    float ones[sizeof xs / sizeof xs[0]];
+    for (int i = 0; i < n; i++)
+        ones[i] = 1.0f;
+    buf dy = fbuf_host(ones, n);
+    for (int a = 0; a < 2; a++) {
+        mltk_act act = acts[a];
+        ck_assert_int_eq(OP(1, act_forward, act, 0.0f, F(y, 1), F(x, 1), n), MLTK_OK);
+        ck_assert_int_eq(OP(1, act_backward, act, 0.0f, F(dx, 1), F(dy, 1), F(x, 1), NULL, n),
+                         MLTK_OK);
+        float *hy = buf_get(&y, 1, (size_t)n * 4), *hd = buf_get(&dx, 1, (size_t)n * 4);
+        for (int i = 0; i < n; i++) {
+            /* gelu(-inf) = -inf * 0 is NaN on both sides: not a limit checked */
+            if (xs[i] > 0.0f)
+                EXPECT(hy[i] == xs[i], "act %d: f(%g) = %.9g, want x", (int)act,
+                       (double)xs[i], (double)hy[i]);
+            else if (isfinite(xs[i]))
+                EXPECT(hy[i] == 0.0f, "act %d: f(%g) = %.9g, want 0", (int)act,
+                       (double)xs[i], (double)hy[i]);
+            float want = xs[i] > 0.0f ? 1.0f : 0.0f;
+            EXPECT(hd[i] == want, "act %d: f'(%g) = %.9g, want %g", (int)act, (double)xs[i],
+                   (double)hd[i], (double)want);
+        }
+        free(hy);
+        free(hd);
+    }
+    buf_free(&x);
+    buf_free(&y);
+    buf_free(&dx);
+    buf_free(&dy);
+}
+END_TEST
+
 /* ---- gemm ----------------------------------------------------------------- */
 
 /* the sums of |alpha a b| + |beta c| of each C element, in double */
@@ -1471,6 +1513,7 @@ static Suite *cuda_suite(void)
     tcase_add_test(ops, test_memory);
     tcase_add_test(ops, test_fill_axpby_mul);
     tcase_add_test(ops, test_act);
+    tcase_add_test(ops, test_act_limits);
     tcase_add_test(ops, test_gemm);
     tcase_add_test(ops, test_bias_act);
     tcase_add_test(ops, test_sum_rows);

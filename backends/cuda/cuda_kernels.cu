@@ -44,9 +44,18 @@ __device__ __forceinline__ float f_elu(float x, float alpha)
     return x > 0.0f ? x : e;
 }
 
-/* e^(-x^2 / 2) without the rounding of x^2 (split in double) */
+/* e^(-x^2 / 2) without the rounding of x^2: x^2 is exact in double, split
+ * into the float h and the remainder l, e^(-(h + l)/2) = e^(-h/2) (1 - l/2).
+ * Beyond |x| = 15 the value (below e^-112) underflows float to 0 anyway,
+ * and returning 0 there keeps h from overflowing to inf for |x| > ~1.8e19,
+ * where l = xx - inf = -inf would make the product 0 * inf = NaN (which
+ * gelu's derivative then returned at x = +-1e30).  NaN stays NaN. */
+#define EXP_HALF_SQ_ZERO 15.0f
+
 __device__ __forceinline__ float f_exp_half_sq(float x)
 {
+    if (fabsf(x) > EXP_HALF_SQ_ZERO)
+        return 0.0f;
     double xx = (double)x * (double)x;
     float h = (float)xx;
     float l = (float)(xx - (double)h);
@@ -65,10 +74,16 @@ __device__ __forceinline__ float f_gelu_tanh(float x)
     return x * f_sigmoid(2.0f * u);
 }
 
+/* s + x (2 u') s (1 - s), s = sigmoid(2 u).  Once s has saturated to 0 or
+ * 1 the second term is exactly 0; it is skipped there because x u' has
+ * overflowed to inf by |x| ~ 1e13 and inf * 0 would be NaN.  The limits are
+ * then exact: 1 for x -> +inf, 0 for x -> -inf. */
 __device__ __forceinline__ float f_dgelu_tanh(float x)
 {
     float u = GELU_K * (x + GELU_C * x * x * x);
     float s = f_sigmoid(2.0f * u);
+    if (s * (1.0f - s) == 0.0f)
+        return s;
     float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
     return s + x * (2.0f * du) * s * (1.0f - s);
 }
@@ -78,9 +93,15 @@ __device__ __forceinline__ float f_gelu(float x)
     return x * f_ncdf(x);
 }
 
+/* Phi(x) + x phi(x): for |x| > 15 phi is exactly 0 (f_exp_half_sq) and Phi
+ * is 1 or 0, so the limits 1 and 0 come out exactly; the product is
+ * skipped there so that x = +-inf gives them too (inf * 0 would be NaN) */
 __device__ __forceinline__ float f_dgelu(float x)
 {
-    return f_ncdf(x) + x * INV_SQRT_2PI * f_exp_half_sq(x);
+    float e = f_exp_half_sq(x);
+    if (e == 0.0f)
+        return f_ncdf(x);
+    return f_ncdf(x) + x * INV_SQRT_2PI * e;
 }
 
 template <int A>
