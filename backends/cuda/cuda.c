@@ -58,6 +58,24 @@ int cuda_fail_dnn(const char *op, cudnnStatus_t st)
     return st == CUDNN_STATUS_ALLOC_FAILED ? MLTK_ERR_NOMEM : MLTK_ERR_BACKEND;
 }
 
+/* ---- the context's device ---- */
+
+int cu_set_device(const cuda_ctx *c)
+{
+    int cur = -1;
+    cudaError_t e = cudaGetDevice(&cur);
+    if (e == cudaSuccess && cur == c->device)
+        return MLTK_OK;
+    e = cudaSetDevice(c->device);
+    if (e != cudaSuccess) {
+        mltk_log(MLTK_LOG_ERROR, "cuda: cannot make device %d current: %s (%s)", c->device,
+                 cudaGetErrorString(e), cudaGetErrorName(e));
+        (void)cudaGetLastError();
+        return MLTK_ERR_BACKEND;
+    }
+    return MLTK_OK;
+}
+
 /* ---- the caching allocator ---- */
 
 #define CLASS_MIN ((size_t)512)
@@ -346,6 +364,8 @@ static void cuda_destroy(void *ctx)
     cuda_ctx *c = ctx;
     if (!c)
         return;
+    /* everything below belongs to c's device (best effort if that fails) */
+    (void)cu_set_device(c);
     if (c->stream)
         cudaStreamSynchronize(c->stream);
     cuda_conv_plans_free(c);
@@ -380,8 +400,7 @@ static int create_fail(cuda_ctx *c, char **err, int status, const char *what,
 static int cuda_set_tf32(void *ctx, int on)
 {
     cuda_ctx *c = ctx;
-    if (!c)
-        return MLTK_ERR_INVALID;
+    CU_ENTER(c);
     c->tf32 = on != 0;
     BLAS_TRY("set_tf32: cublasSetMathMode",
              cublasSetMathMode(c->blas, c->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
@@ -489,13 +508,14 @@ static int cuda_alloc(void *ctx, size_t bytes, void **ptr)
     if (!ptr)
         return MLTK_ERR_INVALID;
     *ptr = NULL;
-    CHECK_CTX(ctx);
+    CU_ENTER(ctx);
     return cuda_mem_alloc(ctx, bytes, ptr);
 }
 
 static void cuda_free(void *ctx, void *ptr)
 {
-    if (ctx)
+    /* cudaFree of a block of another device would fail: make c's current */
+    if (ctx && ptr && cu_set_device(ctx) == MLTK_OK)
         cuda_mem_free(ctx, ptr);
 }
 
@@ -521,7 +541,7 @@ int cuda_mem_upload(cuda_ctx *c, void *dst, const void *src, size_t bytes)
 
 static int cuda_upload(void *ctx, void *dst, const void *host_src, size_t bytes)
 {
-    CHECK_CTX(ctx);
+    CU_ENTER(ctx);
     if (bytes == 0)
         return MLTK_OK;
     if (!dst || !host_src)
@@ -532,7 +552,7 @@ static int cuda_upload(void *ctx, void *dst, const void *host_src, size_t bytes)
 static int cuda_download(void *ctx, void *host_dst, const void *src, size_t bytes)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (bytes == 0)
         return MLTK_OK;
     if (!host_dst || !src)
@@ -559,7 +579,7 @@ static int cuda_download(void *ctx, void *host_dst, const void *src, size_t byte
 static int cuda_copy(void *ctx, void *dst, const void *src, size_t bytes)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (bytes == 0)
         return MLTK_OK;
     if (!dst || !src)
@@ -587,7 +607,7 @@ static int cuda_copy(void *ctx, void *dst, const void *src, size_t bytes)
 static int cuda_sync(void *ctx)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     CU_TRY("sync: cudaStreamSynchronize", cudaStreamSynchronize(c->stream));
     return MLTK_OK;
 }

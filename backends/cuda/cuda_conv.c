@@ -406,7 +406,7 @@ static int act_ok(mltk_act act)
 size_t cuda_conv2d_workspace(void *ctx, const mltk_conv2d_desc *d)
 {
     cuda_ctx *c = ctx;
-    if (!c || !desc_valid(d) || d->N == 0)
+    if (!c || !desc_valid(d) || d->N == 0 || cu_set_device(c))
         return 0;
     cuda_conv_plan *p;
     if (plan_exact(c, d, &p))
@@ -420,7 +420,7 @@ int cuda_conv2d_forward(void *ctx, float *y, const float *x, const float *w, con
                         const mltk_conv2d_desc *d, mltk_act act, float alpha, void *ws)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (!desc_valid(d) || !act_ok(act))
         return MLTK_ERR_INVALID;
     if (d->N == 0)
@@ -450,7 +450,7 @@ int cuda_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float
                               const mltk_conv2d_desc *d, void *ws)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (!desc_valid(d))
         return MLTK_ERR_INVALID;
     if (d->N == 0)
@@ -477,7 +477,7 @@ int cuda_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy
                                 const float *x, const mltk_conv2d_desc *d, void *ws)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (!desc_valid(d) || !dw)
         return MLTK_ERR_INVALID;
     const size_t wbytes = (size_t)(d->K * (d->C / d->groups) * d->R * d->S) * sizeof(float);
@@ -538,7 +538,7 @@ int cuda_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
                         const mltk_pool2d_desc *d)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (!pool_desc_valid(d) || (kind != MLTK_POOL_MAX && kind != MLTK_POOL_AVG))
         return MLTK_ERR_INVALID;
     if (d->N == 0)
@@ -554,7 +554,7 @@ int cuda_pool2d_backward(void *ctx, mltk_pool kind, float *dx, const float *dy,
 {
     cuda_ctx *c = ctx;
     (void)y;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (!pool_desc_valid(d) || (kind != MLTK_POOL_MAX && kind != MLTK_POOL_AVG))
         return MLTK_ERR_INVALID;
     if (d->N == 0)

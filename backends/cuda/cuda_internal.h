@@ -91,9 +91,28 @@ typedef struct cuda_ctx {
     char           name[384];
 } cuda_ctx;
 
+/* ---- the context's device (cuda.c) ---- */
+
+/* Make c's device the current one of the calling host thread.  The CUDA
+ * runtime keeps the current device per host thread, so a context on a
+ * device other than 0, or one used from a thread that did not create it,
+ * would otherwise launch on (and allocate from) the wrong device.  Cheap:
+ * cudaGetDevice reads a thread-local, and cudaSetDevice is called only
+ * when another device is current.  MLTK_ERR_BACKEND (logged) on failure. */
+int cu_set_device(const cuda_ctx *c);
+
 /* ---- argument checks (as the cpu backend's) ---- */
 
-#define CHECK_CTX(c) do { if (!(c)) return MLTK_ERR_INVALID; } while (0)
+/* Every entry point that may touch the device starts with this: the
+ * context exists, and its device is current (cu_set_device). */
+#define CU_ENTER(c)                                                           \
+    do {                                                                      \
+        if (!(c))                                                             \
+            return MLTK_ERR_INVALID;                                          \
+        int dev_rc_ = cu_set_device((const cuda_ctx *)(c));                   \
+        if (dev_rc_)                                                          \
+            return dev_rc_;                                                   \
+    } while (0)
 #define CHECK_N(n) do { if ((n) < 0) return MLTK_ERR_INVALID; } while (0)
 #define CHECK_PTR(p, n) do { if ((n) > 0 && !(p)) return MLTK_ERR_INVALID; } while (0)
 

@@ -65,7 +65,7 @@ int cuda_batchnorm_forward_train(void *ctx, float *y, const float *x, const floa
                                  int64_t C, int64_t L, float momentum, float eps)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     int rc = bn_check(x, N, C, L);
     if (rc)
         return rc;
@@ -94,7 +94,7 @@ int cuda_batchnorm_forward_eval(void *ctx, float *y, const float *x, const float
                                 float eps)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     int rc = bn_check(x, N, C, L);
     if (rc)
         return rc;
@@ -120,7 +120,7 @@ int cuda_batchnorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
                             int64_t C, int64_t L)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     int rc = bn_check(x, N, C, L);
     if (rc)
         return rc;
@@ -157,7 +157,7 @@ int cuda_layernorm_forward(void *ctx, float *y, const float *x, const float *gam
                            int64_t cols, float eps)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols);
+    CU_ENTER(c); CHECK_N(rows); CHECK_N(cols);
     if (rows == 0)
         return MLTK_OK;
     if (cols == 0 || rows > INT64_MAX / cols || !x || !y || !mean || !rstd
@@ -174,7 +174,7 @@ int cuda_layernorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
                             int64_t cols)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols);
+    CU_ENTER(c); CHECK_N(rows); CHECK_N(cols);
     if (cols == 0)
         return rows == 0 ? MLTK_OK : MLTK_ERR_INVALID;
     if (rows > 0 && (rows > INT64_MAX / cols || !x || !dy || !mean || !rstd))
@@ -199,7 +199,7 @@ int cuda_dropout_forward(void *ctx, float *y, float *mask, const float *x, int64
                          float p, uint64_t seed, uint64_t offset)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(mask, n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(mask, n); CHECK_PTR(x, n);
     if (!(p >= 0.0f && p < 1.0f))
         return MLTK_ERR_INVALID;
     if (n == 0)
@@ -223,7 +223,7 @@ static int sm_check(const void *a, const void *b, const void *cc, int64_t rows, 
 int cuda_softmax_forward(void *ctx, float *y, const float *x, int64_t rows, int64_t cols)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     int rc = sm_check(y, x, x, rows, cols);
     if (rc || rows == 0 || cols == 0)
         return rc;
@@ -235,7 +235,7 @@ int cuda_softmax_backward(void *ctx, float *dx, const float *dy, const float *y,
                           int64_t rows, int64_t cols)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     int rc = sm_check(dx, dy, y, rows, cols);
     if (rc || rows == 0 || cols == 0)
         return rc;
@@ -249,7 +249,7 @@ int cuda_copy_2d(void *ctx, float *dst, int64_t dst_ld, const float *src, int64_
                  int64_t rows, int64_t cols, int accumulate)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols);
+    CU_ENTER(c); CHECK_N(rows); CHECK_N(cols);
     if (rows == 0 || cols == 0)
         return MLTK_OK;
     if (!dst || !src)
@@ -290,7 +290,7 @@ int cuda_embedding_forward(void *ctx, float *y, const float *table, const float 
                            int64_t n, int64_t dim, int64_t vocab)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
+    CU_ENTER(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
     if (n == 0 || dim == 0)
         return MLTK_OK;
     if (!y || !table || !ids)
@@ -308,7 +308,7 @@ int cuda_embedding_backward(void *ctx, float *dtable, const float *dy, const flo
                             int64_t n, int64_t dim, int64_t vocab)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
+    CU_ENTER(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
     if (dim == 0 || vocab == 0)
         return n > 0 && vocab == 0 ? MLTK_ERR_DATA : MLTK_OK;
     if (!dtable || (n > 0 && (!dy || !ids)))
@@ -334,7 +334,7 @@ int cuda_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *lo
 {
     cuda_ctx *c = ctx;
     const char *op = "softmax_xent_ex";
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    CU_ENTER(c); CHECK_N(N); CHECK_N(C);
     if (!loss || (N > 0 && (!logits || !labels)))
         return MLTK_ERR_INVALID;
     if (!(label_smoothing >= 0.0f && label_smoothing <= 1.0f))
@@ -373,7 +373,7 @@ int cuda_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const fl
 {
     cuda_ctx *c = ctx;
     const char *op = "pointwise_loss";
-    CHECK_CTX(c); CHECK_N(n);
+    CU_ENTER(c); CHECK_N(n);
     if (kind != 0 && kind != 1 && kind != 2)
         return MLTK_ERR_INVALID;
     if (!loss || (n > 0 && (!pred || !target)))
@@ -398,7 +398,7 @@ int cuda_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *stu
 {
     cuda_ctx *c = ctx;
     const char *op = "kl_div_logits";
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    CU_ENTER(c); CHECK_N(N); CHECK_N(C);
     if (!loss || (N > 0 && (!student || !teacher)))
         return MLTK_ERR_INVALID;
     if (!(T > 0.0f) || isinf(T))
@@ -425,7 +425,7 @@ int cuda_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *stu
 int cuda_scale_to_norm(void *ctx, float *x, int64_t n, const float *sumsq, float max_norm)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(x, n);
     if (!sumsq || !(max_norm >= 0.0f))
         return MLTK_ERR_INVALID;
     CU_TRY("scale_to_norm", ck_scale_to_norm(c->stream, x, n, sumsq, max_norm));
@@ -435,7 +435,7 @@ int cuda_scale_to_norm(void *ctx, float *x, int64_t n, const float *sumsq, float
 int cuda_clamp(void *ctx, float *x, int64_t n, float lo, float hi)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(x, n);
     if (!(lo <= hi))
         return MLTK_ERR_INVALID;
     CU_TRY("clamp", ck_clamp(c->stream, x, n, lo, hi));
@@ -450,7 +450,7 @@ int cuda_rmsprop_step(void *ctx, float *p, const float *g, float *sq, float *mom
                       const float *lr_scale)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n); CHECK_PTR(sq, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n); CHECK_PTR(sq, n);
     if (momentum > 0.0f)
         CHECK_PTR(mom, n);
     if (centered)
@@ -539,7 +539,7 @@ int cuda_lamb_step(void *ctx, float *p, const float *g, float *m, float *v, int6
 {
     cuda_ctx *c = ctx;
     const char *op = "lamb_step";
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
     CHECK_PTR(m, n); CHECK_PTR(v, n);
     if (t < 1 || n_seg < 1 || !seg_off || !scratch)
         return MLTK_ERR_INVALID;
@@ -587,7 +587,7 @@ int cuda_gather_augment_2d(void *ctx, float *y, const float *x, const int32_t *i
 {
     cuda_ctx *c = ctx;
     const char *op = "gather_augment_2d";
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(C); CHECK_N(H); CHECK_N(W); CHECK_N(pad);
+    CU_ENTER(c); CHECK_N(rows); CHECK_N(C); CHECK_N(H); CHECK_N(W); CHECK_N(pad);
     if (rows == 0 || C == 0 || H == 0 || W == 0)
         return MLTK_OK;
     if (!y || !x || !idx || C > INT64_MAX / H / W)

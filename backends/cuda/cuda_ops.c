@@ -34,7 +34,7 @@ static int act_valid(mltk_act act)
 int cuda_fill(void *ctx, float *x, float v, int64_t n)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(x, n);
     CU_TRY("fill", ck_fill(c->stream, x, v, n));
     return MLTK_OK;
 }
@@ -42,7 +42,7 @@ int cuda_fill(void *ctx, float *x, float v, int64_t n)
 int cuda_axpby(void *ctx, float *y, float a, const float *x, float b, int64_t n)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
     CU_TRY("axpby", ck_axpby(c->stream, y, a, x, b, n));
     return MLTK_OK;
 }
@@ -50,7 +50,7 @@ int cuda_axpby(void *ctx, float *y, float a, const float *x, float b, int64_t n)
 int cuda_mul(void *ctx, float *z, const float *x, const float *y, int64_t n)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(z, n); CHECK_PTR(x, n); CHECK_PTR(y, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(z, n); CHECK_PTR(x, n); CHECK_PTR(y, n);
     CU_TRY("mul", ck_mul(c->stream, z, x, y, n));
     return MLTK_OK;
 }
@@ -59,7 +59,7 @@ int cuda_act_forward(void *ctx, mltk_act act, float alpha, float *y, const float
                      int64_t n)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
     if (!act_valid(act))
         return MLTK_ERR_INVALID;
     CU_TRY("act_forward", ck_act_forward(c->stream, act, alpha, y, x, n));
@@ -73,7 +73,7 @@ int cuda_act_backward(void *ctx, mltk_act act, float alpha, float *dx, const flo
                       const float *x, const float *y, int64_t n)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(dx, n); CHECK_PTR(dy, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(dx, n); CHECK_PTR(dy, n);
     if (!act_valid(act))
         return MLTK_ERR_INVALID;
     const float *s = dy;
@@ -104,7 +104,7 @@ int cuda_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float 
               float *C, int64_t ldc)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c);
+    CU_ENTER(c);
     if (M < 0 || N < 0 || K < 0 || M > INT_MAX || N > INT_MAX || K > INT_MAX)
         return MLTK_ERR_INVALID;
     int64_t a_cols = ta ? M : K, b_cols = tb ? K : N;
@@ -133,7 +133,7 @@ int cuda_bias_act(void *ctx, float *y, const float *b, int64_t rows, int64_t col
                   mltk_act act, float alpha)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols);
+    CU_ENTER(c); CHECK_N(rows); CHECK_N(cols);
     if (!act_valid(act))
         return MLTK_ERR_INVALID;
     if (rows == 0 || cols == 0)
@@ -150,7 +150,7 @@ int cuda_sum_rows(void *ctx, float *out, const float *x, int64_t rows, int64_t c
                   float beta)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols); CHECK_PTR(out, cols);
+    CU_ENTER(c); CHECK_N(rows); CHECK_N(cols); CHECK_PTR(out, cols);
     if (cols == 0)
         return MLTK_OK;
     if (rows > 0 && !x)
@@ -171,7 +171,7 @@ int cuda_sum_rows(void *ctx, float *out, const float *x, int64_t rows, int64_t c
 static int reduce(cuda_ctx *c, float *out, const float *x, int64_t n, int squares,
                   const char *op)
 {
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(x, n);
     if (!out)
         return MLTK_ERR_INVALID;
     if (n == 0) {
@@ -215,7 +215,7 @@ int cuda_softmax_xent(void *ctx, float *loss, float *dlogits, const float *logit
                       const int32_t *labels, int64_t N, int64_t C, float grad_scale)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    CU_ENTER(c); CHECK_N(N); CHECK_N(C);
     if (!loss || (N > 0 && (!logits || !labels)))
         return MLTK_ERR_INVALID;
     if (N == 0) {
@@ -242,7 +242,7 @@ int cuda_count_correct(void *ctx, float *correct, const float *logits,
                        const int32_t *labels, int64_t N, int64_t C)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
+    CU_ENTER(c); CHECK_N(N); CHECK_N(C);
     if (!correct || (N > 0 && (!logits || !labels)))
         return MLTK_ERR_INVALID;
     if (N == 0) {
@@ -266,7 +266,7 @@ int cuda_gather_rows(void *ctx, void *dst, const void *src, const int32_t *idx, 
                      size_t row_bytes)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n);
+    CU_ENTER(c); CHECK_N(n);
     if (n == 0 || row_bytes == 0)
         return MLTK_OK;
     if (!dst || !src || !idx)
@@ -295,7 +295,7 @@ int cuda_rng_uniform(void *ctx, float *x, int64_t n, float lo, float hi, uint64_
                      uint64_t offset)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(x, n);
     CU_TRY("rng_uniform", ck_rng_uniform(c->stream, x, n, lo, hi, seed, offset));
     return MLTK_OK;
 }
@@ -304,7 +304,7 @@ int cuda_rng_normal(void *ctx, float *x, int64_t n, float mean, float std, uint6
                     uint64_t offset)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(x, n);
     CU_TRY("rng_normal", ck_rng_normal(c->stream, x, n, mean, std, seed, offset));
     return MLTK_OK;
 }
@@ -316,7 +316,7 @@ int cuda_sgd_step(void *ctx, float *p, const float *g, float *mom, int64_t n, fl
                   int64_t t, const float *lr_scale)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
     if (momentum != 0.0f)
         CHECK_PTR(mom, n);
     if (t < 1)
@@ -333,7 +333,7 @@ int cuda_adam_step(void *ctx, float *p, const float *g, float *m, float *v, int6
                    int decoupled, int64_t t, const float *lr_scale)
 {
     cuda_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
+    CU_ENTER(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
     CHECK_PTR(m, n); CHECK_PTR(v, n);
     if (t < 1)
         return MLTK_ERR_INVALID;
