@@ -178,15 +178,23 @@ static cuda_bin *bin_of(cuda_cache *k, size_t size, int create)
     return b;
 }
 
-/* cudaFree every cached block (waits for the device) */
-static void cache_release(cuda_cache *k)
+/* cudaFree every cached block (waits for the device).  A block whose
+ * cudaFree fails is dropped from the cache all the same (the error is
+ * logged and returned: it is sticky or the pointer is bad, either way the
+ * block cannot be handed out again). */
+static int cache_release(cuda_cache *k)
 {
+    int rc = MLTK_OK;
     for (int i = 0; i < k->n_bins; i++) {
-        for (int j = 0; j < k->bins[i].n; j++)
-            cudaFree(k->bins[i].ptrs[j]);
+        for (int j = 0; j < k->bins[i].n; j++) {
+            cudaError_t e = cudaFree(k->bins[i].ptrs[j]);
+            if (e != cudaSuccess && rc == MLTK_OK)
+                rc = cuda_fail("release cached memory: cudaFree", e);
+        }
         k->bins[i].n = 0;
     }
     k->bytes_cached = 0;
+    return rc;
 }
 
 int cuda_mem_alloc(cuda_ctx *c, size_t bytes, void **ptr)
@@ -204,10 +212,15 @@ int cuda_mem_alloc(cuda_ctx *c, size_t bytes, void **ptr)
     } else {
         cudaError_t e = cudaMalloc(&p, size);
         if (e == cudaErrorMemoryAllocation && k->bytes_cached > 0) {
-            /* give the cached blocks back once the work queued on them is done */
+            /* give the cached blocks back once the work queued on them is
+             * done; if the stream failed, that work may still read them */
             (void)cudaGetLastError();
-            cudaStreamSynchronize(c->stream);
-            cache_release(k);
+            cudaError_t se = cudaStreamSynchronize(c->stream);
+            if (se != cudaSuccess)
+                return cuda_fail("alloc: cudaStreamSynchronize", se);
+            int rc = cache_release(k);
+            if (rc)
+                return rc;
             e = cudaMalloc(&p, size);
         }
         if (e != cudaSuccess) {
@@ -221,7 +234,9 @@ int cuda_mem_alloc(cuda_ctx *c, size_t bytes, void **ptr)
         }
     }
     if (live_put(k, (uintptr_t)p, size)) {
-        cudaFree(p);
+        cudaError_t e = cudaFree(p);  /* nothing queued uses p yet */
+        if (e != cudaSuccess)
+            return cuda_fail("alloc: cudaFree", e);
         return MLTK_ERR_NOMEM;
     }
     k->bytes_live += size;
@@ -229,15 +244,15 @@ int cuda_mem_alloc(cuda_ctx *c, size_t bytes, void **ptr)
     return MLTK_OK;
 }
 
-void cuda_mem_free(cuda_ctx *c, void *ptr)
+int cuda_mem_free(cuda_ctx *c, void *ptr)
 {
     if (!ptr)
-        return;
+        return MLTK_OK;
     cuda_cache *k = &c->cache;
     size_t size = live_take(k, (uintptr_t)ptr);
     if (!size) {
         mltk_log(MLTK_LOG_WARN, "cuda: free: %p was not allocated by this backend", ptr);
-        return;
+        return MLTK_ERR_INVALID;
     }
     k->bytes_live -= size;
     cuda_bin *b = bin_of(k, size, 1);
@@ -250,21 +265,32 @@ void cuda_mem_free(cuda_ctx *c, void *ptr)
         }
     }
     if (!b || b->n == b->cap) {
-        /* no room to cache it: give it back after the work queued on it */
-        cudaStreamSynchronize(c->stream);
-        cudaFree(ptr);
-        return;
+        /* no room to cache it: give it back after the work queued on it;
+         * if the stream failed, that work may still use it: keep (leak) it */
+        cudaError_t e = cudaStreamSynchronize(c->stream);
+        if (e != cudaSuccess)
+            return cuda_fail("free: cudaStreamSynchronize", e);
+        e = cudaFree(ptr);
+        if (e != cudaSuccess)
+            return cuda_fail("free: cudaFree", e);
+        return MLTK_OK;
     }
     b->ptrs[b->n++] = ptr;
     k->bytes_cached += size;
+    return MLTK_OK;
 }
 
+/* teardown: errors are logged, the host side is released regardless */
 static void cache_destroy(cuda_cache *k)
 {
-    cache_release(k);
+    (void)cache_release(k);
+    int failed = 0;
     for (size_t i = 0; i < k->live_cap; i++)
-        if (k->live[i].key)
-            cudaFree((void *)k->live[i].key);
+        if (k->live[i].key) {
+            cudaError_t e = cudaFree((void *)k->live[i].key);
+            if (e != cudaSuccess && !failed++)
+                (void)cuda_fail("destroy: cudaFree", e);
+        }
     for (int i = 0; i < k->n_bins; i++)
         free(k->bins[i].ptrs);
     free(k->bins);
@@ -287,9 +313,12 @@ int cuda_scratch(cuda_ctx *c, size_t bytes, void **ptr, const char *op)
                      want);
             return rc;
         }
-        cuda_mem_free(c, c->scratch);
+        void *old = c->scratch;
         c->scratch = p;
         c->scratch_bytes = want;
+        rc = cuda_mem_free(c, old);
+        if (rc)
+            return rc;
     }
     *ptr = c->scratch;
     return MLTK_OK;
@@ -364,27 +393,32 @@ static void cuda_destroy(void *ctx)
     cuda_ctx *c = ctx;
     if (!c)
         return;
-    /* everything below belongs to c's device (best effort if that fails) */
+    /* everything below belongs to c's device (best effort if that fails).
+     * Teardown goes on past a failure, which is logged: destroy has no
+     * status to return. */
     (void)cu_set_device(c);
-    if (c->stream)
-        cudaStreamSynchronize(c->stream);
+    cudaError_t e;
+    if (c->stream && (e = cudaStreamSynchronize(c->stream)) != cudaSuccess)
+        (void)cuda_fail("destroy: cudaStreamSynchronize", e);
     cuda_conv_plans_free(c);
     cuda_lamb_free(c);
-    if (c->dnn)
-        cudnnDestroy(c->dnn);
-    if (c->blas)
-        cublasDestroy(c->blas);
+    cudnnStatus_t ds;
+    if (c->dnn && (ds = cudnnDestroy(c->dnn)) != CUDNN_STATUS_SUCCESS)
+        (void)cuda_fail_dnn("destroy: cudnnDestroy", ds);
+    cublasStatus_t bs;
+    if (c->blas && (bs = cublasDestroy(c->blas)) != CUBLAS_STATUS_SUCCESS)
+        (void)cuda_fail_blas("destroy: cublasDestroy", bs);
     cache_destroy(&c->cache);  /* scratch, flag and the cuBLAS workspace too */
     for (int i = 0; i < 2; i++) {
-        if (c->stage_done[i])
-            cudaEventDestroy(c->stage_done[i]);
-        if (c->stage[i])
-            cudaFreeHost(c->stage[i]);
+        if (c->stage_done[i] && (e = cudaEventDestroy(c->stage_done[i])) != cudaSuccess)
+            (void)cuda_fail("destroy: cudaEventDestroy", e);
+        if (c->stage[i] && (e = cudaFreeHost(c->stage[i])) != cudaSuccess)
+            (void)cuda_fail("destroy: cudaFreeHost", e);
     }
-    if (c->hflag)
-        cudaFreeHost(c->hflag);
-    if (c->stream)
-        cudaStreamDestroy(c->stream);
+    if (c->hflag && (e = cudaFreeHost(c->hflag)) != cudaSuccess)
+        (void)cuda_fail("destroy: cudaFreeHost", e);
+    if (c->stream && (e = cudaStreamDestroy(c->stream)) != cudaSuccess)
+        (void)cuda_fail("destroy: cudaStreamDestroy", e);
     (void)cudaGetLastError();
     free(c);
 }
@@ -515,8 +549,9 @@ static int cuda_alloc(void *ctx, size_t bytes, void **ptr)
 static void cuda_free(void *ctx, void *ptr)
 {
     /* cudaFree of a block of another device would fail: make c's current */
+    /* the op has no status: a failure is logged by cuda_mem_free */
     if (ctx && ptr && cu_set_device(ctx) == MLTK_OK)
-        cuda_mem_free(ctx, ptr);
+        (void)cuda_mem_free(ctx, ptr);
 }
 
 int cuda_mem_upload(cuda_ctx *c, void *dst, const void *src, size_t bytes)
@@ -596,8 +631,9 @@ static int cuda_copy(void *ctx, void *dst, const void *src, size_t bytes)
         cudaError_t e = cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
         if (e == cudaSuccess)
             e = cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, c->stream);
-        cuda_mem_free(c, tmp);
-        return e == cudaSuccess ? MLTK_OK : cuda_fail("copy: cudaMemcpyAsync", e);
+        rc = e == cudaSuccess ? MLTK_OK : cuda_fail("copy: cudaMemcpyAsync", e);
+        int frc = cuda_mem_free(c, tmp);
+        return rc ? rc : frc;
     }
     CU_TRY("copy: cudaMemcpyAsync", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
                                                     c->stream));

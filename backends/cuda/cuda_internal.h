@@ -148,7 +148,10 @@ int cuda_fail_dnn(const char *op, cudnnStatus_t st);
 /* ---- memory helpers (cuda.c) ---- */
 
 int  cuda_mem_alloc(cuda_ctx *c, size_t bytes, void **ptr);
-void cuda_mem_free(cuda_ctx *c, void *ptr);
+/* Back to the cache (stream-ordered reuse), or to the driver when the
+ * cache has no room.  MLTK_ERR_BACKEND (logged) when that synchronize or
+ * cudaFree failed, MLTK_ERR_INVALID for a pointer not handed out here. */
+int  cuda_mem_free(cuda_ctx *c, void *ptr);
 /* host -> device through the pinned staging (asynchronous for the device
  * side, the host buffer may be reused at once) */
 int  cuda_mem_upload(cuda_ctx *c, void *dst, const void *src, size_t bytes);

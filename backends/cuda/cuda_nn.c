@@ -471,7 +471,7 @@ void cuda_lamb_free(cuda_ctx *c)
     /* the device table is an allocator block: cuda_mem_free it while the
      * cache still exists */
     if (c->lamb_dev)
-        cuda_mem_free(c, c->lamb_dev);
+        (void)cuda_mem_free(c, c->lamb_dev);  /* a failure is logged there */
     free(c->lamb_seg);
     c->lamb_dev = NULL;
     c->lamb_seg = NULL;
@@ -521,7 +521,7 @@ static int lamb_pieces(cuda_ctx *c, const int64_t *seg_off, int n_seg)
         rc = cuda_mem_upload(c, dev, host, bytes);
     free(host);
     if (rc) {
-        cuda_mem_free(c, dev);
+        (void)cuda_mem_free(c, dev);  /* rc is the first failure */
         free(seg);
         return rc;
     }
