@@ -347,6 +347,51 @@ static void cuda_version_str(int v, char *buf, size_t len)
     snprintf(buf, len, "%d.%d", v / 1000, (v % 1000) / 10);
 }
 
+/* Whether device `dev` can run this build: compute capability 9.0 or newer
+ * (the plugin carries sm_90 code and compute_90 PTX) and not in the
+ * compute-prohibited mode.  1 if so; else 0 and the reason in why[len].
+ * probe and create both decide with this, so that a probe that succeeds
+ * means create can start on some device and create refuses a device for
+ * the same reasons. */
+static int cu_device_usable(int dev, char *why, size_t len)
+{
+    int major = 0, minor = 0, mode = cudaComputeModeDefault;
+    cudaError_t e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&mode, cudaDevAttrComputeMode, dev);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        snprintf(why, len, "cannot be queried: %s (%s)", cudaGetErrorString(e),
+                 cudaGetErrorName(e));
+        return 0;
+    }
+    if (major < 9) {
+        snprintf(why, len, "has compute capability %d.%d; this build carries code for 9.0 "
+                 "and newer", major, minor);
+        return 0;
+    }
+    if (mode == cudaComputeModeProhibited) {
+        snprintf(why, len, "is in the compute-prohibited mode (nvidia-smi -c)");
+        return 0;
+    }
+    return 1;
+}
+
+/* "usable devices: 0, 2" or "no usable device" for create's messages */
+static void cu_usable_list(int count, char *buf, size_t len)
+{
+    char why[160];
+    size_t at = 0;
+    buf[0] = 0;
+    for (int d = 0; d < count && at < len; d++)
+        if (cu_device_usable(d, why, sizeof why))
+            at += (size_t)snprintf(buf + at, len - at, "%s%d", at ? ", " : "usable: ", d);
+    if (!at)
+        snprintf(buf, len, "none of them is usable");
+}
+
 static int cuda_probe(char **why)
 {
     int n = 0;
@@ -375,16 +420,21 @@ static int cuda_probe(char **why)
         mltk_errf(why, MLTK_ERR_BACKEND, "no CUDA device");
         return 0;
     }
-    /* the plugin carries sm_90 code and compute_90 PTX: Hopper or newer */
+    /* at least one device create would accept (which one runs is the
+     * configured mltk_backend_opts.device, checked by create) */
+    char first[160] = "";
     for (int d = 0; d < n; d++) {
-        int major = 0;
-        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d)
-            == cudaSuccess && major >= 9)
+        char r[160];
+        if (cu_device_usable(d, r, sizeof r))
             return 1;
+        if (d == 0)
+            snprintf(first, sizeof first, "%s", r);
     }
-    (void)cudaGetLastError();
-    mltk_errf(why, MLTK_ERR_BACKEND, "%d CUDA device%s, none of compute capability 9.0 or "
-              "newer (this build carries sm_90 code)", n, n == 1 ? "" : "s");
+    if (n == 1)
+        mltk_errf(why, MLTK_ERR_BACKEND, "the one CUDA device (0) %s", first);
+    else
+        mltk_errf(why, MLTK_ERR_BACKEND, "none of the %d CUDA devices is usable (device 0 "
+                  "%s)", n, first);
     return 0;
 }
 
@@ -453,36 +503,47 @@ static int cuda_create(void **ctx, const mltk_backend_opts *opts, char **err)
     int device = 0;
     if (opts && opts->size >= offsetof(mltk_backend_opts, device) + sizeof opts->device)
         device = opts->device;
+    /* the configured device must exist and pass the test probe applies */
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        return mltk_errf(err, MLTK_ERR_BACKEND, "cuda: %s", cudaGetErrorString(e));
+        return mltk_errf(err, MLTK_ERR_BACKEND, "cuda: device %d: cannot count the devices: "
+                         "%s", device, cudaGetErrorString(e));
     }
-    if (device < 0 || device >= count)
-        return mltk_errf(err, MLTK_ERR_INVALID, "cuda: device %d: there %s %d device%s "
-                         "(0 to %d)", device, count == 1 ? "is" : "are", count,
-                         count == 1 ? "" : "s", count - 1);
+    char usable[128], why[160];
+    if (device < 0 || device >= count) {
+        cu_usable_list(count, usable, sizeof usable);
+        if (count == 0)
+            return mltk_errf(err, MLTK_ERR_INVALID, "cuda: device %d: there is no CUDA "
+                             "device", device);
+        return mltk_errf(err, MLTK_ERR_INVALID, "cuda: device %d does not exist: there %s "
+                         "%d device%s (index 0 to %d; %s)", device, count == 1 ? "is" : "are",
+                         count, count == 1 ? "" : "s", count - 1, usable);
+    }
+    if (!cu_device_usable(device, why, sizeof why)) {
+        cu_usable_list(count, usable, sizeof usable);
+        return mltk_errf(err, MLTK_ERR_BACKEND, "cuda: device %d of %d %s (%s)", device, count,
+                         why, usable);
+    }
     struct cudaDeviceProp prop;
     e = cudaGetDeviceProperties(&prop, device);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        return mltk_errf(err, MLTK_ERR_BACKEND, "cuda: device %d: %s", device,
+        return mltk_errf(err, MLTK_ERR_BACKEND, "cuda: device %d of %d: %s", device, count,
                          cudaGetErrorString(e));
     }
-    if (prop.major < 9)
-        return mltk_errf(err, MLTK_ERR_BACKEND, "cuda: device %d (%s) has compute capability "
-                         "%d.%d; this build carries code for 9.0 and newer", device,
-                         prop.name, prop.major, prop.minor);
 
     cuda_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return mltk_errf(err, MLTK_ERR_NOMEM, "cuda: out of memory");
     c->device = device;
     if ((e = cudaSetDevice(device)) != cudaSuccess
-        || (e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
-        return create_fail(c, err, MLTK_ERR_BACKEND, "cannot start the device",
-                           cudaGetErrorString(e));
+        || (e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        char what[64];
+        snprintf(what, sizeof what, "cannot start device %d of %d", device, count);
+        return create_fail(c, err, MLTK_ERR_BACKEND, what, cudaGetErrorString(e));
+    }
     for (int i = 0; i < 2; i++) {
         if ((e = cudaHostAlloc((void **)&c->stage[i], CUDA_STAGE_BYTES,
                                cudaHostAllocDefault)) != cudaSuccess
