@@ -485,13 +485,15 @@ static int cuda_set_tf32(void *ctx, int on)
 {
     cuda_ctx *c = ctx;
     CU_ENTER(c);
-    c->tf32 = on != 0;
+    on = on != 0;
     BLAS_TRY("set_tf32: cublasSetMathMode",
-             cublasSetMathMode(c->blas, c->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                : CUBLAS_DEFAULT_MATH));
-    /* convolution plans remember their math: choose again, within the
-     * workspace each already reported */
-    cuda_conv_plans_rechoose(c);
+             cublasSetMathMode(c->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    if (on != c->tf32) {
+        /* convolution plans were chosen under the old math policy:
+         * choose again, within the workspace each already reported */
+        c->tf32 = on;
+        cuda_conv_plans_rechoose(c);
+    }
     return MLTK_OK;
 }
 

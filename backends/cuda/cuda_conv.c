@@ -111,6 +111,14 @@ void cuda_conv_plans_free(cuda_ctx *c)
     c->n_plans = 0;
 }
 
+/* The math type a descriptor carries into cuDNN's algorithm queries: with
+ * TF32 off only true fp32 (FMA), with it on the default, which lets cuDNN
+ * offer TF32 tensor-core algorithms. */
+static cudnnMathType_t query_math(const cuda_ctx *c)
+{
+    return c->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
+
 static int math_ok(const cuda_ctx *c, cudnnMathType_t m)
 {
     /* never ALLOW_CONVERSION (fp16 inside); tensor cores only with TF32 on */
@@ -183,7 +191,12 @@ static int choose_algo(cuda_ctx *c, cuda_conv_plan *p, int op, size_t cap, int *
     int got = 0;
     int algos[MAXA];
     cudnnMathType_t maths[MAXA];
-    cudnnStatus_t st;
+    /* the heuristics read the descriptor's math type, which the size
+     * queries below (algo_ws) leave at whatever they tried last: set the
+     * one of the current TF32 policy before every query */
+    cudnnStatus_t st = cudnnSetConvolutionMathType(p->conv[op], query_math(c));
+    if (st != CUDNN_STATUS_SUCCESS)
+        return cuda_fail_dnn("conv2d: math type", st);
     if (op == OP_FWD) {
         cudnnConvolutionFwdAlgoPerf_t perf[MAXA];
         st = cudnnGetConvolutionForwardAlgorithm_v7(c->dnn, p->x, p->w, p->conv[op], p->y,
@@ -290,8 +303,7 @@ static int plan_create(cuda_ctx *c, const mltk_conv2d_desc *d, cuda_conv_plan **
                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
         DNN_GO("conv2d: group count", cudnnSetConvolutionGroupCount(p->conv[i], (int)d->groups));
         DNN_GO("conv2d: math type",
-               cudnnSetConvolutionMathType(p->conv[i], c->tf32 ? CUDNN_DEFAULT_MATH
-                                                               : CUDNN_FMA_MATH));
+               cudnnSetConvolutionMathType(p->conv[i], query_math(c)));
     }
     for (int op = 0; op < 3; op++) {
         size_t ws = 0;
@@ -320,9 +332,10 @@ fail:
 }
 
 /* After the math policy changed (TF32 on or off): choose each plan's
- * algorithms again within the workspace it already reported, so buffers
- * sized from it stay large enough; an op with no such choice keeps its
- * algorithm. */
+ * algorithms again, under the new math (choose_algo sets the descriptor's
+ * math type before querying), within the workspace it already reported,
+ * so buffers sized from it stay large enough; an op with no such choice
+ * keeps its algorithm. */
 void cuda_conv_plans_rechoose(cuda_ctx *c)
 {
     for (cuda_conv_plan *p = c->plans; p; p = p->next) {
