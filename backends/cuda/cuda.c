@@ -450,7 +450,7 @@ static void cuda_destroy(void *ctx)
     cudaError_t e;
     if (c->stream && (e = cudaStreamSynchronize(c->stream)) != cudaSuccess)
         (void)cuda_fail("destroy: cudaStreamSynchronize", e);
-    cuda_conv_plans_free(c);
+    cuda_conv_free(c);
     cuda_lamb_free(c);
     cudnnStatus_t ds;
     if (c->dnn && (ds = cudnnDestroy(c->dnn)) != CUDNN_STATUS_SUCCESS)
@@ -489,10 +489,11 @@ static int cuda_set_tf32(void *ctx, int on)
     BLAS_TRY("set_tf32: cublasSetMathMode",
              cublasSetMathMode(c->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     if (on != c->tf32) {
-        /* convolution plans were chosen under the old math policy:
-         * choose again, within the workspace each already reported */
+        /* convolution plans were chosen under the old math policy: drop
+         * them; each is planned again on its next use, within the
+         * workspace its callers were told (the budgets stay) */
         c->tf32 = on;
-        cuda_conv_plans_rechoose(c);
+        cuda_conv_plans_free(c);
     }
     return MLTK_OK;
 }

@@ -56,6 +56,7 @@ typedef struct cuda_cache {
 /* ---- convolution plans (cuda_conv.c) ---- */
 
 typedef struct cuda_conv_plan cuda_conv_plan;
+typedef struct cuda_conv_budget cuda_conv_budget;
 
 /* ---- context ---- */
 
@@ -80,9 +81,17 @@ typedef struct cuda_ctx {
     /* scratch for partial sums: grows, never shrinks, reused by every op */
     void          *scratch;
     size_t         scratch_bytes;
-    /* convolution plans, newest first */
+    /* convolution plans, most recently used first (an LRU cache) */
     cuda_conv_plan *plans;
     int            n_plans;
+    /* every workspace size conv2d_workspace reported (not evicted) */
+    cuda_conv_budget *conv_budgets;
+    int            n_conv_budgets, cap_conv_budgets;
+    int            conv_budgets_lost;  /* one could not be recorded */
+    /* convolution workspace of our own, for callers whose buffer is not
+     * known to be large enough: grows, never shrinks */
+    void          *conv_ws;
+    size_t         conv_ws_bytes;
     /* LAMB's pieces for the last segment table seen (device and host) */
     void          *lamb_dev;      /* ck_piece[n_pieces] then int64 first[n_seg + 1] */
     int64_t       *lamb_seg;      /* host copy of seg_off, n_seg + 1 */
@@ -210,10 +219,11 @@ int cuda_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
                         const mltk_pool2d_desc *d);
 int cuda_pool2d_backward(void *ctx, mltk_pool kind, float *dx, const float *dy,
                          const float *x, const float *y, const mltk_pool2d_desc *d);
-/* release every plan (context teardown) */
+/* drop every plan (when the TF32 setting changes: plans are made again,
+ * under the new math and within the reported workspace, on next use) */
 void cuda_conv_plans_free(cuda_ctx *c);
-/* choose the plans' algorithms again after the TF32 setting changed */
-void cuda_conv_plans_rechoose(cuda_ctx *c);
+/* release plans, workspace records and the own workspace (teardown) */
+void cuda_conv_free(cuda_ctx *c);
 
 /* cuda_nn.c */
 int cuda_batchnorm_forward_train(void *ctx, float *y, const float *x, const float *gamma,

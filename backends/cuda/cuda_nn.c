@@ -8,7 +8,10 @@
  * followed by the launches of cuda_nn_kernels.cu and cuda_kernels.cu.  Per-channel
  * and per-row statistics go through the context's scratch as double
  * partial sums; the small per-channel coefficient arrays (batch norm) live
- * there too, after the partials.
+ * there too, after the partials.  Batch norm is our own kernels with 64-bit
+ * indices, not cuDNN's (whose int tensor sizes would limit N C L to
+ * INT_MAX), so no batch is split: the training statistics of a split
+ * batch would not be the batch's.
  *
  * Ops whose data decide between success and MLTK_ERR_DATA (labels, ids)
  * run a check kernel and wait for its flag before doing the work, as
