@@ -8,8 +8,13 @@
  * the sgemm roof, which it measures first: the backend's own gemm on a
  * 2048 x 2048 x 2048 product, the best any layer could do.
  *
- * Given a second cpu.so (another build, e.g. of the previous commit), it
- * times both side by side: every repetition runs the op on the baseline
+ * Ops go through the op API of backend.h (mltk_op_gemm, mltk_op_conv2d_*,
+ * mltk_op_pool2d_*) on a struct mltk_backend built here around the
+ * plugin's vtable, so each time includes the core's check of the call (a
+ * microsecond against milliseconds).
+ *
+ * Given a second cpu.so (another build of the same plugin ABI, e.g. of the
+ * previous commit), it times both side by side: every repetition runs the op on the baseline
  * and then on the build under test, so that both see the same load on a
  * shared machine, and the best time of each is reported with their ratio.
  *
@@ -31,9 +36,12 @@
 
 /* ---- plumbing ---- */
 
+/* the plugin's vtable and context as the op API sees them (no core state:
+ * errors go to the log) */
 typedef struct backend {
     const struct mltk_backend_i *bi;
     void *ctx;
+    struct mltk_backend be;
 } backend;
 
 static double now(void)
@@ -77,12 +85,19 @@ static int open_backend(backend *b, const char *path, int threads)
         fprintf(stderr, "conv_roof: no mltk_plugin_cpu in %s\n", path);
         return 1;
     }
-    b->bi = entry()->iface;
+    const struct mltk_plugin *pl = entry();
+    if (pl->abi_major != MLTK_ABI_MAJOR) {
+        fprintf(stderr, "conv_roof: %s was built for plugin ABI %u, this program for %d\n",
+                path, (unsigned)pl->abi_major, MLTK_ABI_MAJOR);
+        return 1;
+    }
+    b->bi = pl->iface;
     mltk_backend_opts o = { .size = sizeof(o), .threads = threads, .device = 0, .seed = 1 };
     if (b->bi->create(&b->ctx, &o, &err)) {
         fprintf(stderr, "conv_roof: %s: %s\n", path, err ? err : "cannot create the backend");
         return 1;
     }
+    b->be = (struct mltk_backend){ .i = b->bi, .ctx = b->ctx, .name = "cpu", .state = NULL };
     return 0;
 }
 
@@ -93,10 +108,14 @@ static double gemm_roof(const backend *b)
     const int64_t n = 2048;
     float *a = falloc(b, (size_t)(n * n)), *bm = falloc(b, (size_t)(n * n));
     float *c = falloc(b, (size_t)(n * n));
+    mltk_tensor ta = mltk_tensor_2d(a, MLTK_F32, n, n), tb = mltk_tensor_2d(bm, MLTK_F32, n, n);
+    mltk_tensor tc = mltk_tensor_2d(c, MLTK_F32, n, n);
+    const mltk_gemm_params gp = { .ta = 0, .tb = 0, .alpha = 1.0f, .beta = 0.0f,
+                                  .act = MLTK_ACT_NONE, .act_alpha = 0.0f };
     double best = 1e30;
     for (int it = 0; it < 4; it++) {
         double t = now();
-        check(b->bi->gemm(b->ctx, 0, 0, n, n, n, 1.0f, a, n, bm, n, 0.0f, c, n), "gemm");
+        check(mltk_op_gemm(&b->be, &tc, &ta, &tb, NULL, &gp), "gemm");
         t = now() - t;
         best = t < best ? t : best;
     }
@@ -114,17 +133,32 @@ typedef struct layer {
     int need_dx;
 } layer;
 
-/* a layer's tensors on one backend */
+/* a layer's tensors on one backend: the buffers and their views */
 typedef struct conv_bufs {
     float *x, *y, *w, *b, *dw, *db;
     void *ws;
+    size_t wsb;
+    mltk_tensor tx, ty, tw, tb, tdw, tdb;
 } conv_bufs;
+
+/* the conv params of a layer: forward with bias and relu */
+static mltk_conv2d_params conv_params(const mltk_conv2d_desc *d)
+{
+    return (mltk_conv2d_params){ .d = *d, .act = MLTK_ACT_RELU, .act_alpha = 0.0f };
+}
+
+static mltk_tensor tensor4(float *p, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    const int64_t dims[4] = { a, b, c, d };
+    return mltk_tensor_make(p, MLTK_F32, 4, dims);
+}
 
 static void conv_bufs_open(conv_bufs *t, const backend *be, const mltk_conv2d_desc *d)
 {
     size_t nx = (size_t)(d->N * d->C * d->H * d->W), ny = (size_t)(d->N * d->K * d->P * d->Q);
     size_t nw = (size_t)(d->K * d->C / d->groups * d->R * d->S);
-    size_t wsb = be->bi->conv2d_workspace(be->ctx, d);
+    const mltk_conv2d_params cp = conv_params(d);
+    size_t wsb = mltk_op_conv2d_workspace(&be->be, &cp, MLTK_F32);
     t->x = falloc(be, nx);
     t->y = falloc(be, ny);
     t->w = falloc(be, nw);
@@ -132,10 +166,17 @@ static void conv_bufs_open(conv_bufs *t, const backend *be, const mltk_conv2d_de
     t->dw = falloc(be, nw);
     t->db = falloc(be, (size_t)d->K);
     t->ws = NULL;
+    t->wsb = wsb;
     if (wsb && be->bi->alloc(be->ctx, wsb, &t->ws)) {
         fprintf(stderr, "conv_roof: cannot allocate %zu bytes of workspace\n", wsb);
         exit(1);
     }
+    t->tx = tensor4(t->x, d->N, d->C, d->H, d->W);
+    t->ty = tensor4(t->y, d->N, d->K, d->P, d->Q);
+    t->tw = tensor4(t->w, d->K, d->C / d->groups, d->R, d->S);
+    t->tdw = tensor4(t->dw, d->K, d->C / d->groups, d->R, d->S);
+    t->tb = mltk_tensor_1d(t->b, MLTK_F32, d->K);
+    t->tdb = mltk_tensor_1d(t->db, MLTK_F32, d->K);
 }
 
 static void conv_bufs_close(conv_bufs *t, const backend *be)
@@ -153,15 +194,17 @@ static void conv_bufs_close(conv_bufs *t, const backend *be)
 /* op `which` (0 fwd, 1 bwd data, 2 bwd filter) once; its seconds */
 static double conv_once(const backend *be, conv_bufs *t, const mltk_conv2d_desc *d, int which)
 {
+    const mltk_conv2d_params cp = conv_params(d);
     double t0 = now();
     if (which == 0)
-        check(be->bi->conv2d_forward(be->ctx, t->y, t->x, t->w, t->b, d, MLTK_ACT_RELU, 0.0f,
-                                     t->ws), "fwd");
+        check(mltk_op_conv2d_forward(&be->be, &t->ty, &t->tx, &t->tw, &t->tb, &cp, t->ws,
+                                     t->wsb), "fwd");
     else if (which == 1)
-        check(be->bi->conv2d_backward_data(be->ctx, t->x, t->y, t->w, d, t->ws), "bwd data");
+        check(mltk_op_conv2d_backward_data(&be->be, &t->tx, &t->ty, &t->tw, &cp, t->ws,
+                                           t->wsb), "bwd data");
     else
-        check(be->bi->conv2d_backward_filter(be->ctx, t->dw, t->db, t->y, t->x, d, t->ws),
-              "bwd filter");
+        check(mltk_op_conv2d_backward_filter(&be->be, &t->tdw, &t->tdb, &t->ty, &t->tx, &cp,
+                                             t->ws, t->wsb), "bwd filter");
     return now() - t0;
 }
 
@@ -193,8 +236,7 @@ static double run_layer(const layer *l, const backend *be, const backend *base, 
            "workspace %.1f MB\n", l->name, (long long)d->N, (long long)d->C,
            (long long)d->H, (long long)d->W, (long long)d->K, (long long)(d->C / d->groups),
            (long long)d->R, (long long)d->S, (long long)d->N, (long long)d->K,
-           (long long)d->P, (long long)d->Q,
-           (double)be->bi->conv2d_workspace(be->ctx, d) / 1048576.0);
+           (long long)d->P, (long long)d->Q, (double)t.wsb / 1048576.0);
     for (int op = 0; op < 3; op++) {
         if (op == 1 && !l->need_dx)
             continue;
@@ -226,10 +268,13 @@ static double run_layer(const layer *l, const backend *be, const backend *base, 
 static void pool_once(const backend *be, float *y, float *x, float *dx,
                       const mltk_pool2d_desc *d, double *tf, double *tb)
 {
+    const mltk_pool2d_params pp = { .kind = MLTK_POOL_MAX, .d = *d };
+    mltk_tensor tx = tensor4(x, d->N, d->C, d->H, d->W), tdx = tensor4(dx, d->N, d->C, d->H, d->W);
+    mltk_tensor ty = tensor4(y, d->N, d->C, d->P, d->Q);
     double t = now();
-    check(be->bi->pool2d_forward(be->ctx, MLTK_POOL_MAX, y, x, d), "pool fwd");
+    check(mltk_op_pool2d_forward(&be->be, &ty, &tx, &pp), "pool fwd");
     double t2 = now();
-    check(be->bi->pool2d_backward(be->ctx, MLTK_POOL_MAX, dx, y, x, y, d), "pool bwd");
+    check(mltk_op_pool2d_backward(&be->be, &tdx, &ty, &tx, &ty, &pp), "pool bwd");
     double t3 = now();
     *tf = t2 - t;
     *tb = t3 - t2;

@@ -104,10 +104,11 @@ static int list_add(st_list *l, const struct mltk_backend *be, const char *name,
     for (int d = 0; d < shape->ndim; d++)
         e->shape[d] = shape->dim[d];
     e->nbytes = bytes;
-    int rc = bytes ? be->i->download(be->ctx, host, dev, bytes) : MLTK_OK;
+    int rc = bytes ? mltk_be_download(be, host, dev, bytes) : MLTK_OK;
     if (rc)
         return mltk_errf(err, rc, "cannot read tensor %s from the %s backend: %s", name,
-                         be->name, mltk_status_str(rc));
+                         be->name, *mltk_backend_error(be) ? mltk_backend_error(be)
+                                                           : mltk_status_str(rc));
     return MLTK_OK;
 }
 
@@ -391,12 +392,13 @@ static int upload_tensor(mltk_session_t *s, const mltk_st_tensor *t, float *dev,
     if (!host)
         return mltk_errf(err, MLTK_ERR_DATA, "%s: tensor '%s' has dtype %s; mltk loads F32, "
                          "F64, F16 and BF16", path, t->name, mltk_st_dtype_name(t->dtype));
-    int rc = numel ? s->be.i->upload(s->be.ctx, dev, host, (size_t)numel * sizeof(float))
+    int rc = numel ? mltk_be_upload(&s->be, dev, host, (size_t)numel * sizeof(float))
                    : MLTK_OK;
     free(host);
     if (rc)
         return mltk_errf(err, rc, "%s: cannot load tensor '%s' into %s memory: %s", path,
-                         t->name, s->be.name, mltk_status_str(rc));
+                         t->name, s->be.name, *mltk_backend_error(&s->be)
+                                              ? mltk_backend_error(&s->be) : mltk_status_str(rc));
     return MLTK_OK;
 }
 

@@ -5,12 +5,19 @@
  * a counter-based stream (so shuffling is the same on every backend) and
  * uploads it, and a batch is then one gather on the backend.
  *
+ * Class labels are checked here, once, when a split is loaded: the ops
+ * that read them (cross-entropy, the batch gather) trust their input, so
+ * a label outside [0, n_classes) is refused naming the split and the
+ * sample before any step runs.  The gathers' indices are the epoch's
+ * permutation of [0, n), in range by construction.
+ *
  * What this is not: a streaming pipeline for data sets larger than device
  * memory (prefetching workers belong to a later change); a split that
  * does not fit fails with a clear out-of-memory message.
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +25,30 @@
 #include "session.h"
 
 /* ---- loading ---------------------------------------------------------------- */
+
+/* n class labels: each >= 0 and, when the data set declares how many
+ * classes it has, < n_classes; the largest and where it first is. */
+static int check_labels(mltk_split *sp, const int32_t *y, int64_t n, const char *name,
+                        char **err)
+{
+    int64_t nc = sp->info.n_classes;
+    sp->label_max = 0;
+    sp->label_max_at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (y[i] < 0)
+            return mltk_errf(err, MLTK_ERR_DATA, "the %s split's sample %" PRId64 " has the "
+                             "negative label %" PRId32, name, i, y[i]);
+        if (nc > 0 && y[i] >= nc)
+            return mltk_errf(err, MLTK_ERR_DATA, "the %s split's sample %" PRId64 " has "
+                             "label %" PRId32 ", outside [0, %" PRId64 ") (the data set's "
+                             "n_classes)", name, i, y[i], nc);
+        if (y[i] > sp->label_max) {
+            sp->label_max = y[i];
+            sp->label_max_at = i;
+        }
+    }
+    return MLTK_OK;
+}
 
 int mltk_split_load(mltk_split *sp, const mltk_section *data, mltk_registry_t *reg,
                     const struct mltk_backend *be, const char *name, int64_t limit,
@@ -63,10 +94,15 @@ int mltk_split_load(mltk_split *sp, const mltk_section *data, mltk_registry_t *r
     rc = ds->read(self, 0, sp->n, hx, hy, &perr);
     if (rc)
         goto out;
-    if (be->i->alloc(be->ctx, xb, &sp->x) || be->i->alloc(be->ctx, yb, &sp->y) ||
-        be->i->alloc(be->ctx, (size_t)sp->n * sizeof(int32_t), (void **)&sp->perm)) {
-        rc = mltk_errf(&perr, MLTK_ERR_NOMEM, "the %s split (%zu bytes) does not fit in %s memory",
-                       name, xb + yb, be->name);
+    if (sp->info.target == MLTK_TARGET_CLASS) {
+        rc = check_labels(sp, hy, sp->n, name, &perr);
+        if (rc)
+            goto out;
+    }
+    if (mltk_be_alloc(be, xb, &sp->x) || mltk_be_alloc(be, yb, &sp->y) ||
+        mltk_be_alloc(be, (size_t)sp->n * sizeof(int32_t), (void **)&sp->perm)) {
+        rc = mltk_errf(&perr, MLTK_ERR_NOMEM, "the %s split (%zu bytes) does not fit in %s "
+                       "memory: %s", name, xb + yb, be->name, mltk_backend_error(be));
         goto out;
     }
     sp->perm_host = malloc((size_t)sp->n * sizeof(int32_t));
@@ -74,9 +110,12 @@ int mltk_split_load(mltk_split *sp, const mltk_section *data, mltk_registry_t *r
         rc = MLTK_ERR_NOMEM;
         goto out;
     }
-    rc = be->i->upload(be->ctx, sp->x, hx, xb);
+    rc = mltk_be_upload(be, sp->x, hx, xb);
     if (!rc)
-        rc = be->i->upload(be->ctx, sp->y, hy, yb);
+        rc = mltk_be_upload(be, sp->y, hy, yb);
+    if (rc)
+        rc = mltk_errf(&perr, rc, "cannot upload the %s split: %s", name,
+                       mltk_backend_error(be));
 out:
     /* a data file that cannot be read is a data problem, whatever failed */
     if (rc == MLTK_ERR_IO)
@@ -100,9 +139,9 @@ out:
 
 void mltk_split_free(mltk_split *sp, const struct mltk_backend *be)
 {
-    if (sp->x) be->i->free(be->ctx, sp->x);
-    if (sp->y) be->i->free(be->ctx, sp->y);
-    if (sp->perm) be->i->free(be->ctx, sp->perm);
+    if (sp->x) mltk_be_free(be, sp->x);
+    if (sp->y) mltk_be_free(be, sp->y);
+    if (sp->perm) mltk_be_free(be, sp->perm);
     free(sp->perm_host);
     memset(sp, 0, sizeof(*sp));
 }
@@ -128,5 +167,5 @@ int mltk_split_shuffle(mltk_split *sp, const struct mltk_backend *be, uint64_t s
             p[j] = t;
         }
     }
-    return be->i->upload(be->ctx, sp->perm, p, (size_t)sp->n * sizeof(int32_t));
+    return mltk_be_upload(be, sp->perm, p, (size_t)sp->n * sizeof(int32_t));
 }

@@ -109,8 +109,9 @@ static int unknown_key(char **err, const char *origin, int line,
 }
 
 
-/* "1" or "1.0": the major version */
-static int parse_abi(const char *s, int *major)
+/* "2" or "2.0": the major version, and the minor when it is written (-1
+ * when not) */
+static int parse_abi(const char *s, int *major, int *minor)
 {
     if (!isdigit((unsigned char)*s))
         return -1;
@@ -119,17 +120,19 @@ static int parse_abi(const char *s, int *major)
     long v = strtol(s, &end, 10);
     if (errno || v > INT_MAX)
         return -1;
+    long mv = -1;
     if (*end == '.') {
         const char *m = end + 1;
         if (!isdigit((unsigned char)*m))
             return -1;
-        strtol(m, &end, 10);
-        if (errno)
+        mv = strtol(m, &end, 10);
+        if (errno || mv > INT_MAX)
             return -1;
     }
     if (*end != '\0')
         return -1;
     *major = (int)v;
+    *minor = (int)mv;
     return 0;
 }
 
@@ -420,6 +423,7 @@ static int desc_from_text(mltk_desc **out, const char *text, const char *origin,
         rc = mltk_errf(err, MLTK_ERR_NOMEM, "%s: out of memory", origin);
         goto out;
     }
+    d->abi_minor = -1;
     if (p.pval[PK_KIND]) {
         d->kind = mltk_kind_parse(p.pval[PK_KIND]);
         if (!d->kind) {
@@ -434,7 +438,7 @@ static int desc_from_text(mltk_desc **out, const char *text, const char *origin,
             goto out;
         }
     }
-    if (p.pval[PK_ABI] && parse_abi(p.pval[PK_ABI], &d->abi)) {
+    if (p.pval[PK_ABI] && parse_abi(p.pval[PK_ABI], &d->abi, &d->abi_minor)) {
         rc = mltk_errf(err, MLTK_ERR_PLUGIN,
                        "%s:%d: [plugin]: abi must be a major version number such as %d, "
                        "got '%s'", origin, p.pline[PK_ABI], MLTK_ABI_MAJOR, p.pval[PK_ABI]);

@@ -70,6 +70,7 @@ typedef struct mltk_desc {
     char *name;
     int   kind;            /* mltk_plugin_kind, 0 for core sections */
     int   abi;             /* major */
+    int   abi_minor;       /* minor as written ("abi = 2.0"), -1 when not */
     char *library;         /* resolved path of the .so (plugins) */
     char *symbol;          /* entry symbol, default mltk_plugin_<name> */
     char *summary;

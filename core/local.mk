@@ -7,7 +7,7 @@
 noinst_LTLIBRARIES = libmltkcore.la
 libmltkcore_la_SOURCES = \
 	core/internal.h core/schema.h core/schema.c \
-	core/util.c core/ini.c core/init.c \
+	core/util.c core/tensor.c core/op.h core/op.c core/ini.c core/init.c \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
 	core/session.h core/model.c core/data.c core/session.c core/train.c \
 	core/checkpoint.c core/ops.c core/nvml.c

@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "session.h"
+#include "op.h"
 
 /* ---- data structures ------------------------------------------------------ */
 
@@ -34,7 +35,7 @@ typedef struct mltk_bentry {
     char      *name;
     size_t     bytes;
     void      *ptr;
-    int        state;     /* persistent float tensor (ABI 1.2): saved, restored */
+    int        state;     /* persistent float tensor: saved, restored */
     mltk_shape shape;     /* its per-layer shape */
     float      init;      /* its value before training */
     int        node;
@@ -165,6 +166,34 @@ const struct mltk_backend *mltk_layer_backend(const mltk_layer_setup_t *s)
     return s->m->be;
 }
 
+int mltk_layer_need_op(mltk_layer_setup_t *s, mltk_op op, mltk_dtype dt, char **err)
+{
+    const mltk_node *n = &s->m->node[s->node];
+    if (mltk_op_supported(s->m->be, op, dt))
+        return MLTK_OK;
+    /* kept, so that the core reports it as it is even when the layer
+     * words its own message around it */
+    char *msg = mltk_strfmt("layer '%s' (%s): backend '%s' does not run op %s in %s", n->name,
+                            n->type, s->m->be->name, mltk_op_name(op), mltk_dtype_name(dt));
+    if (!msg)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+    if (!s->failed) {
+        free(s->fail);
+        s->fail = msg;
+        s->failed = 1;
+    }
+    mltk_errf(err, MLTK_ERR_UNSUPPORTED, "%s", msg);
+    if (s->fail != msg)
+        free(msg);
+    return MLTK_ERR_UNSUPPORTED;
+}
+
+mltk_dtype mltk_layer_precision(const mltk_layer_setup_t *s)
+{
+    (void)s;
+    return MLTK_F32;  /* [run] precision is f32 only, so far */
+}
+
 /* ---- parameter initialisation ------------------------------------------- */
 
 /* A distinct, well-mixed stream per parameter tensor (splitmix64). */
@@ -178,31 +207,31 @@ static uint64_t param_seed(uint64_t seed, int index)
 
 static int init_params(mltk_model *m, uint64_t seed)
 {
-    const struct mltk_backend_i *b = m->be->i;
-    void *ctx = m->be->ctx;
+    const struct mltk_backend *be = m->be;
     /* the padding between tensors too: the optimizer runs over all of it */
-    int rc0 = b->fill(ctx, m->params, 0.0f, m->n_floats);
+    mltk_tensor all = mltk_tensor_1d(m->params, MLTK_F32, m->n_floats);
+    int rc0 = m->n_floats ? mltk_op_fill(be, &all, 0.0f) : MLTK_OK;
     if (rc0)
         return rc0;
     for (int i = 0; i < m->n_pe; i++) {
         mltk_pentry *p = &m->pe[i];
-        float *x = m->params + p->offset;
-        int64_t n = mltk_shape_numel(&p->shape);
+        mltk_tensor x = mltk_tensor_1d(m->params + p->offset, MLTK_F32,
+                                       mltk_shape_numel(&p->shape));
         int rc;
         switch (p->init.kind) {
         case MLTK_INIT_ZEROS:
-            rc = b->fill(ctx, x, 0.0f, n);
+            rc = mltk_op_fill(be, &x, 0.0f);
             break;
         case MLTK_INIT_CONST:
-            rc = b->fill(ctx, x, (float)p->init.a, n);
+            rc = mltk_op_fill(be, &x, (float)p->init.a);
             break;
         case MLTK_INIT_UNIFORM:
-            rc = b->rng_uniform(ctx, x, n, (float)p->init.a, (float)p->init.b,
-                                param_seed(seed, i), 0);
+            rc = mltk_op_rng_uniform(be, &x, (float)p->init.a, (float)p->init.b,
+                                     param_seed(seed, i), 0);
             break;
         case MLTK_INIT_NORMAL:
-            rc = b->rng_normal(ctx, x, n, (float)p->init.a, (float)p->init.b,
-                               param_seed(seed, i), 0);
+            rc = mltk_op_rng_normal(be, &x, (float)p->init.a, (float)p->init.b,
+                                    param_seed(seed, i), 0);
             break;
         default:
             return MLTK_ERR_INVALID;
@@ -210,7 +239,8 @@ static int init_params(mltk_model *m, uint64_t seed)
         if (rc)
             return rc;
     }
-    return b->fill(ctx, m->grads, 0.0f, m->n_floats);
+    mltk_tensor g = mltk_tensor_1d(m->grads, MLTK_F32, m->n_floats);
+    return m->n_floats ? mltk_op_fill(be, &g, 0.0f) : MLTK_OK;
 }
 
 /* ---- memory layout ---------------------------------------------------------- */
@@ -223,7 +253,7 @@ static int64_t round16(int64_t n)
 static int be_alloc_floats(const struct mltk_backend *be, int64_t n, float **p)
 {
     void *v = NULL;
-    int rc = be->i->alloc(be->ctx, (size_t)(n > 0 ? n : 1) * sizeof(float), &v);
+    int rc = mltk_be_alloc(be, (size_t)(n > 0 ? n : 1) * sizeof(float), &v);
     *p = v;
     return rc;
 }
@@ -245,15 +275,19 @@ static int layout_params(mltk_model *m, char **err)
     if (be_alloc_floats(m->be, off, &m->params) ||
         be_alloc_floats(m->be, off, &m->grads))
         return mltk_errf(err, MLTK_ERR_NOMEM,
-                         "cannot allocate %lld parameters on backend '%s'",
-                         (long long)off, m->be->name);
+                         "cannot allocate %lld parameters on backend '%s': %s",
+                         (long long)off, m->be->name, mltk_backend_error(m->be));
     for (int i = 0; i < m->n_bu; i++) {
-        if (m->be->i->alloc(m->be->ctx, m->bu[i].bytes, &m->bu[i].ptr))
-            return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate buffer %s (%zu bytes)",
-                             m->bu[i].name, m->bu[i].bytes);
-        if (m->bu[i].state && m->be->i->fill(m->be->ctx, m->bu[i].ptr, m->bu[i].init,
-                                             mltk_shape_numel(&m->bu[i].shape)))
-            return mltk_errf(err, MLTK_ERR_BACKEND, "cannot initialise %s", m->bu[i].name);
+        if (mltk_be_alloc(m->be, m->bu[i].bytes, &m->bu[i].ptr))
+            return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate buffer %s (%zu bytes): %s",
+                             m->bu[i].name, m->bu[i].bytes, mltk_backend_error(m->be));
+        if (!m->bu[i].state)
+            continue;
+        mltk_tensor st = mltk_tensor_1d(m->bu[i].ptr, MLTK_F32,
+                                        mltk_shape_numel(&m->bu[i].shape));
+        if (mltk_op_fill(m->be, &st, m->bu[i].init))
+            return mltk_errf(err, MLTK_ERR_BACKEND, "cannot initialise %s: %s", m->bu[i].name,
+                             mltk_backend_error(m->be));
     }
     return MLTK_OK;
 }
@@ -272,17 +306,25 @@ static int alloc_node_views(mltk_node *n)
     return MLTK_OK;
 }
 
+/* A contiguous view of `shape` at data. */
+static mltk_tensor view(void *data, mltk_shape shape, mltk_dtype dt)
+{
+    return (mltk_tensor){ .data = data, .shape = shape, .dtype = dt };
+}
+
+/* Parameters and gradients as f32 views of their per-layer shapes;
+ * persistent state likewise; scratch buffers as 1-d u8 byte tensors. */
 static void fill_static_views(mltk_model *m, mltk_node *n)
 {
     for (int j = 0; j < n->n_params; j++) {
         mltk_pentry *p = &m->pe[n->p_first + j];
-        n->p_t[j] = (mltk_tensor){ m->params + p->offset, p->shape, MLTK_F32 };
-        n->g_t[j] = (mltk_tensor){ m->grads + p->offset, p->shape, MLTK_F32 };
+        n->p_t[j] = view(m->params + p->offset, p->shape, MLTK_F32);
+        n->g_t[j] = view(m->grads + p->offset, p->shape, MLTK_F32);
     }
     for (int j = 0; j < n->n_buffers; j++) {
         mltk_bentry *b = &m->bu[n->b_first + j];
-        n->b_t[j] = b->state ? (mltk_tensor){ b->ptr, b->shape, MLTK_F32 }
-                             : (mltk_tensor){ b->ptr, { 1, { (int64_t)b->bytes } }, MLTK_U8 };
+        n->b_t[j] = b->state ? view(b->ptr, b->shape, MLTK_F32)
+                             : mltk_tensor_1d(b->ptr, MLTK_U8, (int64_t)b->bytes);
     }
 }
 
@@ -341,6 +383,18 @@ static int setup_node(mltk_model *m, int idx, char **err)
     int rc = n->iface->setup(n->self, &s, n->n_in, n->in_shape, &n->out_shape, &perr);
     if (rc == MLTK_OK && mltk_shape_numel(&n->out_shape) <= 0)
         rc = mltk_errf(&perr, MLTK_ERR_SHAPE, "produced an empty output shape");
+    if (rc && s.failed && rc == MLTK_ERR_UNSUPPORTED) {
+        /* an op the backend lacks (mltk_layer_need_op): its message names
+         * the layer already; the config line goes in front */
+        if (n->sec)
+            mltk_errf(err, rc, "%s:%d: %s", m->cfg->path, n->sec->line, s.fail);
+        else
+            mltk_errf(err, rc, "%s", s.fail);
+        free(perr);
+        free(s.fail);
+        return rc;
+    }
+    free(s.fail);
     if (rc) {
         char buf[128];
         const char *where = n->sec ? mltk_params_where(n->sec->params) : n->name;
@@ -520,11 +574,11 @@ void mltk_model_destroy(mltk_model *m)
         mltk_node *n = &m->node[i];
         if (n->iface && n->iface->destroy && n->self)
             n->iface->destroy(n->self);
-        if (n->y) be->i->free(be->ctx, n->y);
-        if (n->dy) be->i->free(be->ctx, n->dy);
+        if (n->y) mltk_be_free(be, n->y);
+        if (n->dy) mltk_be_free(be, n->dy);
         for (int j = 0; n->edge && j < n->n_in; j++)
             if (n->edge[j])
-                be->i->free(be->ctx, n->edge[j]);
+                mltk_be_free(be, n->edge[j]);
         free(n->edge);
         free(n->src);
         free(n->in_shape);
@@ -538,11 +592,11 @@ void mltk_model_destroy(mltk_model *m)
         free(m->pe[i].name);
     for (int i = 0; i < m->n_bu; i++) {
         if (m->bu[i].ptr)
-            be->i->free(be->ctx, m->bu[i].ptr);
+            mltk_be_free(be, m->bu[i].ptr);
         free(m->bu[i].name);
     }
-    if (m->params) be->i->free(be->ctx, m->params);
-    if (m->grads) be->i->free(be->ctx, m->grads);
+    if (m->params) mltk_be_free(be, m->params);
+    if (m->grads) mltk_be_free(be, m->grads);
     free(m->pe);
     free(m->seg_off);
     free(m->bu);
@@ -557,18 +611,32 @@ static void fill_run(mltk_model *m, mltk_node *n, mltk_layer_run *r, const void 
 {
     for (int j = 0; j < n->n_in; j++) {
         int s = n->src[j];
-        n->x_t[j] = (mltk_tensor){ s < 0 ? (void *)x : m->node[s].y,
-                                   batched(&n->in_shape[j], batch), MLTK_F32 };
+        n->x_t[j] = view(s < 0 ? (void *)x : m->node[s].y, batched(&n->in_shape[j], batch),
+                         MLTK_F32);
         void *d = NULL;
         if (s >= 0)
             d = n->edge[j] ? n->edge[j] : m->node[s].dy;
-        n->dx_t[j] = (mltk_tensor){ d, batched(&n->in_shape[j], batch), MLTK_F32 };
+        n->dx_t[j] = view(d, batched(&n->in_shape[j], batch), MLTK_F32);
     }
     *r = (mltk_layer_run){
         .be = m->be, .mode = mode, .batch = batch, .n_in = n->n_in,
         .x = n->x_t, .dx = n->dx_t, .params = n->p_t, .grads = n->g_t,
         .buffers = n->b_t, .seed = m->seed, .step = step, .frozen = n->frozen,
+        .params_lp = NULL,  /* f32 runs: the layers read params */
     };
+}
+
+/* "layer 'conv1' (conv2d): forward: cuda: cuDNN: ...": the backend's
+ * message (which names the backend) when an op of the layer's failed,
+ * else the status. */
+static int layer_failed(const mltk_model *m, const mltk_node *n, const char *what, int rc,
+                        char **err)
+{
+    const char *why = mltk_backend_error(m->be);
+    if (why && *why)
+        return mltk_errf(err, rc, "layer '%s' (%s): %s: %s", n->name, n->type, what, why);
+    return mltk_errf(err, rc, "layer '%s' (%s): %s failed: %s", n->name, n->type, what,
+                     mltk_status_str(rc));
 }
 
 int mltk_model_forward(mltk_model *m, const void *x, int64_t batch, mltk_mode mode,
@@ -582,19 +650,18 @@ int mltk_model_forward(mltk_model *m, const void *x, int64_t batch, mltk_mode mo
         mltk_node *n = &m->node[i];
         mltk_layer_run r;
         fill_run(m, n, &r, x, batch, mode, step);
-        mltk_tensor y = { n->y, batched(&n->out_shape, batch), MLTK_F32 };
+        mltk_tensor y = view(n->y, batched(&n->out_shape, batch), MLTK_F32);
         r.y = &y;
+        mltk_backend_clear_error(m->be);
         int rc = n->iface->forward(n->self, &r);
         if (rc)
-            return mltk_errf(err, rc, "layer '%s' (%s): forward failed: %s", n->name,
-                             n->type, mltk_status_str(rc));
+            return layer_failed(m, n, "forward", rc, err);
     }
     return MLTK_OK;
 }
 
 int mltk_model_backward(mltk_model *m, int64_t batch, uint64_t step, char **err)
 {
-    const struct mltk_backend_i *b = m->be->i;
     for (int i = m->n_node - 1; i >= 0; i--) {
         mltk_node *n = &m->node[i];
         int rc;
@@ -607,23 +674,26 @@ int mltk_model_backward(mltk_model *m, int64_t batch, uint64_t step, char **err)
                 for (int j = 0; j < c->n_in; j++) {
                     if (c->src[j] != i)
                         continue;
-                    rc = b->axpby(m->be->ctx, n->dy, 1.0f, c->edge[j], first ? 0.0f : 1.0f, sz);
+                    mltk_tensor dy = mltk_tensor_1d(n->dy, MLTK_F32, sz);
+                    mltk_tensor e = mltk_tensor_1d(c->edge[j], MLTK_F32, sz);
+                    rc = mltk_op_axpby(m->be, &dy, 1.0f, &e, first ? 0.0f : 1.0f);
                     if (rc)
-                        return mltk_errf(err, rc, "layer '%s': summing gradients failed", n->name);
+                        return mltk_errf(err, rc, "layer '%s': summing gradients failed: %s",
+                                         n->name, mltk_backend_error(m->be));
                     first = 0;
                 }
             }
         }
         mltk_layer_run r;
         fill_run(m, n, &r, m->last_x, batch, MLTK_TRAIN, step);
-        mltk_tensor y = { n->y, batched(&n->out_shape, batch), MLTK_F32 };
-        mltk_tensor dy = { n->dy, batched(&n->out_shape, batch), MLTK_F32 };
+        mltk_tensor y = view(n->y, batched(&n->out_shape, batch), MLTK_F32);
+        mltk_tensor dy = view(n->dy, batched(&n->out_shape, batch), MLTK_F32);
         r.y = &y;
         r.dy = &dy;
+        mltk_backend_clear_error(m->be);
         rc = n->iface->backward(n->self, &r);
         if (rc)
-            return mltk_errf(err, rc, "layer '%s' (%s): backward failed: %s", n->name,
-                             n->type, mltk_status_str(rc));
+            return layer_failed(m, n, "backward", rc, err);
     }
     return MLTK_OK;
 }
@@ -635,7 +705,7 @@ int mltk_model_backward(mltk_model *m, int64_t batch, uint64_t step, char **err)
 static int all_finite(const mltk_model *m, const float *dev, int64_t n)
 {
     float *h = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!h || m->be->i->download(m->be->ctx, h, dev, (size_t)n * sizeof(float))) {
+    if (!h || mltk_be_download(m->be, h, dev, (size_t)n * sizeof(float))) {
         free(h);
         return -1;
     }
@@ -842,9 +912,11 @@ int mltk_single_layer_create(mltk_single_layer **out, const struct mltk_layer_i 
             char *perr = NULL;
             rc = iface->setup(self, &s, n_in, in, &n->out_shape, &perr);
             if (rc) {
-                mltk_errf(err, rc, "setup: %s", perr ? perr : mltk_status_str(rc));
+                const char *why = s.failed && rc == MLTK_ERR_UNSUPPORTED ? s.fail : perr;
+                mltk_errf(err, rc, "setup: %s", why ? why : mltk_status_str(rc));
                 free(perr);
             }
+            free(s.fail);
         }
         if (rc == MLTK_OK)
             rc = layout_params(m, err);

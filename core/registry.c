@@ -428,6 +428,19 @@ static int find_entry(const mltk_registry_t *reg, const char *name, int kind,
     return MLTK_OK;
 }
 
+/* ABI 1 (raw float pointers, one vtable member per op) ended with ABI 2;
+ * such a plugin only needs a rebuild.  `minor` < 0: not declared. */
+static int abi1_refused(const char *name, int minor, const char *what, const char *path,
+                        char **err)
+{
+    if (minor < 0)
+        return mltk_errf(err, MLTK_ERR_ABI, "plugin '%s' was built for plugin ABI 1; rebuild "
+                         "it against mltk %d headers (%s %s)", name, MLTK_ABI_MAJOR, what, path);
+    return mltk_errf(err, MLTK_ERR_ABI, "plugin '%s' was built for plugin ABI 1.%d; rebuild "
+                     "it against mltk %d headers (%s %s)", name, minor, MLTK_ABI_MAJOR, what,
+                     path);
+}
+
 int mltk_registry_find(const mltk_registry_t *reg, const char *name, int kind,
                        const mltk_desc **d, char **err)
 {
@@ -436,6 +449,8 @@ int mltk_registry_find(const mltk_registry_t *reg, const char *name, int kind,
     int rc = find_entry(reg, name, kind, &e, err);
     if (rc)
         return rc;
+    if (e->d->abi == 1)
+        return abi1_refused(name, e->d->abi_minor, "descriptor", e->d->path, err);
     if (e->d->abi != MLTK_ABI_MAJOR)
         return mltk_errf(err, MLTK_ERR_ABI,
                          "plugin '%s' was built for ABI %d, this mltk speaks ABI %d.%d "
@@ -447,8 +462,8 @@ int mltk_registry_find(const mltk_registry_t *reg, const char *name, int kind,
 
 /* ---- loading ---------------------------------------------------------------- */
 
-/* the minimum of each vtable (ABI 1.0; schedules 1.1), and its members that
- * may not be NULL */
+/* the minimum of each vtable (ABI 2.0), and its members that may not be
+ * NULL */
 typedef struct member {
     const char *name;
     size_t      off;
@@ -483,8 +498,9 @@ static const member backend_req[] = {
     M(struct mltk_backend_i, probe), M(struct mltk_backend_i, create),
     M(struct mltk_backend_i, destroy), M(struct mltk_backend_i, alloc),
     M(struct mltk_backend_i, free), M(struct mltk_backend_i, upload),
-    M(struct mltk_backend_i, download), M(struct mltk_backend_i, sync),
-    { NULL, 0 }
+    M(struct mltk_backend_i, download), M(struct mltk_backend_i, copy),
+    M(struct mltk_backend_i, sync), M(struct mltk_backend_i, supports),
+    M(struct mltk_backend_i, run), { NULL, 0 }
 };
 
 static size_t vtable_min_size(int kind, const member **req, const char **sname)
@@ -506,14 +522,14 @@ static size_t vtable_min_size(int kind, const member **req, const char **sname)
         *req = dataset_req;
         *sname = "mltk_dataset_i";
         return END_OF(struct mltk_dataset_i, read);
-    case MLTK_KIND_SCHEDULE:  /* ABI 1.1: observe is optional */
+    case MLTK_KIND_SCHEDULE:  /* observe and the state pair are optional */
         *req = schedule_req;
         *sname = "mltk_schedule_i";
         return END_OF(struct mltk_schedule_i, lr);
     case MLTK_KIND_BACKEND:
         *req = backend_req;
         *sname = "mltk_backend_i";
-        return END_OF(struct mltk_backend_i, get_proc);
+        return END_OF(struct mltk_backend_i, run);  /* workspace, get_proc optional */
     }
     *req = NULL;
     *sname = "?";
@@ -527,6 +543,8 @@ static int check_plugin(const mltk_desc *d, const struct mltk_plugin *pl, char *
         return mltk_errf(err, MLTK_ERR_PLUGIN, "plugin '%s': %s() in %s returned NULL",
                          d->name, d->symbol, d->library);
     /* abi_major, abi_minor and size come first in every ABI version */
+    if (pl->abi_major == 1)
+        return abi1_refused(d->name, (int)pl->abi_minor, "library", d->library, err);
     if (pl->abi_major != MLTK_ABI_MAJOR)
         return mltk_errf(err, MLTK_ERR_ABI,
                          "plugin '%s' was built for ABI %u.%u, this mltk speaks ABI %d.%d "
@@ -567,9 +585,9 @@ static int check_plugin(const mltk_desc *d, const struct mltk_plugin *pl, char *
     memcpy(&size, pl->iface, sizeof size);
     if (size < min)
         return mltk_errf(err, MLTK_ERR_ABI,
-                         "plugin '%s': struct %s in %s is %u bytes, ABI %d.%d needs at "
+                         "plugin '%s': struct %s in %s is %u bytes, ABI %d.0 needs at "
                          "least %zu", d->name, sname, d->library, (unsigned)size,
-                         MLTK_ABI_MAJOR, d->kind == MLTK_KIND_SCHEDULE ? 1 : 0, min);
+                         MLTK_ABI_MAJOR, min);
     for (const member *m = req; m && m->name; m++) {
         void (*fp)(void);
         memcpy(&fp, (const char *)pl->iface + m->off, sizeof fp);

@@ -38,6 +38,8 @@ const char mltk_schema_train[] =
     "doc = rollback multiplies the learning rate by this factor\n"
     "[param.max_skips]\ntype = int\nmin = 0\ndefault = 10\n"
     "doc = skip_step and rollback give up and stop after this many non-finite steps\n"
+    "[param.check_every]\ntype = int\nmin = 1\nmax = 100000\ndefault = 50\n"
+    "doc = read losses and gradient checks back from the device every N steps and at epoch ends; 1 reads each step; N > 1 keeps a device copy of the state\n"
     "[param.spike_window]\ntype = int\nmin = 2\ndefault = 100\n"
     "doc = steps of loss history for spike detection\n"
     "[param.spike_zscore]\ntype = float\nmin = 0\ndefault = 6\n"

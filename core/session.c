@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <inttypes.h>
 
 #include "session.h"
+#include "op.h"
 
 /* ---- backends ------------------------------------------------------------------- */
 
@@ -23,27 +25,40 @@ int mltk_backend_open(struct mltk_backend *be, mltk_registry_t *reg, const char 
     int rc = mltk_registry_load(reg, name, MLTK_KIND_BACKEND, (const void **)&bi, err);
     if (rc)
         return rc;
-    if (bi->size < offsetof(struct mltk_backend_i, get_proc))
-        return mltk_errf(err, MLTK_ERR_ABI, "backend '%s': vtable too small (%u bytes)",
-                         name, bi->size);
+    /* the registry checked the same; a backend opened here is never
+     * asked for a member it does not have */
+    size_t need = offsetof(struct mltk_backend_i, run) + sizeof(bi->run);
+    if (bi->size < need)
+        return mltk_errf(err, MLTK_ERR_ABI, "backend '%s': vtable too small (%u bytes, ABI "
+                         "%d.0 needs at least %zu); rebuild it against mltk %d headers", name,
+                         bi->size, MLTK_ABI_MAJOR, need, MLTK_ABI_MAJOR);
+    if (!bi->supports || !bi->run)
+        return mltk_errf(err, MLTK_ERR_ABI, "backend '%s': its vtable has no '%s' (every ABI "
+                         "%d backend runs the op table through supports and run)", name,
+                         bi->supports ? "run" : "supports", MLTK_ABI_MAJOR);
     char *why = NULL;
-    if (!bi->probe(&why)) {
+    if (!bi->probe(opts, &why)) {
         rc = mltk_errf(err, MLTK_ERR_BACKEND, "%s", why ? why : "probe failed");
         free(why);
         return rc;
     }
     free(why);
+    struct mltk_backend_state *st = mltk_backend_state_new();
+    if (!st)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "backend '%s': out of memory", name);
     void *ctx = NULL;
     char *cerr = NULL;
     rc = bi->create(&ctx, opts, &cerr);
     if (rc) {
         mltk_errf(err, rc, "%s", cerr ? cerr : mltk_status_str(rc));
         free(cerr);
+        mltk_backend_state_free(st);
         return rc;
     }
     be->i = bi;
     be->ctx = ctx;
     be->name = name;
+    be->state = st;
     return MLTK_OK;
 }
 
@@ -51,6 +66,7 @@ void mltk_backend_close(struct mltk_backend *be)
 {
     if (be->i && be->ctx)
         be->i->destroy(be->ctx);
+    mltk_backend_state_free(be->state);
     memset(be, 0, sizeof(*be));
 }
 
@@ -102,6 +118,56 @@ static int select_backend(mltk_session_t *s, const mltk_section *run, char **err
                      run ? mltk_params_where(run->params) : s->cfg->path, list, skipped);
 }
 
+/* The ops the core runs itself (initialisation, batches, sums, checks),
+ * asked of the backend before anything is built so that a backend that
+ * lacks one is refused with its name rather than at the first step. */
+static int check_core_ops(mltk_session_t *s, char **err)
+{
+    static const mltk_op f32_ops[] = {
+        MLTK_OP_FILL, MLTK_OP_AXPBY, MLTK_OP_SUMSQ, MLTK_OP_NONFINITE,
+        MLTK_OP_GATHER_ROWS, MLTK_OP_RNG_UNIFORM, MLTK_OP_RNG_NORMAL,
+    };
+    int classify = s->train.info.target == MLTK_TARGET_CLASS;
+    mltk_op op = MLTK_OP_NONE;
+    mltk_dtype dt = MLTK_F32;
+    for (size_t i = 0; i < sizeof f32_ops / sizeof *f32_ops && op == MLTK_OP_NONE; i++)
+        if (!mltk_op_supported(&s->be, f32_ops[i], MLTK_F32))
+            op = f32_ops[i];
+    if (op == MLTK_OP_NONE && classify
+        && !mltk_op_supported(&s->be, MLTK_OP_COUNT_CORRECT, MLTK_F32))
+        op = MLTK_OP_COUNT_CORRECT;
+    if (op == MLTK_OP_NONE && classify
+        && !mltk_op_supported(&s->be, MLTK_OP_GATHER_ROWS, MLTK_I32)) {
+        op = MLTK_OP_GATHER_ROWS;
+        dt = MLTK_I32;
+    }
+    if (op == MLTK_OP_NONE)
+        return MLTK_OK;
+    return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "%s: backend '%s' does not run op %s in %s, "
+                     "which training needs", s->cfg->path, s->be.name, mltk_op_name(op),
+                     mltk_dtype_name(dt));
+}
+
+/* Class labels against the model's output: every label of both splits
+ * must index a logit (the data set's n_classes may be 0, and the test
+ * split's labels were only checked against its own). */
+static int check_labels(mltk_session_t *s, const mltk_section *data, char **err)
+{
+    const mltk_shape *out = mltk_model_output_shape(s->model);
+    if (s->train.info.target != MLTK_TARGET_CLASS || out->ndim != 1)
+        return MLTK_OK;
+    const mltk_split *sp[2] = { &s->train, &s->test };
+    static const char *const name[2] = { "train", "test" };
+    for (int i = 0; i < 2; i++)
+        if (sp[i]->label_max >= out->dim[0])
+            return mltk_errf(err, MLTK_ERR_DATA, "%s: %s split: sample %" PRId64 " has "
+                             "label %" PRId32 ", but the model has %" PRId64 " outputs "
+                             "(classes 0..%" PRId64 ")", mltk_params_where(data->params),
+                             name[i], sp[i]->label_max_at, sp[i]->label_max, out->dim[0],
+                             out->dim[0] - 1);
+    return MLTK_OK;
+}
+
 /* ---- loss and optimizer ----------------------------------------------------------- */
 
 static int open_loss(mltk_session_t *s, char **err)
@@ -145,8 +211,6 @@ static int open_optimizer(mltk_session_t *s, char **err)
         return rc;
     }
     s->lr = mltk_params_has(sec->params, "lr") ? mltk_params_float(sec->params, "lr") : 0.0;
-    s->opt_step2 = s->opt->size >= offsetof(struct mltk_optimizer_i, step2)
-                                   + sizeof(s->opt->step2) && s->opt->step2;
     s->opt_slots = s->opt->state_slots(s->opt_self);
     if (s->opt_slots < 0 || s->opt_slots > 8)
         return mltk_errf(err, MLTK_ERR_PLUGIN, "optimizer '%s' asks for %d state slots (0..8)",
@@ -155,24 +219,27 @@ static int open_optimizer(mltk_session_t *s, char **err)
     mltk_model_params(s->model, &n);
     for (int i = 0; i < s->opt_slots; i++) {
         void *p = NULL;
-        if (s->be.i->alloc(s->be.ctx, (size_t)n * sizeof(float), &p))
-            return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate optimizer state");
+        if (mltk_be_alloc(&s->be, (size_t)(n > 0 ? n : 1) * sizeof(float), &p))
+            return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate optimizer state: %s",
+                             mltk_backend_error(&s->be));
         s->opt_state[i] = p;
-        rc = s->be.i->fill(s->be.ctx, p, 0.0f, n);
+        mltk_tensor t = mltk_tensor_1d(p, MLTK_F32, n);
+        rc = n > 0 ? mltk_op_fill(&s->be, &t, 0.0f) : MLTK_OK;
         if (rc)
-            return rc;
+            return mltk_errf(err, rc, "cannot zero the optimizer state: %s",
+                             mltk_backend_error(&s->be));
     }
     return MLTK_OK;
 }
 
 /* ---- per-layer rates and gradient clipping ---------------------------------------- */
 
-/* The step2 scratch, and the per-element rate factor when a layer has
- * lr_mult != 1 or freeze = true (each tensor's segment, padding included,
- * filled with its factor; NULL otherwise, the optimizers' fast path). */
+/* The optimizer's scratch (2 floats per parameter tensor), and the
+ * per-element rate factor when a layer has lr_mult != 1 or freeze = true
+ * (each tensor's segment, padding included, filled with its factor; NULL
+ * otherwise, the optimizers' fast path). */
 static int setup_rates(mltk_session_t *s, char **err)
 {
-    const struct mltk_backend_i *b = s->be.i;
     int n_seg = 0;
     int64_t n;
     mltk_model_params(s->model, &n);
@@ -183,26 +250,22 @@ static int setup_rates(mltk_session_t *s, char **err)
         scaled |= mltk_model_segment_lr_mult(s->model, i) != 1.0;
         s->any_frozen |= mltk_model_segment_frozen(s->model, i);
     }
-    if (s->opt_step2 && b->alloc(s->be.ctx, (size_t)(2 * n_seg + 2) * sizeof(float),
-                                 (void **)&s->opt_scratch))
-        return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate optimizer scratch");
+    if (mltk_be_alloc(&s->be, (size_t)(2 * n_seg + 2) * sizeof(float),
+                      (void **)&s->opt_scratch))
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate optimizer scratch: %s",
+                         mltk_backend_error(&s->be));
     if (!scaled)
         return MLTK_OK;
-    const mltk_section *sec = mltk_config_section(s->cfg, "optimizer");
-    if (!s->opt_step2)
-        return mltk_errf(err, MLTK_ERR_CONFIG,
-                         "%s: lr_mult and freeze need an optimizer with a per-element rate "
-                         "(ABI 1.1 step2), which '%s' lacks", mltk_params_where(sec->params),
-                         mltk_params_str(sec->params, "type"));
-    if (b->alloc(s->be.ctx, (size_t)(n > 0 ? n : 1) * sizeof(float), (void **)&s->lr_scale))
-        return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate the per-layer rates");
+    if (mltk_be_alloc(&s->be, (size_t)(n > 0 ? n : 1) * sizeof(float), (void **)&s->lr_scale))
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate the per-layer rates: %s",
+                         mltk_backend_error(&s->be));
     for (int i = 0; i < n_seg; i++) {
-        int rc = b->fill(s->be.ctx, s->lr_scale + s->seg_off[i],
-                         (float)mltk_model_segment_lr_mult(s->model, i),
-                         s->seg_off[i + 1] - s->seg_off[i]);
+        mltk_tensor seg = mltk_tensor_1d(s->lr_scale + s->seg_off[i], MLTK_F32,
+                                         s->seg_off[i + 1] - s->seg_off[i]);
+        int rc = mltk_op_fill(&s->be, &seg, (float)mltk_model_segment_lr_mult(s->model, i));
         if (rc)
             return mltk_errf(err, rc, "filling the per-layer rates failed: %s",
-                             mltk_status_str(rc));
+                             mltk_backend_error(&s->be));
     }
     return MLTK_OK;
 }
@@ -211,13 +274,48 @@ static int setup_clipping(mltk_session_t *s, const mltk_section *train, char **e
 {
     s->clip_norm = train ? mltk_params_float(train->params, "clip_norm") : 0.0;
     s->clip_value = train ? mltk_params_float(train->params, "clip_value") : 0.0;
-    if ((s->clip_norm > 0.0 && (!MLTK_BACKEND_HAS(&s->be, scale_to_norm)
-                                || !s->be.i->sumsq)) ||
-        (s->clip_value > 0.0 && !MLTK_BACKEND_HAS(&s->be, clamp)))
+    mltk_op lacking = MLTK_OP_NONE;
+    if (s->clip_value > 0.0 && !mltk_op_supported(&s->be, MLTK_OP_CLAMP, MLTK_F32))
+        lacking = MLTK_OP_CLAMP;
+    if (s->clip_norm > 0.0 && !mltk_op_supported(&s->be, MLTK_OP_SCALE_TO_NORM, MLTK_F32))
+        lacking = MLTK_OP_SCALE_TO_NORM;
+    if (lacking != MLTK_OP_NONE)
         return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "%s: backend '%s' cannot clip gradients (no %s op)",
-                         mltk_params_where(train->params), s->be.name,
-                         s->clip_norm > 0.0 ? "scale_to_norm" : "clamp");
+                         "%s: backend '%s' cannot clip gradients (it does not run op %s in "
+                         "f32)", mltk_params_where(train->params), s->be.name,
+                         mltk_op_name(lacking));
+    return MLTK_OK;
+}
+
+/* ---- the window of steps read back at once ---------------------------------------- */
+
+/* The host side of the per-step records and, when a window holds more
+ * than one step, the device copy of everything a step changes, taken at
+ * the start of each window: a non-finite step found when the window is
+ * read back sends the run back there (train.c). */
+static int setup_window(mltk_session_t *s, char **err)
+{
+    s->win = calloc((size_t)s->check_every, sizeof(*s->win));
+    s->win_host = calloc((size_t)(MLTK_SCALARS_HEAD + 3 * s->check_every), sizeof(float));
+    if (!s->win || !s->win_host)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+    if (s->check_every == 1)
+        return MLTK_OK;
+    int64_t n;
+    mltk_model_params(s->model, &n);
+    int64_t total = n * (1 + s->opt_slots) + 1;
+    int nt = mltk_model_n_tensors(s->model);
+    for (int i = 0; i < nt; i++) {
+        mltk_model_named t;
+        if (!mltk_model_tensor(s->model, i, &t) && t.state)
+            total += mltk_shape_numel(&t.shape);
+    }
+    s->snap_n = total;
+    if (mltk_be_alloc(&s->be, (size_t)total * sizeof(float), (void **)&s->snap))
+        return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate the copy of the training state "
+                         "(%lld floats) that [train] check_every = %lld keeps; check_every = 1 "
+                         "needs none: %s", (long long)total, (long long)s->check_every,
+                         mltk_backend_error(&s->be));
     return MLTK_OK;
 }
 
@@ -304,10 +402,11 @@ static int setup_augment(mltk_session_t *s, const mltk_section *data, char **err
                          "%s:%d: %s applies to images (C, H, W); these samples have %d "
                          "dimension(s)", s->cfg->path, key_line(data->params, key), key,
                          s->train.info.x_shape.ndim);
-    if (!MLTK_BACKEND_HAS(&s->be, gather_augment_2d))
+    if (!mltk_op_supported(&s->be, MLTK_OP_GATHER_AUGMENT_2D, MLTK_F32))
         return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "%s:%d: backend '%s' cannot augment images (no gather_augment_2d)",
-                         s->cfg->path, key_line(data->params, key), s->be.name);
+                         "%s:%d: backend '%s' cannot augment images (it does not run op %s "
+                         "in f32)", s->cfg->path, key_line(data->params, key), s->be.name,
+                         mltk_op_name(MLTK_OP_GATHER_AUGMENT_2D));
     return MLTK_OK;
 }
 
@@ -331,6 +430,10 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
     s->batch_size = train ? mltk_params_int(train->params, "batch_size") : 32;
     s->epochs = train ? (int)mltk_params_int(train->params, "epochs") : 10;
     s->shuffle = train ? mltk_params_bool(train->params, "shuffle") : 1;
+    s->check_every = train ? mltk_params_int(train->params, "check_every") : 50;
+    if (s->check_every < 1)
+        s->check_every = 1;
+    s->replay_to = -1;
     if (s->opts.epochs > 0)
         s->epochs = s->opts.epochs;
     /* --quiet/--verbose, else a [log] level the user wrote, else the
@@ -355,12 +458,16 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
         rc = mltk_errf(err, MLTK_ERR_DATA, "%s: train and test samples differ in shape",
                        mltk_params_where(data->params));
     if (!rc)
+        rc = check_core_ops(s, err);
+    if (!rc)
         rc = setup_augment(s, data, err);
     if (!rc)
         rc = mltk_model_create(&s->model, cfg, reg, &s->be, &s->train.info.x_shape,
                                s->batch_size, s->seed, err);
     if (!rc)
         rc = open_loss(s, err);
+    if (!rc)
+        rc = check_labels(s, data, err);
     if (!rc)
         rc = open_optimizer(s, err);
     if (!rc)
@@ -375,11 +482,15 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
     if (!rc) {
         size_t xb = (size_t)s->batch_size * (size_t)s->train.x_numel * sizeof(float);
         size_t yb = (size_t)s->batch_size * s->train.y_bytes;
-        if (s->be.i->alloc(s->be.ctx, xb, (void **)&s->xb) ||
-            s->be.i->alloc(s->be.ctx, yb, &s->yb) ||
-            s->be.i->alloc(s->be.ctx, 8 * sizeof(float), (void **)&s->scalars))
-            rc = mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate batch buffers");
+        size_t nsc = (size_t)(MLTK_SCALARS_HEAD + 3 * s->check_every);
+        if (mltk_be_alloc(&s->be, xb, (void **)&s->xb) ||
+            mltk_be_alloc(&s->be, yb, &s->yb) ||
+            mltk_be_alloc(&s->be, nsc * sizeof(float), (void **)&s->scalars))
+            rc = mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate batch buffers: %s",
+                           mltk_backend_error(&s->be));
     }
+    if (!rc)
+        rc = setup_window(s, err);
     if (rc) {
         mltk_session_destroy(s);
         return rc;
@@ -409,12 +520,13 @@ void mltk_session_destroy(mltk_session_t *s)
         struct mltk_backend *be = &s->be;
         for (int i = 0; i < s->opt_slots && i < 8; i++)
             if (s->opt_state[i])
-                be->i->free(be->ctx, s->opt_state[i]);
-        if (s->xb) be->i->free(be->ctx, s->xb);
-        if (s->yb) be->i->free(be->ctx, s->yb);
-        if (s->scalars) be->i->free(be->ctx, s->scalars);
-        if (s->lr_scale) be->i->free(be->ctx, s->lr_scale);
-        if (s->opt_scratch) be->i->free(be->ctx, s->opt_scratch);
+                mltk_be_free(be, s->opt_state[i]);
+        if (s->xb) mltk_be_free(be, s->xb);
+        if (s->yb) mltk_be_free(be, s->yb);
+        if (s->scalars) mltk_be_free(be, s->scalars);
+        if (s->lr_scale) mltk_be_free(be, s->lr_scale);
+        if (s->opt_scratch) mltk_be_free(be, s->opt_scratch);
+        if (s->snap) mltk_be_free(be, s->snap);
         mltk_model_destroy(s->model);
         mltk_split_free(&s->train, be);
         mltk_split_free(&s->test, be);
@@ -424,6 +536,8 @@ void mltk_session_destroy(mltk_session_t *s)
     if (s->opt && s->opt_self && s->opt->destroy)
         s->opt->destroy(s->opt_self);
     mltk_sched_close(&s->sched);
+    free(s->win);
+    free(s->win_host);
     if (s->have_be)
         mltk_backend_close(&s->be);
     free(s);

@@ -7,8 +7,11 @@
 
 /* ---- a backend instance (session.c) ------------------------------------ */
 
-/* Load backend plugin `name` through the registry, probe it, create it.
- * On a failed probe returns MLTK_ERR_BACKEND with the reason in *err. */
+/* Load backend plugin `name` through the registry, check that its vtable
+ * has the ABI 2 members (through `run`), probe it with `opts`, create it
+ * and attach the core's backend state (last error, host-sync counter).
+ * On a failed probe returns MLTK_ERR_BACKEND with the reason in *err.
+ * mltk_backend_close() destroys the backend and frees that state. */
 MLTK_HIDDEN int mltk_backend_open(struct mltk_backend *be, mltk_registry_t *reg,
                                   const char *name, const mltk_backend_opts *opts,
                                   char **err);
@@ -131,19 +134,25 @@ typedef struct mltk_split {
     size_t   y_bytes;     /* bytes per target */
     void    *x;           /* (n, x_shape) float32, backend memory */
     void    *y;           /* (n) int32 or (n, y_shape) float32 */
+    int32_t  label_max;   /* class targets: the largest label, checked */
+    int64_t  label_max_at;/* the first sample that has it */
     int32_t *perm_host;   /* training order of this epoch (host) */
     int32_t *perm;        /* same, backend memory */
 } mltk_split;
 
 /* Open split `name` ("train"/"test") with the dataset plugin of the
- * [data] section, read the first `limit` samples (0 = all) and upload
- * them.  Errors are MLTK_ERR_DATA / MLTK_ERR_IO naming the file. */
+ * [data] section, read the first `limit` samples (0 = all), check class
+ * labels (each in [0, n_classes) when the data set declares n_classes,
+ * never negative: the ops that read them do not check) and upload them.
+ * Errors are MLTK_ERR_DATA / MLTK_ERR_IO naming the file or split and
+ * the sample. */
 MLTK_HIDDEN int mltk_split_load(mltk_split *sp, const mltk_section *data,
                                 mltk_registry_t *reg, const struct mltk_backend *be,
                                 const char *name, int64_t limit, char **err);
 MLTK_HIDDEN void mltk_split_free(mltk_split *sp, const struct mltk_backend *be);
 /* Draw the order of `epoch` (Fisher-Yates on a Philox stream of seed) and
- * upload it; identity order when shuffle is 0. */
+ * upload it; identity order when shuffle is 0.  The order is a
+ * permutation of [0, n), so the gathers that read it stay in range. */
 MLTK_HIDDEN int mltk_split_shuffle(mltk_split *sp, const struct mltk_backend *be,
                                    uint64_t seed, int64_t epoch, int shuffle);
 
@@ -178,6 +187,18 @@ MLTK_HIDDEN void mltk_sched_observe(mltk_sched *sc, const char *metric, double v
 
 /* ---- the session (session.c, train.c) ---------------------------------------- */
 
+/* A training step whose numbers are still on the device (train.c): what
+ * is reported for it once they are read back. */
+typedef struct mltk_step_rec {
+    uint64_t step;           /* its global step, 0-based */
+    double   lr;             /* the rate it used */
+    double   samples_per_s;  /* the epoch's throughput after it */
+} mltk_step_rec;
+
+/* Floats before the per-step records in mltk_session.scalars; each
+ * record is 3 floats: loss, sum of squared gradients, non-finite flag. */
+#define MLTK_SCALARS_HEAD 8
+
 struct mltk_session {
     mltk_config_t     *cfg;
     mltk_registry_t   *reg;
@@ -196,7 +217,10 @@ struct mltk_session {
     float             *xb;
     void              *yb;
     float             *scalars;   /* [0] loss, [1] loss sum, [2] correct, [3] correct
-                                   * sum, [4] squared gradient norm */
+                                   * sum, [4] squared gradient norm (clipping),
+                                   * [5..8) unused, then check_every records of
+                                   * the steps not yet read back: loss, sum of
+                                   * squared gradients, non-finite flag */
     int64_t            batch_size;
     int                epochs;
     int                shuffle;
@@ -205,21 +229,40 @@ struct mltk_session {
     uint64_t           step;
     FILE              *jsonl;
     const char        *jsonl_path;
-    /* schedules, clipping, per-layer rates (ABI 1.1) */
+    /* schedules, clipping, per-layer rates */
     mltk_sched         sched;
-    int                opt_step2;    /* the optimizer has step2 */
     double             clip_norm;    /* [train] clip_norm, 0 = off */
     double             clip_value;   /* [train] clip_value, 0 = off */
     float             *lr_scale;     /* per-element rate factor (n), or NULL */
-    float             *opt_scratch;  /* 2 * n_seg floats for step2 */
+    float             *opt_scratch;  /* 2 * n_seg (+ 2) floats for the step */
     int                n_seg;
     const int64_t     *seg_off;      /* borrowed from the model */
     int                any_frozen;
     int64_t            steps_per_epoch;
     double             last_lr;      /* rate of the last step taken */
-    /* data augmentation of the training batches (ABI 1.2) */
+    /* data augmentation of the training batches */
     int64_t            aug_shift;    /* [data] augment_shift */
     int                aug_flip;     /* [data] augment_flip */
+    /* the steps' numbers, read back once per window of steps (train.c) */
+    int64_t            check_every;  /* [train] check_every: steps per window */
+    int64_t            win_n;        /* steps of the window taken so far */
+    mltk_step_rec     *win;          /* [check_every] those steps (host) */
+    float             *win_host;     /* [MLTK_SCALARS_HEAD + 3 check_every]: the
+                                      * read-back (host) */
+    float             *snap;         /* backend memory, check_every > 1 only: the
+                                      * parameters, optimizer state, layer state
+                                      * and loss sum at the window's start */
+    int64_t            snap_n;       /* floats in snap */
+    struct {
+        uint64_t step;
+        int64_t  batch_done, rows_skipped;
+        double   last_lr;
+    } snap_at;                       /* the counters that go with snap */
+    int64_t            replay_to;    /* re-running steps one at a time, checking
+                                      * each, up to this step (-1: not) */
+    float              replay_loss;  /* that step's loss as it was read back */
+    int                sum_known;    /* loss_sum_now holds the device's sum */
+    double             last_loss;    /* the newest loss read back */
 
     /* ---- where the run is (checkpoint.c saves and restores all of it) ---- */
     int64_t            epoch_done;   /* epochs completed */

@@ -4,23 +4,34 @@
  * then per batch gather, forward, loss, backward, clip, optimizer step at
  * the scheduled rate; then evaluate on the test split, tell the schedule
  * the epoch's metrics and report.  Loss and accuracy are summed in
- * backend memory and read back once per epoch, and clipping by global
- * norm keeps its norm in backend memory too, so a step never waits for the
- * device.
+ * backend memory, and clipping by global norm keeps its norm in backend
+ * memory too.
  *
  * Schedules follow PyTorch's epoch-based schedulers: the plugin's rate is
  * constant within an epoch (the epoch counted from 0), and the core's
  * linear warm-up multiplies it per step.  The rate an epoch reports is the
  * one its last step used.
  *
- * Every step reads back its loss and squared gradient norm, so that a
- * non-finite value is caught at the step that made it ([train] on_nan:
- * stop naming the first layer that produced it, skip the update, or roll
- * back to the last checkpoint with a lower rate).  Checkpoints are taken
- * after epochs and every N steps ([checkpoint]), and when SIGINT, SIGTERM
- * or --max-steps ends the run between two steps; a resumed run starts at
- * the checkpoint's batch with its partial loss sum, so its numbers are
- * those of a run never stopped.  Early stopping watches a metric after
+ * A step never waits for the device: its loss, the sum of its squared
+ * gradients and a non-finite flag (of the loss and of every gradient)
+ * stay in a record in backend memory, and the records of a window of
+ * steps are read back in one download every [train] check_every steps,
+ * at the end of an epoch and before a checkpoint, histograms or a stop.
+ * The state at each window's start is kept as a device copy; when a
+ * window holds a non-finite step, the run goes back to that copy and
+ * runs the window's steps again one at a time, reading each back before
+ * its update, so that the bad step is met as if caught at once ([train]
+ * on_nan: stop naming the first layer that produced it, skip the update,
+ * or roll back to the last checkpoint with a lower rate).  With
+ * check_every = 1 every step is read back before its update and no copy
+ * is kept.  A layer's own host-side state (a plugin's private counters)
+ * is not in the copy.
+ *
+ * Checkpoints are taken after epochs and every N steps ([checkpoint]),
+ * and when SIGINT, SIGTERM or --max-steps ends the run between two steps;
+ * a resumed run starts at the checkpoint's batch with its partial loss
+ * sum, so its numbers are those of a run never stopped (a window changes
+ * when numbers are read, never what they are).  Early stopping watches a metric after
  * every epoch and can go back to the best epoch's weights.
  *
  * What this is not: the outputs (logs, TensorBoard, progress, run record:
@@ -38,16 +49,35 @@
 #include <unistd.h>
 
 #include "session.h"
+#include "op.h"
 
 enum { S_LOSS = 0, S_LOSS_SUM = 1, S_CORRECT = 2, S_CORRECT_SUM = 3, S_GRAD_SQ = 4 };
 
+/* rows samples of per-sample shape at data: (rows, per_sample...) */
 static mltk_tensor batch_tensor(void *data, const mltk_shape *per_sample, int64_t rows,
                                 mltk_dtype dt)
 {
-    mltk_tensor t = { data, { per_sample->ndim + 1, { rows } }, dt };
-    for (int i = 0; i < per_sample->ndim && i + 1 < MLTK_MAX_DIMS; i++)
-        t.shape.dim[i + 1] = per_sample->dim[i];
-    return t;
+    int64_t dims[MLTK_MAX_DIMS] = { rows };
+    int nd = per_sample->ndim + 1 < MLTK_MAX_DIMS ? per_sample->ndim + 1 : MLTK_MAX_DIMS;
+    for (int i = 1; i < nd; i++)
+        dims[i] = per_sample->dim[i - 1];
+    return mltk_tensor_make(data, dt, nd, dims);
+}
+
+/* scalar i of s->scalars, a 1-element f32 tensor */
+static mltk_tensor scalar(mltk_session_t *s, int i)
+{
+    return mltk_tensor_1d(&s->scalars[i], MLTK_F32, 1);
+}
+
+/* rc with the backend's reason: "what: cuda: ..." (the backend's message
+ * names the backend) */
+static int op_failed(mltk_session_t *s, int rc, const char *what, char **err)
+{
+    const char *why = mltk_backend_error(&s->be);
+    if (why && *why)
+        return mltk_errf(err, rc, "%s: %s", what, why);
+    return mltk_errf(err, rc, "%s: %s", what, mltk_status_str(rc));
 }
 
 static mltk_dtype target_dtype(const mltk_split *sp)
@@ -65,15 +95,16 @@ static int batch_loss(mltk_session_t *s, const mltk_split *sp, void *y, int64_t 
     mltk_tensor target = batch_tensor(y, &sp->info.y_shape, rows, target_dtype(sp));
     mltk_tensor dpred = pred;
     dpred.data = want_grad ? mltk_model_output_grad(s->model) : NULL;
-    int rc = s->loss->forward(s->loss_self, &s->be, &pred, &target, &s->scalars[S_LOSS], &dpred);
+    mltk_tensor loss = scalar(s, S_LOSS), loss_sum = scalar(s, S_LOSS_SUM);
+    mltk_backend_clear_error(&s->be);
+    int rc = s->loss->forward(s->loss_self, &s->be, &pred, &target, &loss, &dpred, 1.0f);
     if (rc)
-        return mltk_errf(err, rc, "loss: %s%s", mltk_status_str(rc),
-                         rc == MLTK_ERR_DATA ? " (a target is out of range)" : "");
+        return op_failed(s, rc, "loss", err);
     if (!sum)
         return MLTK_OK;
     /* loss_sum += rows * loss */
-    return s->be.i->axpby(s->be.ctx, &s->scalars[S_LOSS_SUM], (float)rows,
-                          &s->scalars[S_LOSS], 1.0f, 1);
+    rc = mltk_op_axpby(&s->be, &loss_sum, (float)rows, &loss, 1.0f);
+    return rc ? op_failed(s, rc, "summing the loss", err) : MLTK_OK;
 }
 
 /* ---- the learning-rate schedule ------------------------------------------------- */
@@ -106,35 +137,48 @@ void mltk_sched_observe(mltk_sched *sc, const char *metric, double value,
  * theirs are zeroed first so that they do not count in the norm. */
 static int clip_grads(mltk_session_t *s, float *grads, int64_t n)
 {
-    const struct mltk_backend_i *b = s->be.i;
-    void *ctx = s->be.ctx;
+    const struct mltk_backend *be = &s->be;
+    mltk_tensor g = mltk_tensor_1d(grads, MLTK_F32, n), sq = scalar(s, S_GRAD_SQ);
     int rc = MLTK_OK;
+    if (n == 0)
+        return MLTK_OK;
     if (s->clip_value > 0.0)
-        rc = b->clamp(ctx, grads, n, -(float)s->clip_value, (float)s->clip_value);
+        rc = mltk_op_clamp(be, &g, -(float)s->clip_value, (float)s->clip_value);
     if (rc || !(s->clip_norm > 0.0))
         return rc;
-    for (int i = 0; s->any_frozen && i < s->n_seg && !rc; i++)
-        if (mltk_model_segment_frozen(s->model, i))
-            rc = b->fill(ctx, grads + s->seg_off[i], 0.0f, s->seg_off[i + 1] - s->seg_off[i]);
+    for (int i = 0; s->any_frozen && i < s->n_seg && !rc; i++) {
+        if (!mltk_model_segment_frozen(s->model, i))
+            continue;
+        mltk_tensor seg = mltk_tensor_1d(grads + s->seg_off[i], MLTK_F32,
+                                         s->seg_off[i + 1] - s->seg_off[i]);
+        rc = mltk_op_fill(be, &seg, 0.0f);
+    }
     if (!rc)
-        rc = b->sumsq(ctx, &s->scalars[S_GRAD_SQ], grads, n);
+        rc = mltk_op_sumsq(be, &sq, &g);
     if (!rc)
-        rc = b->scale_to_norm(ctx, grads, n, &s->scalars[S_GRAD_SQ], (float)s->clip_norm);
+        rc = mltk_op_scale_to_norm(be, &g, &sq, (float)s->clip_norm);
     return rc;
 }
 
-static int optimizer_step(mltk_session_t *s, float *params, const float *grads, int64_t n,
+/* One update of the flat buffers p (n) from g (n): the optimizer's state
+ * slots, the per-element rates (NULL: all 1) and the scratch of 2 floats
+ * per parameter tensor, as tensors. */
+static int optimizer_step(mltk_session_t *s, float *params, float *grads, int64_t n,
                           double lr)
 {
-    int64_t t = (int64_t)s->step + 1;
-    if (!s->opt_step2)
-        return s->opt->step(s->opt_self, &s->be, params, grads, s->opt_state, n, (float)lr, t);
+    mltk_tensor p = mltk_tensor_1d(params, MLTK_F32, n), g = mltk_tensor_1d(grads, MLTK_F32, n);
+    mltk_tensor state[8], lr_scale, scratch;
+    for (int k = 0; k < s->opt_slots && k < 8; k++)
+        state[k] = mltk_tensor_1d(s->opt_state[k], MLTK_F32, n);
+    if (s->lr_scale)
+        lr_scale = mltk_tensor_1d(s->lr_scale, MLTK_F32, n);
+    scratch = mltk_tensor_1d(s->opt_scratch, MLTK_F32, 2 * (int64_t)s->n_seg);
     struct mltk_opt_step st = {
-        .size = sizeof(st), .p = params, .g = grads, .state = s->opt_state, .n = n,
-        .lr = (float)lr, .t = t, .lr_scale = s->lr_scale, .n_seg = s->n_seg,
-        .seg_off = s->seg_off, .scratch = s->opt_scratch,
+        .size = sizeof(st), .p = &p, .g = &g, .state = state, .n = n, .lr = (float)lr,
+        .t = (int64_t)s->step + 1, .lr_scale = s->lr_scale ? &lr_scale : NULL,
+        .n_seg = s->n_seg, .seg_off = s->seg_off, .scratch = &scratch,
     };
-    return s->opt->step2(s->opt_self, &s->be, &st);
+    return s->opt->step(s->opt_self, &s->be, &st);
 }
 
 /* The batch's inputs, augmented when [data] asks: step s draws its
@@ -142,15 +186,27 @@ static int optimizer_step(mltk_session_t *s, float *params, const float *grads, 
  * resumed run) sees the same images whatever the backend. */
 static int gather_inputs(mltk_session_t *s, const mltk_split *sp, int64_t off, int64_t rows)
 {
-    const struct mltk_backend_i *b = s->be.i;
-    if (!s->aug_shift && !s->aug_flip)
-        return b->gather_rows(s->be.ctx, s->xb, sp->x, sp->perm + off, rows,
-                              (size_t)sp->x_numel * sizeof(float));
     const mltk_shape *x = &sp->info.x_shape;
-    return b->gather_augment_2d(s->be.ctx, s->xb, sp->x, sp->perm + off, rows, x->dim[0],
-                                x->dim[1], x->dim[2], s->aug_shift, s->aug_flip,
-                                s->seed ^ 0x6A09E667F3BCC909ull,
-                                4 * (uint64_t)s->batch_size * s->step);
+    mltk_tensor dst = batch_tensor(s->xb, x, rows, MLTK_F32);
+    mltk_tensor src = batch_tensor(sp->x, x, sp->n, MLTK_F32);
+    mltk_tensor idx = mltk_tensor_1d(sp->perm + off, MLTK_I32, rows);
+    if (!s->aug_shift && !s->aug_flip)
+        return mltk_op_gather_rows(&s->be, &dst, &src, &idx);
+    mltk_augment_params p = {
+        .pad = s->aug_shift, .flip = s->aug_flip, .seed = s->seed ^ 0x6A09E667F3BCC909ull,
+        .offset = 4 * (uint64_t)s->batch_size * s->step,
+    };
+    return mltk_op_gather_augment_2d(&s->be, &dst, &src, &idx, &p);
+}
+
+/* The batch's targets: rows of sp->y in the epoch's order into s->yb. */
+static int gather_targets(mltk_session_t *s, const mltk_split *sp, int64_t off, int64_t rows)
+{
+    mltk_dtype dt = target_dtype(sp);
+    mltk_tensor dst = batch_tensor(s->yb, &sp->info.y_shape, rows, dt);
+    mltk_tensor src = batch_tensor(sp->y, &sp->info.y_shape, sp->n, dt);
+    mltk_tensor idx = mltk_tensor_1d(sp->perm + off, MLTK_I32, rows);
+    return mltk_op_gather_rows(&s->be, &dst, &src, &idx);
 }
 
 /* ---- signals ---------------------------------------------------------------------- */
@@ -251,8 +307,7 @@ static int save_checkpoint(mltk_session_t *s, char **err)
 /* The epoch's loss sum so far, for a checkpoint in the middle of it. */
 static int read_loss_sum(mltk_session_t *s)
 {
-    return s->be.i->download(s->be.ctx, &s->loss_sum_now, &s->scalars[S_LOSS_SUM],
-                             sizeof(float));
+    return mltk_be_download(&s->be, &s->loss_sum_now, &s->scalars[S_LOSS_SUM], sizeof(float));
 }
 
 static double metric_of(const mltk_epoch_stats *e, const char *name)
@@ -277,17 +332,23 @@ enum { STEP_OK = 0, STEP_SKIPPED = 1, STEP_ROLLED_BACK = 2 };
 
 /* The loss or the gradient of this step is not finite: stop naming the
  * first layer that produced it, skip the update, or roll back to the last
- * checkpoint with a lower rate, as [train] on_nan says. */
+ * checkpoint with a lower rate, as [train] on_nan says.  `seen` is 0 when
+ * the step was found non-finite in a window read back later and, run
+ * again from the state before it, came out finite: the step is still
+ * treated as the one that went wrong, but no tensor can be named. */
 static int nonfinite_step(mltk_session_t *s, int epoch, int64_t batch, int64_t rows,
-                          float loss, int *outcome, char **err)
+                          float loss, int seen, int *outcome, char **err)
 {
-    char where[256] = "", msg[512];
-    if (!mltk_model_find_nonfinite(s->model, rows, 1, where, sizeof where))
-        snprintf(where, sizeof where, isfinite(loss) ? "the gradients (no single tensor)"
-                                                     : "the loss itself");
+    char found[256] = "", where[300], msg[600];
+    if (!seen)
+        snprintf(where, sizeof where, "not seen again when the step was run again");
+    else if (mltk_model_find_nonfinite(s->model, rows, 1, found, sizeof found))
+        snprintf(where, sizeof where, "first in %s", found);
+    else
+        snprintf(where, sizeof where, "first in %s", isfinite(loss)
+                 ? "the gradients (no single tensor)" : "the loss itself");
     snprintf(msg, sizeof msg, "non-finite %s at step %" PRIu64 " (epoch %d, batch %" PRId64
-             "): first in %s", isfinite(loss) ? "gradient" : "loss", s->step, epoch,
-             batch + 1, where);
+             "): %s", isfinite(loss) ? "gradient" : "loss", s->step, epoch, batch + 1, where);
     mltk_ops_alert(s, "nan", msg);
     if (s->on_nan == 0)
         return mltk_errf(err, MLTK_ERR_NUMERIC, "%s; try a lower learning rate, gradient "
@@ -317,108 +378,298 @@ static int nonfinite_step(mltk_session_t *s, int epoch, int64_t batch, int64_t r
     return MLTK_OK;
 }
 
-/* ---- one epoch of training ------------------------------------------------------ */
+/* ---- the window: steps whose numbers are read back together ------------------------------ */
 
-/* Batches from s->batch_done on (0, or where a checkpoint stopped).  Sets
- * *rolled_back when a rollback moved the position: the caller restarts. */
-static int train_epoch(mltk_session_t *s, int epoch, double *loss, int *rolled_back,
-                       char **err)
+/* Step k of the window keeps its loss, the sum of its squared gradients
+ * and its non-finite flag at scalars[MLTK_SCALARS_HEAD + 3 k ...]. */
+static float *rec_dev(mltk_session_t *s, int64_t k)
 {
-    const struct mltk_backend_i *b = s->be.i;
-    void *ctx = s->be.ctx;
+    return s->scalars + MLTK_SCALARS_HEAD + 3 * k;
+}
+
+static int rec_finite(const float *r)
+{
+    return isfinite(r[0]) && isfinite(r[1]) && r[2] == 0.0f;
+}
+
+/* Copy the training state to or from s->snap (backend memory): the flat
+ * parameters, each optimizer slot, each layer's persistent state and the
+ * epoch's loss sum, in that order.  Device copies: no host sync. */
+static int snapshot_copy(mltk_session_t *s, int restore)
+{
+    int64_t n, at = 0;
+    float *params = mltk_model_params(s->model, &n);
+    int rc = MLTK_OK;
+#define SNAP(dev, count)                                                            \
+    do {                                                                            \
+        size_t bytes_ = (size_t)(count) * sizeof(float);                            \
+        if (!rc && bytes_)                                                          \
+            rc = restore ? mltk_be_copy(&s->be, (dev), s->snap + at, bytes_)        \
+                         : mltk_be_copy(&s->be, s->snap + at, (dev), bytes_);       \
+        at += (count);                                                              \
+    } while (0)
+    SNAP(params, n);
+    for (int k = 0; k < s->opt_slots; k++)
+        SNAP(s->opt_state[k], n);
+    int nt = mltk_model_n_tensors(s->model);
+    for (int i = 0; i < nt; i++) {
+        mltk_model_named t;
+        if (!mltk_model_tensor(s->model, i, &t) && t.state)
+            SNAP(t.data, mltk_shape_numel(&t.shape));
+    }
+    SNAP(&s->scalars[S_LOSS_SUM], 1);
+#undef SNAP
+    return rc;
+}
+
+/* A window starts: keep the state it starts from. */
+static int window_open(mltk_session_t *s, char **err)
+{
+    s->snap_at.step = s->step;
+    s->snap_at.batch_done = s->batch_done;
+    s->snap_at.rows_skipped = s->rows_skipped;
+    s->snap_at.last_lr = s->last_lr;
+    int rc = snapshot_copy(s, 0);
+    return rc ? op_failed(s, rc, "keeping the state at the start of a window", err) : MLTK_OK;
+}
+
+/* Report a step to ops.c (TensorBoard scalars, loss spikes) as it would
+ * have been reported right after it. */
+static int report_step(mltk_session_t *s, const mltk_step_rec *r, double loss, char **err)
+{
+    uint64_t now = s->step;
+    s->step = r->step + 1;
+    int rc = mltk_ops_step(s, loss, r->lr, r->samples_per_s, err);
+    s->step = now;
+    return rc;
+}
+
+/* The window ends: one download of the epoch's loss sum and every
+ * record.  All finite: the steps are reported.  Else the state goes back
+ * to the window's start and *rewound is set: the loop runs the steps
+ * again one at a time, checking each, up to the first bad one, which
+ * then meets [train] on_nan as if it had been caught at once. */
+static int window_close(mltk_session_t *s, int *rewound, char **err)
+{
+    *rewound = 0;
+    if (s->win_n == 0)
+        return MLTK_OK;
+    size_t nf = (size_t)(MLTK_SCALARS_HEAD + 3 * s->win_n);
+    int rc = mltk_be_download(&s->be, s->win_host, s->scalars, nf * sizeof(float));
+    if (rc)
+        return op_failed(s, rc, "reading back the steps' losses", err);
+    int64_t n = s->win_n, bad = -1;
+    s->win_n = 0;
+    for (int64_t k = 0; k < n && bad < 0; k++)
+        if (!rec_finite(s->win_host + MLTK_SCALARS_HEAD + 3 * k))
+            bad = k;
+    if (bad < 0) {
+        for (int64_t k = 0; k < n && !rc; k++)
+            rc = report_step(s, &s->win[k], s->win_host[MLTK_SCALARS_HEAD + 3 * k], err);
+        s->last_loss = s->win_host[MLTK_SCALARS_HEAD + 3 * (n - 1)];
+        s->loss_sum_now = s->win_host[S_LOSS_SUM];
+        s->sum_known = 1;
+        return rc;
+    }
+    rc = snapshot_copy(s, 1);
+    if (rc)
+        return op_failed(s, rc, "going back to the start of the window", err);
+    s->step = s->snap_at.step;
+    s->batch_done = s->snap_at.batch_done;
+    s->rows_skipped = s->snap_at.rows_skipped;
+    s->last_lr = s->snap_at.last_lr;
+    s->replay_to = (int64_t)s->win[bad].step;
+    s->replay_loss = s->win_host[MLTK_SCALARS_HEAD + 3 * bad];
+    s->sum_known = 0;
+    mltk_log(MLTK_LOG_DEBUG, "step %" PRIu64 " was not finite: running steps %" PRIu64
+             "..%" PRIu64 " again one at a time", s->win[bad].step, s->step, s->win[bad].step);
+    *rewound = 1;
+    return MLTK_OK;
+}
+
+/* ---- one step ------------------------------------------------------------------------------- */
+
+/* Gather, forward, loss, backward, then on the device: the sum of squared
+ * gradients and the non-finite flag of the loss and the gradients, into
+ * record `rec` (backend memory, 3 floats). */
+static int step_compute(mltk_session_t *s, int64_t off, int64_t rows, float *rec, char **err)
+{
+    const struct mltk_backend *be = &s->be;
     mltk_split *sp = &s->train;
+    int64_t pn;
+    float *grads = mltk_model_grads(s->model, &pn);
+    int rc = gather_inputs(s, sp, off, rows);
+    if (!rc)
+        rc = gather_targets(s, sp, off, rows);
+    if (rc)
+        return op_failed(s, rc, "gathering the batch", err);
+    rc = mltk_model_forward(s->model, s->xb, rows, MLTK_TRAIN, s->step, err);
+    if (rc)
+        return rc;
+    /* the loss goes straight into the record */
+    mltk_tensor pred = batch_tensor(mltk_model_output(s->model),
+                                    mltk_model_output_shape(s->model), rows, MLTK_F32);
+    mltk_tensor target = batch_tensor(s->yb, &sp->info.y_shape, rows, target_dtype(sp));
+    mltk_tensor dpred = pred;
+    dpred.data = mltk_model_output_grad(s->model);
+    mltk_tensor loss = mltk_tensor_1d(&rec[0], MLTK_F32, 1);
+    mltk_backend_clear_error(be);
+    rc = s->loss->forward(s->loss_self, be, &pred, &target, &loss, &dpred, 1.0f);
+    if (rc)
+        return op_failed(s, rc, "loss", err);
+    rc = mltk_model_backward(s->model, rows, s->step, err);
+    if (rc)
+        return rc;
+    mltk_tensor g = mltk_tensor_1d(grads, MLTK_F32, pn);
+    mltk_tensor gsq = mltk_tensor_1d(&rec[1], MLTK_F32, 1);
+    mltk_tensor flag = mltk_tensor_1d(&rec[2], MLTK_F32, 1);
+    rc = pn ? mltk_op_sumsq(be, &gsq, &g) : mltk_op_fill(be, &gsq, 0.0f);
+    if (!rc)
+        rc = mltk_op_fill(be, &flag, 0.0f);
+    if (!rc)
+        rc = mltk_op_nonfinite(be, &flag, &loss);
+    if (!rc && pn)
+        rc = mltk_op_nonfinite(be, &flag, &g);
+    return rc ? op_failed(s, rc, "checking the step's numbers", err) : MLTK_OK;
+}
+
+/* loss_sum += rows * loss, clip, update at rate lr. */
+static int step_update(mltk_session_t *s, int64_t rows, float *rec, double lr, char **err)
+{
+    const struct mltk_backend *be = &s->be;
     int64_t pn;
     float *params = mltk_model_params(s->model, &pn);
     float *grads = mltk_model_grads(s->model, &pn);
+    mltk_tensor loss = mltk_tensor_1d(&rec[0], MLTK_F32, 1), loss_sum = scalar(s, S_LOSS_SUM);
+    int rc = mltk_op_axpby(be, &loss_sum, (float)rows, &loss, 1.0f);
+    if (rc)
+        return op_failed(s, rc, "summing the loss", err);
+    rc = clip_grads(s, grads, pn);
+    if (rc)
+        return op_failed(s, rc, "gradient clipping failed", err);
+    mltk_backend_clear_error(be);
+    rc = optimizer_step(s, params, grads, pn, lr);
+    if (rc)
+        return op_failed(s, rc, "optimizer step failed", err);
+    s->last_lr = lr;
+    return MLTK_OK;
+}
+
+/* ---- one epoch of training ------------------------------------------------------ */
+
+/* Batches from s->batch_done on (0, or where a checkpoint stopped).  Sets
+ * *rolled_back when a rollback moved the position: the caller restarts.
+ *
+ * A step runs "checked" (its record read back before its update: one
+ * host sync) when [train] check_every is 1 or while steps are run again
+ * after a window found a non-finite one; otherwise it runs in a window:
+ * its update is made at once, its record stays on the device, and the
+ * window is read back after check_every steps, at the end of the epoch,
+ * before a checkpoint, histograms or a stop: a step in a window makes no
+ * host sync. */
+static int train_epoch(mltk_session_t *s, int epoch, double *loss, int *rolled_back,
+                       char **err)
+{
+    mltk_split *sp = &s->train;
     double t0 = mltk_now();
     int64_t first = s->batch_done;
-    float host[2];
 
     *rolled_back = 0;
+    s->win_n = 0;
+    s->sum_known = 0;
     int rc = mltk_split_shuffle(sp, &s->be, s->seed, epoch, s->shuffle);
     if (!rc)
-        rc = b->upload(ctx, &s->scalars[S_LOSS_SUM], &s->loss_sum_now, sizeof(float));
+        rc = mltk_be_upload(&s->be, &s->scalars[S_LOSS_SUM], &s->loss_sum_now, sizeof(float));
     for (int64_t bi = first; rc == MLTK_OK && bi < s->steps_per_epoch; bi++) {
         int64_t off = bi * s->batch_size;
         int64_t rows = sp->n - off < s->batch_size ? sp->n - off : s->batch_size;
+        int checked = s->check_every == 1 || (int64_t)s->step <= s->replay_to;
         int outcome = STEP_OK;
-        rc = gather_inputs(s, sp, off, rows);
+        float rec[3] = { 0 };
+        if (!checked && s->win_n == 0)
+            rc = window_open(s, err);
+        float *dev = rec_dev(s, checked ? 0 : s->win_n);
         if (!rc)
-            rc = b->gather_rows(ctx, s->yb, sp->y, sp->perm + off, rows, sp->y_bytes);
-        if (!rc)
-            rc = mltk_model_forward(s->model, s->xb, rows, MLTK_TRAIN, s->step, err);
-        if (!rc)
-            rc = batch_loss(s, sp, s->yb, rows, 1, 0, err);
-        if (!rc)
-            rc = mltk_model_backward(s->model, rows, s->step, err);
-        /* the step's loss and squared gradient norm, read back to catch a
-         * non-finite value at once */
-        if (!rc)
-            rc = b->sumsq(ctx, &s->scalars[S_GRAD_SQ], grads, pn);
-        if (!rc)
-            rc = b->download(ctx, &host[0], &s->scalars[S_LOSS], sizeof(float));
-        if (!rc)
-            rc = b->download(ctx, &host[1], &s->scalars[S_GRAD_SQ], sizeof(float));
-        if (!rc && !(isfinite(host[0]) && isfinite(host[1])))
-            rc = nonfinite_step(s, epoch, bi, rows, host[0], &outcome, err);
-        if (!rc && outcome == STEP_ROLLED_BACK) {
-            *rolled_back = 1;
-            return MLTK_OK;
-        }
-        if (!rc && outcome == STEP_OK)
-            rc = b->axpby(ctx, &s->scalars[S_LOSS_SUM], (float)rows, &s->scalars[S_LOSS], 1.0f,
-                          1);
-        if (outcome == STEP_SKIPPED)
-            s->rows_skipped += rows;  /* the epoch's loss is over the steps kept */
-        if (!rc && outcome == STEP_OK) {
-            rc = clip_grads(s, grads, pn);
+            rc = step_compute(s, off, rows, dev, err);
+        s->sum_known = 0;
+        if (!rc && checked) {
+            /* the record, read back before the update */
+            rc = mltk_be_download(&s->be, rec, dev, sizeof rec);
             if (rc)
-                mltk_errf(err, rc, "gradient clipping failed: %s", mltk_status_str(rc));
+                op_failed(s, rc, "reading back the step's loss", err);
+            /* the step a window found non-finite counts as such even
+             * when it comes out finite this time */
+            int replayed = (int64_t)s->step == s->replay_to;
+            if (!rc && (!rec_finite(rec) || replayed)) {
+                s->replay_to = -1;
+                rc = nonfinite_step(s, epoch, bi, rows, rec_finite(rec) ? s->replay_loss
+                                                                        : rec[0],
+                                    !rec_finite(rec), &outcome, err);
+            }
+            if (!rc && outcome == STEP_ROLLED_BACK) {
+                *rolled_back = 1;
+                return MLTK_OK;
+            }
+            if (outcome == STEP_SKIPPED)
+                s->rows_skipped += rows;  /* the epoch's loss is over the steps kept */
+            s->last_loss = rec[0];
         }
         double lr = mltk_sched_lr(&s->sched, (int64_t)s->step, epoch - 1) * s->lr_factor;
-        if (!rc && outcome == STEP_OK) {
-            rc = optimizer_step(s, params, grads, pn, lr);
-            if (rc)
-                mltk_errf(err, rc, "optimizer step failed: %s", mltk_status_str(rc));
-            s->last_lr = lr;
-        }
+        if (!rc && outcome == STEP_OK)
+            rc = step_update(s, rows, dev, lr, err);
         if (rc)
             break;
-        if (mltk_ops_histograms_due(s))
+        double el = mltk_now() - t0;
+        int64_t done = off + rows;
+        double sps = el > 0 ? (double)(done - first * s->batch_size) / el : 0;
+        /* what ends the window, as of after this step */
+        uint64_t next = s->step + 1;
+        int last = bi + 1 == s->steps_per_epoch;
+        int stop = got_signal || (s->opts.max_steps > 0 && next >= (uint64_t)s->opts.max_steps);
+        int due = s->ck.dir && s->ck.every_steps > 0 && next % (uint64_t)s->ck.every_steps == 0;
+        int hist = mltk_ops_histograms_due(s);
+        if (!checked) {
+            s->win[s->win_n++] = (mltk_step_rec){ s->step, lr, sps };
+            if (s->win_n == s->check_every || last || stop || due || hist) {
+                int rewound = 0;
+                rc = window_close(s, &rewound, err);
+                if (rc)
+                    break;
+                if (rewound) {
+                    bi = s->batch_done - 1;  /* the loop's bi++ makes it batch_done */
+                    continue;
+                }
+            }
+        }
+        if (hist)
             rc = mltk_ops_step_histograms(s, err);
         s->step++;
         s->batch_done = bi + 1;
-        double el = mltk_now() - t0;
-        int64_t done = off + rows;
-        if (!rc)
-            rc = mltk_ops_step(s, host[0], lr,
-                               el > 0 ? (double)(done - first * s->batch_size) / el : 0, err);
+        if (!rc && checked)
+            rc = mltk_ops_step(s, rec[0], lr, sps, err);
         mltk_ops_progress(s, epoch, done, sp->n, t0 - (double)first * s->batch_size
-                          * (el / (double)(done - first * s->batch_size)), host[0],
-                          bi + 1 == s->steps_per_epoch);
-        int stop = got_signal || (s->opts.max_steps > 0
-                                  && s->step >= (uint64_t)s->opts.max_steps);
-        int due = s->ck.dir && s->ck.every_steps > 0
-                  && s->step % (uint64_t)s->ck.every_steps == 0;
-        if (!rc && (stop || due) && bi + 1 < s->steps_per_epoch) {
+                          * (el / (double)(done - first * s->batch_size)), s->last_loss, last);
+        if (!rc && (stop || due) && !last) {
             /* mid-epoch: the partial loss sum goes into the checkpoint */
-            rc = read_loss_sum(s);
+            if (!s->sum_known)
+                rc = read_loss_sum(s);
             if (!rc && s->ck.dir)
                 rc = save_checkpoint(s, err);
         }
-        if (!rc && stop && bi + 1 < s->steps_per_epoch) {
-            mltk_ops_progress(s, epoch, done, sp->n, t0, host[0], 1);
+        if (!rc && stop && !last) {
+            mltk_ops_progress(s, epoch, done, sp->n, t0, s->last_loss, 1);
             s->stop_signal = got_signal;
             return MLTK_ERR_INTERRUPTED;
         }
     }
-    float sum = 0.0f;
-    if (!rc)
-        rc = b->download(ctx, &sum, &s->scalars[S_LOSS_SUM], sizeof sum);
+    float sum = s->loss_sum_now;
+    if (!rc && !s->sum_known)
+        rc = mltk_be_download(&s->be, &sum, &s->scalars[S_LOSS_SUM], sizeof sum);
     *loss = sp->n > s->rows_skipped ? (double)sum / (double)(sp->n - s->rows_skipped) : NAN;
     s->batch_done = 0;
     s->loss_sum_now = 0.0f;
     s->rows_skipped = 0;
+    s->sum_known = 0;
     return rc;
 }
 
@@ -426,13 +677,16 @@ static int train_epoch(mltk_session_t *s, int epoch, double *loss, int *rolled_b
 
 static int evaluate(mltk_session_t *s, mltk_split *sp, double *loss, double *acc, char **err)
 {
-    const struct mltk_backend_i *b = s->be.i;
-    void *ctx = s->be.ctx;
+    const struct mltk_backend *be = &s->be;
     int classify = sp->info.target == MLTK_TARGET_CLASS;
     const mltk_shape *os = mltk_model_output_shape(s->model);
-    int rc = b->fill(ctx, &s->scalars[S_LOSS_SUM], 0.0f, 1);
+    mltk_tensor loss_sum = scalar(s, S_LOSS_SUM), correct = scalar(s, S_CORRECT);
+    mltk_tensor correct_sum = scalar(s, S_CORRECT_SUM);
+    int rc = mltk_op_fill(be, &loss_sum, 0.0f);
     if (!rc)
-        rc = b->fill(ctx, &s->scalars[S_CORRECT_SUM], 0.0f, 1);
+        rc = mltk_op_fill(be, &correct_sum, 0.0f);
+    if (rc)
+        op_failed(s, rc, "evaluation", err);
     mltk_ops_metrics_reset(s);
     for (int64_t off = 0; rc == MLTK_OK && off < sp->n; off += s->batch_size) {
         int64_t rows = sp->n - off < s->batch_size ? sp->n - off : s->batch_size;
@@ -442,18 +696,22 @@ static int evaluate(mltk_session_t *s, mltk_split *sp, double *loss, double *acc
         if (!rc)
             rc = batch_loss(s, sp, y, rows, 0, 1, err);
         if (!rc && classify) {
-            rc = b->count_correct(ctx, &s->scalars[S_CORRECT], mltk_model_output(s->model), y,
-                                  rows, mltk_shape_numel(os));
+            /* logits (rows, C), labels (rows) -> correct */
+            mltk_tensor logits = mltk_tensor_2d(mltk_model_output(s->model), MLTK_F32, rows,
+                                                mltk_shape_numel(os));
+            mltk_tensor labels = mltk_tensor_1d(y, MLTK_I32, rows);
+            rc = mltk_op_count_correct(be, &correct, &logits, &labels);
             if (!rc)
-                rc = b->axpby(ctx, &s->scalars[S_CORRECT_SUM], 1.0f, &s->scalars[S_CORRECT],
-                              1.0f, 1);
+                rc = mltk_op_axpby(be, &correct_sum, 1.0f, &correct, 1.0f);
+            if (rc)
+                op_failed(s, rc, "counting correct predictions", err);
         }
         if (!rc)
             rc = mltk_ops_metrics_add(s, mltk_model_output(s->model), y, rows, err);
     }
     float v[4] = { 0 };
     if (!rc)
-        rc = b->download(ctx, v, s->scalars, sizeof v);
+        rc = mltk_be_download(be, v, s->scalars, sizeof v);
     *loss = (double)v[S_LOSS_SUM] / (double)sp->n;
     *acc = classify ? (double)v[S_CORRECT_SUM] / (double)sp->n : NAN;
     if (!rc && !isfinite(*loss))
@@ -508,8 +766,8 @@ static int early_stop(mltk_session_t *s, const mltk_epoch_stats *e, char **err)
                 if (mltk_model_tensor(s->model, i, &t))
                     continue;
                 int64_t k = mltk_shape_numel(&t.shape);
-                if (s->be.i->download(s->be.ctx, s->es.best_host + s->es.best_host_n, t.data,
-                                      (size_t)k * sizeof(float)))
+                if (mltk_be_download(&s->be, s->es.best_host + s->es.best_host_n, t.data,
+                                     (size_t)k * sizeof(float)))
                     return mltk_errf(err, MLTK_ERR_BACKEND, "early stopping: cannot read "
                                      "%s", t.name), -1;
                 s->es.best_host_n += k;
@@ -531,8 +789,8 @@ static int early_stop(mltk_session_t *s, const mltk_epoch_stats *e, char **err)
             if (mltk_model_tensor(s->model, i, &t))
                 continue;
             int64_t k = mltk_shape_numel(&t.shape);
-            if (s->be.i->upload(s->be.ctx, t.data, s->es.best_host + at,
-                                (size_t)k * sizeof(float)))
+            if (mltk_be_upload(&s->be, t.data, s->es.best_host + at,
+                               (size_t)k * sizeof(float)))
                 return mltk_errf(err, MLTK_ERR_BACKEND, "early stopping: cannot restore %s",
                                  t.name), -1;
             at += k;
@@ -616,7 +874,7 @@ int mltk_session_train(mltk_session_t *s, mltk_epoch_stats *last, char **err)
             continue;
         }
         if (!rc)
-            rc = s->be.i->sync(s->be.ctx);
+            rc = mltk_be_sync(&s->be);
         double dt = mltk_now() - te;
         if (!rc)
             rc = evaluate(s, &s->test, &e.val_loss, &e.val_acc, err);

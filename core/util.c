@@ -1,9 +1,9 @@
 /* util.c - the small things every core module uses.
  *
- * What this is: status strings and error messages, logging, dtype and
- * shape helpers, plugin kind names, string helpers, the did-you-mean
- * matcher, a monotonic clock, and the line-tracking INI reader that
- * descriptors and training configs are both read with.
+ * What this is: status strings and error messages, logging, plugin kind
+ * names, string helpers, the did-you-mean matcher, a monotonic clock, and
+ * the line-tracking INI reader that descriptors and training configs are
+ * both read with.  (dtypes, shapes and tensors: tensor.c)
  * What this is not: anything that knows what a section or key means; the
  * INI reader only splits text into headers and key/value pairs.
  */
@@ -151,93 +151,6 @@ void mltk_log(mltk_log_level level, const char *fmt, ...)
     fprintf(stderr, "mltk: %s: %s\n", level_names[(int)level],
             msg ? msg : "(out of memory formatting a log message)");
     free(msg);
-}
-
-/* ---- dtypes, shapes, tensors -------------------------------------------- */
-
-size_t mltk_dtype_size(mltk_dtype dt)
-{
-    switch (dt) {
-    case MLTK_F32:  return 4;
-    case MLTK_I32:  return 4;
-    case MLTK_F16:  return 2;
-    case MLTK_BF16: return 2;
-    case MLTK_U8:   return 1;
-    }
-    return 0;
-}
-
-const char *mltk_dtype_name(mltk_dtype dt)
-{
-    switch (dt) {
-    case MLTK_F32:  return "f32";
-    case MLTK_I32:  return "i32";
-    case MLTK_F16:  return "f16";
-    case MLTK_BF16: return "bf16";
-    case MLTK_U8:   return "u8";
-    }
-    return "?";
-}
-
-int64_t mltk_shape_numel(const mltk_shape *s)
-{
-    if (!s)
-        return 0;
-    int64_t n = 1;
-    for (int i = 0; i < s->ndim && i < MLTK_MAX_DIMS; i++)
-        n *= s->dim[i];
-    return n;
-}
-
-char *mltk_shape_str(const mltk_shape *s, char *buf, size_t len)
-{
-    if (!buf || len == 0)
-        return buf;
-    size_t off = 0;
-    int n = snprintf(buf, len, "(");
-    off = n > 0 ? (size_t)n : 0;
-    int ndim = s ? s->ndim : 0;
-    if (ndim > MLTK_MAX_DIMS)
-        ndim = MLTK_MAX_DIMS;
-    for (int i = 0; i < ndim && off < len; i++) {
-        n = snprintf(buf + off, len - off, "%s%lld", i ? ", " : "",
-                     (long long)s->dim[i]);
-        if (n < 0)
-            break;
-        off += (size_t)n;
-    }
-    if (off < len)
-        snprintf(buf + off, len - off, ")");
-    return buf;
-}
-
-int mltk_shape_equal(const mltk_shape *a, const mltk_shape *b)
-{
-    if (!a || !b || a->ndim != b->ndim)
-        return 0;
-    for (int i = 0; i < a->ndim && i < MLTK_MAX_DIMS; i++)
-        if (a->dim[i] != b->dim[i])
-            return 0;
-    return 1;
-}
-
-mltk_shape mltk_shape_make(int ndim, const int64_t *dims)
-{
-    mltk_shape s;
-    memset(&s, 0, sizeof s);
-    if (ndim < 0)
-        ndim = 0;
-    if (ndim > MLTK_MAX_DIMS)
-        ndim = MLTK_MAX_DIMS;
-    s.ndim = ndim;
-    for (int i = 0; i < ndim && dims; i++)
-        s.dim[i] = dims[i];
-    return s;
-}
-
-int64_t mltk_tensor_numel(const mltk_tensor *t)
-{
-    return t ? mltk_shape_numel(&t->shape) : 0;
 }
 
 /* ---- plugin kinds ------------------------------------------------------- */

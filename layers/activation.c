@@ -4,11 +4,12 @@
  * What this is: one source compiled once per plugin, with
  * -DACT_LAYER=<name> choosing which (see layers/local.mk); each build
  * exports only mltk_plugin_<name>.  Forward and backward are the backend's
- * act_forward and act_backward ops, given both the layer's input and its
- * output so that the backend derives the gradient from whichever it
- * prefers.  A layer whose gradient is a function of its output alone
- * (sigmoid, tanh, leaky_relu with slope >= 0, elu with alpha >= 0)
- * declares itself in-place safe.
+ * act_forward and act_backward ops, the latter given both the layer's
+ * input and its output so that the op derives the gradient from whichever
+ * its rule prefers (backend.h, MLTK_OP_ACT_BACKWARD).  A layer whose
+ * gradient that rule can take from its output alone (sigmoid, tanh,
+ * leaky_relu with slope >= 0, elu with alpha >= 0) declares itself
+ * in-place safe.
  *
  * What this is not: relu (layers/relu.c) or softmax (layers/softmax.c),
  * which is not elementwise.  The formulas are PyTorch's: LeakyReLU,
@@ -32,7 +33,7 @@
 typedef struct act_layer {
     mltk_act act;
     float    alpha;     /* negative slope (leaky_relu) or alpha (elu) */
-    int      inplace;   /* the gradient needs only the output */
+    int      inplace;   /* the op's gradient reads only the output */
 } act_layer;
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -99,28 +100,33 @@ static void act_destroy(void *self)
 static int act_setup(void *self, mltk_layer_setup_t *s, int n_in,
                      const mltk_shape *in, mltk_shape *out, char **err)
 {
-    const act_layer *a = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
+    int rc;
 
+    (void)self;
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
-    /* elu and gelu arrived with ABI 1.1; a 1.0 backend lacks every 1.1 op */
-    if ((a->act == MLTK_ACT_ELU || a->act == MLTK_ACT_GELU || a->act == MLTK_ACT_GELU_TANH)
-        && be && !MLTK_BACKEND_HAS(be, softmax_forward))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "backend '%s' predates ABI 1.1 and has no %s activation",
-                         be->name, ACT_STR(ACT_LAYER));
+    rc = mltk_layer_need_op(s, MLTK_OP_ACT_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_ACT_BACKWARD, MLTK_F32, err);
+    if (rc)
+        return rc;
     *out = in[0];
     return MLTK_OK;
 }
 
-/* elements in this call: r->batch rows of the tensor's per-sample size */
-static int64_t run_numel(const mltk_tensor *t, int64_t batch)
+/* per-sample elements of a run tensor (dim 0 is the batch) */
+static int64_t sample_numel(const mltk_tensor *t)
 {
-    int64_t n = batch;
+    int64_t n = 1;
     for (int i = 1; i < t->shape.ndim; i++)
         n *= t->shape.dim[i];
     return n;
+}
+
+/* the batch's rows of run tensor t as (batch, per-sample elements) */
+static mltk_tensor rows_view(const mltk_tensor *t, void *data, int64_t batch)
+{
+    return mltk_tensor_2d(data, MLTK_F32, batch, sample_numel(t));
 }
 
 /* ---- forward and backward ------------------------------------------------- */
@@ -129,26 +135,28 @@ static int64_t run_numel(const mltk_tensor *t, int64_t batch)
 static int act_forward(void *self, const mltk_layer_run *r)
 {
     const act_layer *a = self;
-    const struct mltk_backend *be = r->be;
-    int64_t n = run_numel(r->y, r->batch);
+    const mltk_tensor y = rows_view(r->y, r->y->data, r->batch);
+    const mltk_tensor x = rows_view(r->y, r->x[0].data, r->batch);
 
-    if (n == 0)
+    if (r->batch == 0 || y.shape.dim[1] == 0)
         return MLTK_OK;
-    return be->i->act_forward(be->ctx, a->act, a->alpha, r->y->data, r->x[0].data, n);
+    return mltk_op_act_forward(r->be, &y, &x, a->act, a->alpha);
 }
 
-/* dx = dy * act'(x); when run in place x holds y, which in-place layers'
- * gradients are functions of (the backend then reads y from either) */
+/* dx = dy * act'(.); when run in place x holds y, which in-place layers'
+ * gradients are functions of (the op then reads y from either) */
 static int act_backward(void *self, const mltk_layer_run *r)
 {
     const act_layer *a = self;
-    const struct mltk_backend *be = r->be;
-    int64_t n = run_numel(r->y, r->batch);
+    mltk_tensor dx, dy, x, y;
 
-    if (!r->dx || !r->dx[0].data || n == 0)
+    if (!r->dx || !r->dx[0].data || r->batch == 0 || sample_numel(r->y) == 0)
         return MLTK_OK;
-    return be->i->act_backward(be->ctx, a->act, a->alpha, r->dx[0].data, r->dy->data,
-                               r->x[0].data, r->y->data, n);
+    dx = rows_view(r->y, r->dx[0].data, r->batch);
+    dy = rows_view(r->y, r->dy->data, r->batch);
+    x = rows_view(r->y, r->x[0].data, r->batch);
+    y = rows_view(r->y, r->y->data, r->batch);
+    return mltk_op_act_backward(r->be, &dx, &dy, &x, &y, a->act, a->alpha);
 }
 
 static int act_inplace(void *self)

@@ -4,8 +4,8 @@
  * more named inputs (`input = conv2, shortcut`) of one per-sample shape
  * and adds them; the gradient of the sum with respect to every input is
  * the output gradient itself, so backward copies dy to each input that
- * wants a gradient.  Written against the op contract (copy, axpby), so it
- * runs on every backend.
+ * wants a gradient.  Written against the backend contract (the copy
+ * memory call and the axpby op), so it runs on every backend.
  *
  * What this is not: a broadcasting add or a weighted sum.  Shapes must
  * match exactly; a projection shortcut (1x1 convolution) is a layer of
@@ -64,8 +64,8 @@ static int add_setup(void *self, mltk_layer_setup_t *s, int n_in,
 {
     add *a = self;
     char buf[512];
+    int rc;
 
-    (void)s;
     if (n_in < 2)
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "expected at least 2 inputs, got %d (name them: "
@@ -80,6 +80,9 @@ static int add_setup(void *self, mltk_layer_setup_t *s, int n_in,
                              buf, i + 1);
         }
     }
+    rc = mltk_layer_need_op(s, MLTK_OP_AXPBY, MLTK_F32, err);
+    if (rc)
+        return rc;
     a->numel = mltk_shape_numel(&in[0]);
     *out = in[0];
     return MLTK_OK;
@@ -92,16 +95,18 @@ static int add_forward(void *self, const mltk_layer_run *r)
 {
     add *a = self;
     const struct mltk_backend *be = r->be;
-    int64_t n = r->batch * a->numel;
-    float *y = r->y->data;
+    const int64_t n = r->batch * a->numel;
+    const mltk_tensor y = mltk_tensor_1d(r->y->data, MLTK_F32, n);
     int rc;
 
     if (n == 0)
         return MLTK_OK;
     /* y = x0, then y += x_i */
-    rc = be->i->copy(be->ctx, y, r->x[0].data, (size_t)n * sizeof(float));
-    for (int i = 1; rc == MLTK_OK && i < r->n_in; i++)
-        rc = be->i->axpby(be->ctx, y, 1.0f, r->x[i].data, 1.0f, n);
+    rc = mltk_be_copy(be, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
+    for (int i = 1; rc == MLTK_OK && i < r->n_in; i++) {
+        const mltk_tensor x = mltk_tensor_1d(r->x[i].data, MLTK_F32, n);
+        rc = mltk_op_axpby(be, &y, 1.0f, &x, 1.0f);
+    }
     return rc;
 }
 
@@ -110,15 +115,14 @@ static int add_backward(void *self, const mltk_layer_run *r)
 {
     add *a = self;
     const struct mltk_backend *be = r->be;
-    int64_t n = r->batch * a->numel;
+    const int64_t n = r->batch * a->numel;
     int rc = MLTK_OK;
 
     if (n == 0 || !r->dx)
         return MLTK_OK;
     for (int i = 0; rc == MLTK_OK && i < r->n_in; i++)
         if (r->dx[i].data)
-            rc = be->i->copy(be->ctx, r->dx[i].data, r->dy->data,
-                             (size_t)n * sizeof(float));
+            rc = mltk_be_copy(be, r->dx[i].data, r->dy->data, (size_t)n * sizeof(float));
     return rc;
 }
 

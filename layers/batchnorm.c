@@ -1,8 +1,8 @@
 /* batchnorm.c - batch normalisation per channel, as PyTorch's BatchNorm1d,
  * BatchNorm2d and BatchNorm3d.
  *
- * What this is: a layer plugin over the backend's batchnorm ops (ABI
- * 1.1).  Dimension 0 of a sample is the channel: a 1-d sample (C) is
+ * What this is: a layer plugin over the batchnorm ops of the backend
+ * contract.  Dimension 0 of a sample is the channel: a 1-d sample (C) is
  * BatchNorm1d on (N, C), (C, L) is BatchNorm1d on (N, C, L), (C, H, W)
  * BatchNorm2d, and so on; the op sees x as (N, C, L) with L the product of
  * the remaining dimensions.
@@ -19,8 +19,8 @@
  * The running statistics start at mean 0 and variance 1.  They are
  * persistent state ("running_mean", "running_var", PyTorch's names), not
  * trainable parameters: the core sets their start values, and saves and
- * restores them with the weights.  Training with a single value per channel (batch * L == 1) is
- * refused, as in PyTorch.
+ * restores them with the weights.  Training with a single value per
+ * channel (batch * L == 1) is refused, as in PyTorch.
  *
  * What this is not: momentum = None (PyTorch's cumulative average), or
  * statistics synchronised across processes (SyncBatchNorm).
@@ -101,21 +101,22 @@ static int bn_state(mltk_layer_setup_t *s, const char *name, const mltk_shape *c
 static int bn_setup(void *self, mltk_layer_setup_t *s, int n_in,
                     const mltk_shape *in, mltk_shape *out, char **err)
 {
+    static const mltk_op ops[] = { MLTK_OP_BATCHNORM_FORWARD_TRAIN,
+                                   MLTK_OP_BATCHNORM_FORWARD_EVAL,
+                                   MLTK_OP_BATCHNORM_BACKWARD, MLTK_OP_FILL };
     batchnorm *b = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
     mltk_shape cs;
-    int rc;
+    int rc = MLTK_OK;
 
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
     if (in[0].ndim < 1 || in[0].dim[0] < 1)
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "expected a per-sample shape (C) or (C, ...) with channels first");
-    if (be && (!MLTK_BACKEND_HAS(be, batchnorm_forward_train)
-               || !MLTK_BACKEND_HAS(be, batchnorm_forward_eval)
-               || !MLTK_BACKEND_HAS(be, batchnorm_backward)))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "backend '%s' has no batchnorm ops",
-                         be->name);
+    for (size_t i = 0; !rc && i < sizeof(ops) / sizeof(ops[0]); i++)
+        rc = mltk_layer_need_op(s, ops[i], MLTK_F32, err);
+    if (rc)
+        return rc;
     b->C = in[0].dim[0];
     b->L = mltk_shape_numel(&in[0]) / b->C;
     b->initialised = 0;
@@ -142,42 +143,65 @@ static int bn_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static float *bn_aux(const batchnorm *b, const mltk_layer_run *r, int part)
+/* a (C) vector of floats */
+static mltk_tensor bn_vec(const batchnorm *b, void *data)
 {
-    return (float *)r->buffers[b->b_aux].data + part * b->C;
+    return mltk_tensor_1d(data, MLTK_F32, b->C);
+}
+
+/* n samples of (C, L) */
+static mltk_tensor bn_ncl(const batchnorm *b, void *data, int64_t n)
+{
+    const int64_t dims[3] = { n, b->C, b->L };
+    return mltk_tensor_make(data, MLTK_F32, 3, dims);
+}
+
+/* part `part` of the aux buffer, (C) */
+static mltk_tensor bn_aux(const batchnorm *b, const mltk_layer_run *r, int part)
+{
+    return bn_vec(b, (float *)r->buffers[b->b_aux].data + part * b->C);
+}
+
+/* buffer or state `idx` seen as (C) */
+static mltk_tensor bn_buf(const batchnorm *b, const mltk_layer_run *r, int idx)
+{
+    return bn_vec(b, r->buffers[idx].data);
 }
 
 /* the constant vectors (the running statistics are state the core
  * initialises and restores) */
 static int bn_initialise(batchnorm *b, const mltk_layer_run *r)
 {
-    const struct mltk_backend *be = r->be;
-    int rc = be->i->fill(be->ctx, bn_aux(b, r, AUX_ONES), 1.0f, b->C);
+    const mltk_tensor ones = bn_aux(b, r, AUX_ONES), zeros = bn_aux(b, r, AUX_ZEROS);
+    int rc = mltk_op_fill(r->be, &ones, 1.0f);
     if (!rc)
-        rc = be->i->fill(be->ctx, bn_aux(b, r, AUX_ZEROS), 0.0f, b->C);
+        rc = mltk_op_fill(r->be, &zeros, 0.0f);
     if (!rc)
         b->initialised = 1;
     return rc;
 }
 
-static const float *bn_gamma(const batchnorm *b, const mltk_layer_run *r)
+/* the affine weight and bias, or ones and zeros without affine */
+static mltk_tensor bn_gamma(const batchnorm *b, const mltk_layer_run *r)
 {
-    return b->affine ? r->params[b->p_weight].data : bn_aux(b, r, AUX_ONES);
+    return b->affine ? bn_vec(b, r->params[b->p_weight].data) : bn_aux(b, r, AUX_ONES);
 }
 
-static const float *bn_beta(const batchnorm *b, const mltk_layer_run *r)
+static mltk_tensor bn_beta(const batchnorm *b, const mltk_layer_run *r)
 {
-    return b->affine ? r->params[b->p_bias].data : bn_aux(b, r, AUX_ZEROS);
+    return b->affine ? bn_vec(b, r->params[b->p_bias].data) : bn_aux(b, r, AUX_ZEROS);
 }
 
 /* ---- forward -------------------------------------------------------------- */
 
-/* x (B, C, ...) -> y (B, C, ...) */
+/* x (B, C, ...) -> y (B, C, ...), read as (B, C, L) */
 static int bn_forward(void *self, const mltk_layer_run *r)
 {
     batchnorm *b = self;
     const struct mltk_backend *be = r->be;
-    float *rmean = r->buffers[b->b_rmean].data, *rvar = r->buffers[b->b_rvar].data;
+    const mltk_tensor rmean = bn_buf(b, r, b->b_rmean), rvar = bn_buf(b, r, b->b_rvar);
+    const mltk_bn_params bp = { .momentum = b->momentum, .eps = b->eps };
+    mltk_tensor x, y, gamma, beta;
     int rc;
 
     if (!b->initialised && (rc = bn_initialise(b, r)))
@@ -185,7 +209,13 @@ static int bn_forward(void *self, const mltk_layer_run *r)
     b->batch_stats = r->mode == MLTK_TRAIN && !r->frozen;
     if (r->batch == 0)
         return MLTK_OK;
+    x = bn_ncl(b, r->x[0].data, r->batch);
+    y = bn_ncl(b, r->y->data, r->batch);
+    gamma = bn_gamma(b, r);
+    beta = bn_beta(b, r);
     if (b->batch_stats) {
+        const mltk_tensor mean = bn_buf(b, r, b->b_mean);
+        const mltk_tensor invstd = bn_buf(b, r, b->b_invstd);
         if (r->batch * b->L < 2) {
             mltk_log(MLTK_LOG_ERROR,
                      "batchnorm: training needs more than one value per channel "
@@ -193,15 +223,10 @@ static int bn_forward(void *self, const mltk_layer_run *r)
                      (long long)r->batch, (long long)b->L);
             return MLTK_ERR_INVALID;
         }
-        return be->i->batchnorm_forward_train(be->ctx, r->y->data, r->x[0].data,
-                                              bn_gamma(b, r), bn_beta(b, r),
-                                              r->buffers[b->b_mean].data,
-                                              r->buffers[b->b_invstd].data, rmean, rvar,
-                                              r->batch, b->C, b->L, b->momentum, b->eps);
+        return mltk_op_batchnorm_forward_train(be, &y, &mean, &invstd, &rmean, &rvar, &x,
+                                               &gamma, &beta, &bp);
     }
-    return be->i->batchnorm_forward_eval(be->ctx, r->y->data, r->x[0].data,
-                                         bn_gamma(b, r), bn_beta(b, r), rmean, rvar,
-                                         r->batch, b->C, b->L, b->eps);
+    return mltk_op_batchnorm_forward_eval(be, &y, &x, &gamma, &beta, &rmean, &rvar, &bp);
 }
 
 /* ---- backward ------------------------------------------------------------- */
@@ -219,46 +244,56 @@ static int bn_backward(void *self, const mltk_layer_run *r)
 {
     batchnorm *b = self;
     const struct mltk_backend *be = r->be;
-    float *dx = r->dx && r->dx[0].data ? r->dx[0].data : NULL;
-    float *dg = b->affine ? r->grads[b->p_weight].data : bn_aux(b, r, AUX_DGAMMA);
-    float *db = b->affine ? r->grads[b->p_bias].data : bn_aux(b, r, AUX_DBETA);
-    float *zeros = bn_aux(b, r, AUX_ZEROS);
-    float *invstd = bn_aux(b, r, AUX_INVSTD);
-    const float *rvar = r->buffers[b->b_rvar].data;
+    const mltk_bn_params bp = { .momentum = b->momentum, .eps = b->eps };
+    const int want_dx = r->dx && r->dx[0].data;
+    const mltk_tensor dg = b->affine ? bn_vec(b, r->grads[b->p_weight].data)
+                                     : bn_aux(b, r, AUX_DGAMMA);
+    const mltk_tensor db = b->affine ? bn_vec(b, r->grads[b->p_bias].data)
+                                     : bn_aux(b, r, AUX_DBETA);
+    const mltk_tensor zeros = bn_aux(b, r, AUX_ZEROS), ones = bn_aux(b, r, AUX_ONES);
+    const mltk_tensor rvar = bn_buf(b, r, b->b_rvar);
+    mltk_tensor dx, dy, x, gamma;
     int rc;
 
     if (r->batch == 0) {
         if (!b->affine)
             return MLTK_OK;
-        rc = be->i->fill(be->ctx, dg, 0.0f, b->C);
-        return rc ? rc : be->i->fill(be->ctx, db, 0.0f, b->C);
+        rc = mltk_op_fill(be, &dg, 0.0f);
+        return rc ? rc : mltk_op_fill(be, &db, 0.0f);
     }
+    dx = bn_ncl(b, want_dx ? r->dx[0].data : NULL, r->batch);
+    dy = bn_ncl(b, r->dy->data, r->batch);
+    x = bn_ncl(b, r->x[0].data, r->batch);
+    gamma = bn_gamma(b, r);
     if (b->batch_stats) {
-        if (!dx && !b->affine)
+        const mltk_tensor mean = bn_buf(b, r, b->b_mean);
+        const mltk_tensor invstd = bn_buf(b, r, b->b_invstd);
+        if (!want_dx && !b->affine)
             return MLTK_OK;
-        return be->i->batchnorm_backward(be->ctx, dx, dg, db, r->dy->data, r->x[0].data,
-                                         bn_gamma(b, r), r->buffers[b->b_mean].data,
-                                         r->buffers[b->b_invstd].data, r->batch, b->C,
-                                         b->L);
+        return mltk_op_batchnorm_backward(be, want_dx ? &dx : NULL, &dg, &db, &dy, &x,
+                                          &gamma, &mean, &invstd);
     }
     if (b->affine) {
-        /* invstd = 1 / sqrt(running_var + eps): the eval op on a vector of
-         * ones with mean 0, scale 1, shift 0 */
-        rc = be->i->batchnorm_forward_eval(be->ctx, invstd, bn_aux(b, r, AUX_ONES),
-                                           bn_aux(b, r, AUX_ONES), zeros, zeros, rvar,
-                                           1, b->C, 1, b->eps);
+        /* invstd = 1 / sqrt(running_var + eps): the eval op on one sample
+         * (1, C, 1) of ones with mean 0, scale 1, shift 0 */
+        const int64_t one[3] = { 1, b->C, 1 };
+        const mltk_tensor invstd = bn_aux(b, r, AUX_INVSTD);
+        const mltk_tensor inv1 = mltk_tensor_make(invstd.data, MLTK_F32, 3, one);
+        const mltk_tensor ones1 = mltk_tensor_make(ones.data, MLTK_F32, 3, one);
+        const mltk_tensor rmean = bn_buf(b, r, b->b_rmean);
+
+        rc = mltk_op_batchnorm_forward_eval(be, &inv1, &ones1, &ones, &zeros, &zeros, &rvar,
+                                            &bp);
+        /* the parameter sums only: dx follows from the affine map below */
         if (!rc)
-            rc = be->i->batchnorm_backward(be->ctx, dx, dg, db, r->dy->data,
-                                           r->x[0].data, bn_gamma(b, r),
-                                           r->buffers[b->b_rmean].data, invstd,
-                                           r->batch, b->C, b->L);
+            rc = mltk_op_batchnorm_backward(be, NULL, &dg, &db, &dy, &x, &gamma, &rmean,
+                                            &invstd);
         if (rc)
             return rc;
     }
-    if (!dx)
+    if (!want_dx)
         return MLTK_OK;
-    return be->i->batchnorm_forward_eval(be->ctx, dx, r->dy->data, bn_gamma(b, r), zeros,
-                                         zeros, rvar, r->batch, b->C, b->L, b->eps);
+    return mltk_op_batchnorm_forward_eval(be, &dx, &dy, &gamma, &zeros, &zeros, &rvar, &bp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

@@ -5,7 +5,7 @@
  * the last).  Seen from the axis, each sample is `outer` rows (the product
  * of the dimensions before the axis) of a contiguous block per input
  * (its axis length times the product of the dimensions after it), so both
- * passes are one strided 2-d copy per input (the backend's copy_2d):
+ * passes are one strided 2-d copy per input (the copy_2d op):
  * forward scatters the inputs' blocks into the output's rows, backward
  * gathers each input's columns of dy back.
  *
@@ -57,15 +57,14 @@ static int concat_setup(void *self, mltk_layer_setup_t *s, int n_in,
                         const mltk_shape *in, mltk_shape *out, char **err)
 {
     concat *c = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
     char b0[96], b1[96];
-    int nd, axis;
+    int nd, axis, rc;
 
     if (n_in < 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected at least 1 input, got %d", n_in);
-    if (be && !MLTK_BACKEND_HAS(be, copy_2d))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "backend '%s' lacks copy_2d, which concat needs", be->name);
+    rc = mltk_layer_need_op(s, MLTK_OP_COPY_2D, MLTK_F32, err);
+    if (rc)
+        return rc;
     nd = in[0].ndim;
     if (nd < 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "input 1 is a scalar per sample; "
@@ -116,22 +115,33 @@ static int concat_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
 /* ---- forward and backward ------------------------------------------------- */
 
+/* input i's columns of the output's rows: (rows, block_i) with the
+ * output's row stride `total` */
+static mltk_tensor concat_slot(const concat *c, void *out, int i, int64_t rows)
+{
+    mltk_tensor t = mltk_tensor_2d((float *)out + c->offset[i], MLTK_F32, rows,
+                                   c->block[i]);
+    t.stride[0] = c->total;
+    t.stride[1] = 1;
+    return t;
+}
+
 /* x_i (B, outer, block_i) -> y (B, outer, total)[:, :, offset_i + ...] */
 static int concat_forward(void *self, const mltk_layer_run *r)
 {
     concat *c = self;
-    const struct mltk_backend *be = r->be;
-    float *y = r->y->data;
-    int64_t rows = r->batch * c->outer;
+    const int64_t rows = r->batch * c->outer;
     int rc = MLTK_OK;
 
     if (r->n_in != c->n_in)
         return MLTK_ERR_INVALID;
     if (rows == 0)
         return MLTK_OK;
-    for (int i = 0; rc == MLTK_OK && i < c->n_in; i++)
-        rc = be->i->copy_2d(be->ctx, y + c->offset[i], c->total, r->x[i].data,
-                            c->block[i], rows, c->block[i], 0);
+    for (int i = 0; rc == MLTK_OK && i < c->n_in; i++) {
+        const mltk_tensor dst = concat_slot(c, r->y->data, i, rows);
+        const mltk_tensor src = mltk_tensor_2d(r->x[i].data, MLTK_F32, rows, c->block[i]);
+        rc = mltk_op_copy_2d(r->be, &dst, &src, 0);
+    }
     return rc;
 }
 
@@ -139,19 +149,20 @@ static int concat_forward(void *self, const mltk_layer_run *r)
 static int concat_backward(void *self, const mltk_layer_run *r)
 {
     concat *c = self;
-    const struct mltk_backend *be = r->be;
-    const float *dy = r->dy->data;
-    int64_t rows = r->batch * c->outer;
+    const int64_t rows = r->batch * c->outer;
     int rc = MLTK_OK;
 
     if (r->n_in != c->n_in)
         return MLTK_ERR_INVALID;
     if (rows == 0 || !r->dx)
         return MLTK_OK;
-    for (int i = 0; rc == MLTK_OK && i < c->n_in; i++)
-        if (r->dx[i].data)
-            rc = be->i->copy_2d(be->ctx, r->dx[i].data, c->block[i], dy + c->offset[i],
-                                c->total, rows, c->block[i], 0);
+    for (int i = 0; rc == MLTK_OK && i < c->n_in; i++) {
+        if (!r->dx[i].data)
+            continue;
+        const mltk_tensor dst = mltk_tensor_2d(r->dx[i].data, MLTK_F32, rows, c->block[i]);
+        const mltk_tensor src = concat_slot(c, r->dy->data, i, rows);
+        rc = mltk_op_copy_2d(r->be, &dst, &src, 0);
+    }
     return rc;
 }
 

@@ -1,13 +1,13 @@
 /* conv2d.c - the 2-d convolution layer, y = act(conv(x, W) + b), NCHW.
  *
- * What this is: a layer plugin over the backend's conv2d_forward,
+ * What this is: a layer plugin over the conv2d_forward,
  * conv2d_backward_data and conv2d_backward_filter ops (PyTorch's
  * nn.Conv2d: cross-correlation with stride, padding, dilation and groups).
  * Input per sample (C, H, W), output (K, P, Q), weight (K, C/groups, R, S),
  * bias (K).  The optional activation is fused into the forward op, as
  * dense does; backward derives its derivative from the output y.  The
- * backend's scratch (conv2d_workspace) is declared as a layer buffer, so
- * a training step allocates nothing.
+ * backend's scratch (mltk_op_conv2d_workspace() for the largest batch) is
+ * declared as a layer buffer, so a training step allocates nothing.
  *
  * What this is not: a transposed convolution, or asymmetric padding:
  * `padding = same` needs an odd effective kernel extent (dilation *
@@ -32,7 +32,7 @@ typedef struct conv2d {
     float    alpha;
     char     init[32], bias_init[16];
     double   init_std;
-    mltk_conv2d_desc desc;       /* N filled in per call */
+    mltk_conv2d_params cp;       /* desc N filled in per call */
     int      p_weight, p_bias;   /* param indices (bias -1 if none) */
     int      b_ws, b_dz;         /* buffer indices, -1 if none */
 } conv2d;
@@ -188,12 +188,27 @@ static void conv2d_destroy(void *self)
 
 /* ---- shapes --------------------------------------------------------------- */
 
+/* the ops forward and backward run, so that a backend lacking one is
+ * refused when the session is built */
+static int conv2d_need_ops(const conv2d *c, mltk_layer_setup_t *s, char **err)
+{
+    static const mltk_op ops[] = { MLTK_OP_CONV2D_FORWARD, MLTK_OP_CONV2D_BACKWARD_DATA,
+                                   MLTK_OP_CONV2D_BACKWARD_FILTER, MLTK_OP_FILL };
+    int rc = MLTK_OK;
+
+    for (size_t i = 0; !rc && i < sizeof(ops) / sizeof(ops[0]); i++)
+        rc = mltk_layer_need_op(s, ops[i], MLTK_F32, err);
+    if (!rc && c->act != MLTK_ACT_NONE)
+        rc = mltk_layer_need_op(s, MLTK_OP_ACT_BACKWARD, MLTK_F32, err);
+    return rc;
+}
+
 static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
                         const mltk_shape *in, mltk_shape *out, char **err)
 {
     conv2d *c = self;
     const struct mltk_backend *be = mltk_layer_backend(s);
-    mltk_conv2d_desc *d = &c->desc;
+    mltk_conv2d_desc *d = &c->cp.d;
     char buf[96];
     int64_t C, H, W, eh, ew, dims[4];
     double fan_in, fan_out;
@@ -207,12 +222,12 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "input shape %s is not (channels, height, width)",
                          mltk_shape_str(&in[0], buf, sizeof(buf)));
-    if (!be || !MLTK_BACKEND_HAS(be, conv2d_forward)
-        || !MLTK_BACKEND_HAS(be, conv2d_backward_data)
-        || !MLTK_BACKEND_HAS(be, conv2d_backward_filter)
-        || !MLTK_BACKEND_HAS(be, conv2d_workspace))
+    if (!be)
         return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "backend '%s' has no conv2d ops", be ? be->name : "?");
+                         "conv2d needs its backend at setup (for the workspace size)");
+    rc = conv2d_need_ops(c, s, err);
+    if (rc)
+        return rc;
     C = in[0].dim[0];
     H = in[0].dim[1];
     W = in[0].dim[2];
@@ -236,6 +251,8 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
         .S = c->S, .P = eh / c->sh + 1, .Q = ew / c->sw + 1, .stride_h = c->sh,
         .stride_w = c->sw, .pad_h = c->ph, .pad_w = c->pw, .dil_h = c->dh,
         .dil_w = c->dw, .groups = c->groups };
+    c->cp.act = c->act;
+    c->cp.act_alpha = c->alpha;
 
     /* PyTorch's fans for (K, C/g, R, S) */
     fan_in = (double)(C / c->groups * c->R * c->S);
@@ -266,7 +283,7 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
     }
 
     c->b_ws = c->b_dz = -1;
-    size_t ws = be->i->conv2d_workspace(be->ctx, d);
+    size_t ws = mltk_op_conv2d_workspace(be, &c->cp, MLTK_F32);
     if (ws > 0) {
         rc = mltk_layer_add_buffer(s, "workspace", ws);
         if (rc < 0)
@@ -289,21 +306,42 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
 /* ---- forward -------------------------------------------------------------- */
 
+/* an NCHW view of n samples of (c, h, w) */
+static mltk_tensor nchw(void *data, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    const int64_t dims[4] = { n, c, h, w };
+    return mltk_tensor_make(data, MLTK_F32, 4, dims);
+}
+
+/* the workspace buffer and its size (NULL, 0 when none) */
+static void *conv2d_ws(const conv2d *c, const mltk_layer_run *r, size_t *bytes)
+{
+    if (c->b_ws < 0) {
+        *bytes = 0;
+        return NULL;
+    }
+    *bytes = (size_t)mltk_tensor_numel(&r->buffers[c->b_ws]);
+    return r->buffers[c->b_ws].data;
+}
+
 /* x (B, C, H, W), weight (K, C/g, R, S), bias (K) -> y (B, K, P, Q) */
 static int conv2d_forward(void *self, const mltk_layer_run *r)
 {
     conv2d *c = self;
-    const struct mltk_backend *be = r->be;
-    mltk_conv2d_desc d = c->desc;
+    mltk_conv2d_params p = c->cp;
+    const mltk_conv2d_desc *d = &p.d;
+    mltk_tensor x, y;
+    size_t ws_bytes;
+    void *ws = conv2d_ws(c, r, &ws_bytes);
 
     if (r->batch == 0)
         return MLTK_OK;
-    d.N = r->batch;
-    return be->i->conv2d_forward(be->ctx, r->y->data, r->x[0].data,
-                                 r->params[c->p_weight].data,
-                                 c->p_bias >= 0 ? r->params[c->p_bias].data : NULL,
-                                 &d, c->act, c->alpha,
-                                 c->b_ws >= 0 ? r->buffers[c->b_ws].data : NULL);
+    p.d.N = r->batch;
+    x = nchw(r->x[0].data, d->N, d->C, d->H, d->W);
+    y = nchw(r->y->data, d->N, d->K, d->P, d->Q);
+    return mltk_op_conv2d_forward(r->be, &y, &x, &r->params[c->p_weight],
+                                  c->p_bias >= 0 ? &r->params[c->p_bias] : NULL, &p,
+                                  ws, ws_bytes);
 }
 
 /* ---- backward ------------------------------------------------------------- */
@@ -313,28 +351,40 @@ static int conv2d_backward(void *self, const mltk_layer_run *r)
 {
     conv2d *c = self;
     const struct mltk_backend *be = r->be;
-    mltk_conv2d_desc d = c->desc;
-    float *dw = r->grads[c->p_weight].data;
-    float *db = c->p_bias >= 0 ? r->grads[c->p_bias].data : NULL;
-    void *ws = c->b_ws >= 0 ? r->buffers[c->b_ws].data : NULL;
-    const float *dz = r->dy->data;
+    mltk_conv2d_params p = c->cp;
+    const mltk_conv2d_desc *d = &p.d;
+    const mltk_tensor *dw = &r->grads[c->p_weight];
+    const mltk_tensor *db = c->p_bias >= 0 ? &r->grads[c->p_bias] : NULL;
+    mltk_tensor x, dy, dz;
+    size_t ws_bytes;
+    void *ws = conv2d_ws(c, r, &ws_bytes);
     int rc;
 
-    d.N = r->batch;
-    if (r->batch > 0 && c->act != MLTK_ACT_NONE) {
-        float *buf = r->buffers[c->b_dz].data;
-        rc = be->i->act_backward(be->ctx, c->act, c->alpha, buf, r->dy->data, NULL,
-                                 r->y->data, r->batch * c->K * d.P * d.Q);
+    if (r->batch == 0) {  /* no samples: the parameter gradients are zero */
+        rc = mltk_op_fill(be, dw, 0.0f);
+        if (!rc && db)
+            rc = mltk_op_fill(be, db, 0.0f);
+        return rc;
+    }
+    p.d.N = r->batch;
+    x = nchw(r->x[0].data, d->N, d->C, d->H, d->W);
+    dy = nchw(r->dy->data, d->N, d->K, d->P, d->Q);
+    dz = dy;
+    if (c->act != MLTK_ACT_NONE) {
+        const mltk_tensor y = nchw(r->y->data, d->N, d->K, d->P, d->Q);
+        dz = nchw(r->buffers[c->b_dz].data, d->N, d->K, d->P, d->Q);
+        rc = mltk_op_act_backward(be, &dz, &dy, NULL, &y, c->act, c->alpha);
         if (rc)
             return rc;
-        dz = buf;
     }
-    rc = be->i->conv2d_backward_filter(be->ctx, dw, db, dz, r->x[0].data, &d, ws);
+    rc = mltk_op_conv2d_backward_filter(be, dw, db, &dz, &x, &p, ws, ws_bytes);
     if (rc)
         return rc;
-    if (r->batch > 0 && r->dx && r->dx[0].data)
-        rc = be->i->conv2d_backward_data(be->ctx, r->dx[0].data, dz,
-                                         r->params[c->p_weight].data, &d, ws);
+    if (r->dx && r->dx[0].data) {
+        const mltk_tensor dx = nchw(r->dx[0].data, d->N, d->C, d->H, d->W);
+        rc = mltk_op_conv2d_backward_data(be, &dx, &dz, &r->params[c->p_weight], &p, ws,
+                                          ws_bytes);
+    }
     return rc;
 }
 

@@ -1,11 +1,11 @@
 /* dense.c - the fully connected layer, y = act(x W^T + b).
  *
  * What this is: a layer plugin written only against the backend op
- * contract (gemm, bias_act, act_backward, sum_rows), so it runs on every
+ * contract (gemm, act_backward, sum_rows, fill), so it runs on every
  * backend unchanged.  The input may have any per-sample shape; it is read
  * as a flat row of numel(shape) features, so a dense layer can follow a
  * convolution without an explicit flatten.  The bias add and the optional
- * activation are one fused epilogue (bias_act) after the matrix product.
+ * activation are the gemm's epilogue: forward is one op.
  *
  * The weight starts as PyTorch's nn.Linear does unless `init` names another
  * initialiser (he_normal, xavier_uniform, ...; fan_in = input features,
@@ -100,6 +100,20 @@ static void dense_destroy(void *self)
 
 /* ---- shapes --------------------------------------------------------------- */
 
+/* the ops forward and backward run, so that a backend lacking one is
+ * refused when the session is built */
+static int dense_need_ops(const dense *d, mltk_layer_setup_t *s, char **err)
+{
+    int rc = mltk_layer_need_op(s, MLTK_OP_GEMM, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_FILL, MLTK_F32, err);
+    if (!rc && d->bias)
+        rc = mltk_layer_need_op(s, MLTK_OP_SUM_ROWS, MLTK_F32, err);
+    if (!rc && d->act != MLTK_ACT_NONE)
+        rc = mltk_layer_need_op(s, MLTK_OP_ACT_BACKWARD, MLTK_F32, err);
+    return rc;
+}
+
 static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
                        const mltk_shape *in, mltk_shape *out, char **err)
 {
@@ -143,6 +157,9 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
             return mltk_errf(err, rc, "cannot declare the bias");
         d->p_bias = rc;
     }
+    rc = dense_need_ops(d, s, err);
+    if (rc)
+        return rc;
     d->b_dz = -1;
     if (d->act != MLTK_ACT_NONE) {
         int64_t mb = mltk_layer_max_batch(s);
@@ -157,72 +174,67 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
 /* ---- forward -------------------------------------------------------------- */
 
-/* x (B, in), weight (units, in), bias (units) -> y (B, units) */
+/* x (B, in), weight (units, in), bias (units) -> y (B, units) = act(x W^T + b),
+ * the bias and activation as the gemm's epilogue */
 static int dense_forward(void *self, const mltk_layer_run *r)
 {
     dense *d = self;
-    const struct mltk_backend *be = r->be;
-    const float *x = r->x[0].data;
-    const float *w = r->params[d->p_weight].data;
-    const float *b = d->p_bias >= 0 ? r->params[d->p_bias].data : NULL;
-    float *y = r->y->data;
-    int rc;
+    const mltk_tensor x = mltk_tensor_2d(r->x[0].data, MLTK_F32, r->batch, d->in);
+    const mltk_tensor y = mltk_tensor_2d(r->y->data, MLTK_F32, r->batch, d->units);
+    const mltk_tensor *b = d->p_bias >= 0 ? &r->params[d->p_bias] : NULL;
+    const mltk_gemm_params gp = { .ta = 0, .tb = 1, .alpha = 1.0f, .beta = 0.0f,
+                                  .act = d->act, .act_alpha = d->alpha };
 
     if (r->batch == 0)
         return MLTK_OK;
-    rc = be->i->gemm(be->ctx, 0, 1, r->batch, d->units, d->in, 1.0f,
-                     x, d->in, w, d->in, 0.0f, y, d->units);
-    if (rc)
-        return rc;
-    if (b || d->act != MLTK_ACT_NONE)
-        rc = be->i->bias_act(be->ctx, y, b, r->batch, d->units, d->act, d->alpha);
-    return rc;
+    return mltk_op_gemm(r->be, &y, &x, &r->params[d->p_weight], b, &gp);
 }
 
 /* ---- backward ------------------------------------------------------------- */
 
-/* dy (B, units) -> dz = dy * act'(.) (B, units);
+/* dy (B, units) -> dz = dy * act'(.) (B, units), from y;
  * dW (units, in) = dz^T x;  db (units) = sum over rows of dz;
  * dx (B, in) = dz W, only when the input needs a gradient */
 static int dense_backward(void *self, const mltk_layer_run *r)
 {
     dense *d = self;
     const struct mltk_backend *be = r->be;
-    const float *x = r->x[0].data;
-    const float *y = r->y->data;
-    const float *w = r->params[d->p_weight].data;
-    float *dw = r->grads[d->p_weight].data;
-    float *db = d->p_bias >= 0 ? r->grads[d->p_bias].data : NULL;
-    const float *dz = r->dy->data;
-    int64_t n = r->batch * d->units;
+    const mltk_tensor *dw = &r->grads[d->p_weight];
+    const mltk_tensor *db = d->p_bias >= 0 ? &r->grads[d->p_bias] : NULL;
+    const mltk_tensor x = mltk_tensor_2d(r->x[0].data, MLTK_F32, r->batch, d->in);
+    const mltk_tensor dy = mltk_tensor_2d(r->dy->data, MLTK_F32, r->batch, d->units);
+    mltk_tensor dz = dy;
+    const mltk_gemm_params gw = { .ta = 1, .tb = 0, .alpha = 1.0f, .beta = 0.0f,
+                                  .act = MLTK_ACT_NONE };
+    const mltk_gemm_params gx = { .ta = 0, .tb = 0, .alpha = 1.0f, .beta = 0.0f,
+                                  .act = MLTK_ACT_NONE };
     int rc;
 
     if (r->batch == 0) {
-        rc = be->i->fill(be->ctx, dw, 0.0f, d->units * d->in);
+        rc = mltk_op_fill(be, dw, 0.0f);
         if (!rc && db)
-            rc = be->i->fill(be->ctx, db, 0.0f, d->units);
+            rc = mltk_op_fill(be, db, 0.0f);
         return rc;
     }
     if (d->act != MLTK_ACT_NONE) {
-        float *buf = r->buffers[d->b_dz].data;
-        rc = be->i->act_backward(be->ctx, d->act, d->alpha, buf, r->dy->data,
-                                 NULL, y, n);
+        const mltk_tensor y = mltk_tensor_2d(r->y->data, MLTK_F32, r->batch, d->units);
+        dz = mltk_tensor_2d(r->buffers[d->b_dz].data, MLTK_F32, r->batch, d->units);
+        rc = mltk_op_act_backward(be, &dz, &dy, NULL, &y, d->act, d->alpha);
         if (rc)
             return rc;
-        dz = buf;
     }
-    rc = be->i->gemm(be->ctx, 1, 0, d->units, d->in, r->batch, 1.0f,
-                     dz, d->units, x, d->in, 0.0f, dw, d->in);
+    rc = mltk_op_gemm(be, dw, &dz, &x, NULL, &gw);
     if (rc)
         return rc;
     if (db) {
-        rc = be->i->sum_rows(be->ctx, db, dz, r->batch, d->units, 0.0f);
+        rc = mltk_op_sum_rows(be, db, &dz, 0.0f);
         if (rc)
             return rc;
     }
-    if (r->dx && r->dx[0].data)
-        rc = be->i->gemm(be->ctx, 0, 0, r->batch, d->in, d->units, 1.0f,
-                         dz, d->units, w, d->in, 0.0f, r->dx[0].data, d->in);
+    if (r->dx && r->dx[0].data) {
+        const mltk_tensor dx = mltk_tensor_2d(r->dx[0].data, MLTK_F32, r->batch, d->in);
+        rc = mltk_op_gemm(be, &dx, &dz, &r->params[d->p_weight], NULL, &gx);
+    }
     return rc;
 }
 

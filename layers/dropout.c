@@ -1,7 +1,7 @@
 /* dropout.c - inverted dropout, as PyTorch's nn.Dropout(p = rate).
  *
- * What this is: a layer plugin over the backend's dropout_forward (ABI
- * 1.1) and mul ops.  In training each value is kept with probability
+ * What this is: a layer plugin over the dropout_forward and mul ops of
+ * the backend contract.  In training each value is kept with probability
  * 1 - rate and scaled by 1/(1 - rate), so evaluation is the identity.  The
  * mask (0 or 1/(1 - rate) per value) is kept in a buffer for backward:
  * dx = dy * mask.
@@ -85,14 +85,15 @@ static int dropout_setup(void *self, mltk_layer_setup_t *s, int n_in,
                          const mltk_shape *in, mltk_shape *out, char **err)
 {
     dropout *d = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
     int rc;
 
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
-    if (be && !MLTK_BACKEND_HAS(be, dropout_forward))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "backend '%s' has no dropout_forward op", be->name);
+    rc = mltk_layer_need_op(s, MLTK_OP_DROPOUT_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_MUL, MLTK_F32, err);
+    if (rc)
+        return rc;
     d->numel = mltk_shape_numel(&in[0]);
     d->max_batch = mltk_layer_max_batch(s);
     rc = mltk_layer_add_buffer(s, "mask",
@@ -106,12 +107,20 @@ static int dropout_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
 /* ---- forward and backward ------------------------------------------------- */
 
+/* this call's rows of a run tensor or the mask: (B, values per sample) */
+static mltk_tensor drop_rows(const dropout *d, void *data, int64_t batch)
+{
+    return mltk_tensor_2d(data, MLTK_F32, batch, d->numel);
+}
+
 /* x (B, ...) -> y (B, ...); x == y allowed */
 static int dropout_forward(void *self, const mltk_layer_run *r)
 {
     dropout *d = self;
     const struct mltk_backend *be = r->be;
-    int64_t n = r->batch * d->numel;
+    const int64_t n = r->batch * d->numel;
+    mltk_dropout_params dp;
+    mltk_tensor x, y, mask;
 
     d->last_train = r->mode == MLTK_TRAIN;
     if (n == 0)
@@ -119,11 +128,14 @@ static int dropout_forward(void *self, const mltk_layer_run *r)
     if (!d->last_train) {
         if (r->y->data == r->x[0].data)
             return MLTK_OK;
-        return be->i->copy(be->ctx, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
+        return mltk_be_copy(be, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
     }
-    return be->i->dropout_forward(be->ctx, r->y->data, r->buffers[d->b_mask].data,
-                                  r->x[0].data, n, d->rate, r->seed ^ d->salt,
-                                  r->step * (uint64_t)(d->max_batch * d->numel));
+    x = drop_rows(d, r->x[0].data, r->batch);
+    y = drop_rows(d, r->y->data, r->batch);
+    mask = drop_rows(d, r->buffers[d->b_mask].data, r->batch);
+    dp = (mltk_dropout_params){ .p = d->rate, .seed = r->seed ^ d->salt,
+                                .offset = r->step * (uint64_t)(d->max_batch * d->numel) };
+    return mltk_op_dropout_forward(be, &y, &mask, &x, &dp);
 }
 
 /* dx = dy * mask (dy after an evaluation-mode forward) */
@@ -131,13 +143,20 @@ static int dropout_backward(void *self, const mltk_layer_run *r)
 {
     const dropout *d = self;
     const struct mltk_backend *be = r->be;
-    int64_t n = r->batch * d->numel;
+    const int64_t n = r->batch * d->numel;
+    mltk_tensor dx, dy, mask;
 
     if (!r->dx || !r->dx[0].data || n == 0)
         return MLTK_OK;
-    if (!d->last_train)
-        return be->i->copy(be->ctx, r->dx[0].data, r->dy->data, (size_t)n * sizeof(float));
-    return be->i->mul(be->ctx, r->dx[0].data, r->dy->data, r->buffers[d->b_mask].data, n);
+    if (!d->last_train) {
+        if (r->dx[0].data == r->dy->data)
+            return MLTK_OK;
+        return mltk_be_copy(be, r->dx[0].data, r->dy->data, (size_t)n * sizeof(float));
+    }
+    dx = drop_rows(d, r->dx[0].data, r->batch);
+    dy = drop_rows(d, r->dy->data, r->batch);
+    mask = drop_rows(d, r->buffers[d->b_mask].data, r->batch);
+    return mltk_op_mul(be, &dx, &dy, &mask);
 }
 
 static int dropout_inplace(void *self)

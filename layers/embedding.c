@@ -74,7 +74,6 @@ static int embedding_setup(void *self, mltk_layer_setup_t *s, int n_in,
                            const mltk_shape *in, mltk_shape *out, char **err)
 {
     embedding *e = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
     char buf[96];
     int64_t dims[2];
     mltk_shape ws;
@@ -82,10 +81,13 @@ static int embedding_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
-    if (be && (!MLTK_BACKEND_HAS(be, embedding_forward)
-               || !MLTK_BACKEND_HAS(be, embedding_backward)))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "backend '%s' lacks the embedding ops", be->name);
+    rc = mltk_layer_need_op(s, MLTK_OP_EMBEDDING_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_EMBEDDING_BACKWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_FILL, MLTK_F32, err);
+    if (rc)
+        return rc;
     /* the output adds an axis; the batch adds another */
     if (in[0].ndim < 1 || in[0].ndim > MLTK_MAX_DIMS - 2)
         return mltk_errf(err, MLTK_ERR_SHAPE,
@@ -107,14 +109,17 @@ static int embedding_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
 /* ---- forward and backward ------------------------------------------------- */
 
-/* ids (B, T) -> y (B, T, dim) */
+/* ids (B, T) read as (n) -> y (B, T, dim) read as (n, dim) */
 static int embedding_forward(void *self, const mltk_layer_run *r)
 {
     embedding *e = self;
-    const struct mltk_backend *be = r->be;
+    const int64_t n = r->batch * e->ids;
+    const mltk_tensor ids = mltk_tensor_1d(r->x[0].data, MLTK_F32, n);
+    const mltk_tensor y = mltk_tensor_2d(r->y->data, MLTK_F32, n, e->dim);
 
-    return be->i->embedding_forward(be->ctx, r->y->data, r->params[e->p_weight].data,
-                                    r->x[0].data, r->batch * e->ids, e->dim, e->vocab);
+    if (n == 0)
+        return MLTK_OK;
+    return mltk_op_embedding_forward(r->be, &y, &r->params[e->p_weight], &ids);
 }
 
 /* dy (B, T, dim) -> dweight (vocab, dim); dx (ids) = 0 when asked for */
@@ -122,12 +127,18 @@ static int embedding_backward(void *self, const mltk_layer_run *r)
 {
     embedding *e = self;
     const struct mltk_backend *be = r->be;
+    const int64_t n = r->batch * e->ids;
+    const mltk_tensor ids = mltk_tensor_1d(r->x[0].data, MLTK_F32, n);
+    const mltk_tensor dy = mltk_tensor_2d(r->dy->data, MLTK_F32, n, e->dim);
     int rc;
 
-    rc = be->i->embedding_backward(be->ctx, r->grads[e->p_weight].data, r->dy->data,
-                                   r->x[0].data, r->batch * e->ids, e->dim, e->vocab);
-    if (rc == MLTK_OK && r->dx && r->dx[0].data && r->batch > 0)
-        rc = be->i->fill(be->ctx, r->dx[0].data, 0.0f, r->batch * e->ids);
+    if (n == 0)  /* no ids: nothing scattered */
+        return mltk_op_fill(be, &r->grads[e->p_weight], 0.0f);
+    rc = mltk_op_embedding_backward(be, &r->grads[e->p_weight], &dy, &ids);
+    if (rc == MLTK_OK && r->dx && r->dx[0].data) {
+        const mltk_tensor dx = mltk_tensor_1d(r->dx[0].data, MLTK_F32, n);
+        rc = mltk_op_fill(be, &dx, 0.0f);
+    }
     return rc;
 }
 

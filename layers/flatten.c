@@ -3,7 +3,8 @@
  * What this is: a layer plugin whose output (numel(input)) holds the same
  * floats as its input in the same (row-major) order.  It declares itself
  * in-place safe, so when the core lets the output alias the input both
- * passes are free; otherwise they are one copy each.
+ * passes are free; otherwise they are one copy each (the backend's copy,
+ * through mltk_be_copy()).
  *
  * What this is not: a general reshape or transpose; the memory order never
  * changes.
@@ -62,7 +63,7 @@ static int flatten_forward(void *self, const mltk_layer_run *r)
     (void)self;
     if (n == 0 || r->y->data == r->x[0].data)
         return MLTK_OK;
-    return be->i->copy(be->ctx, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
+    return mltk_be_copy(be, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
 }
 
 /* dy (B, numel) -> dx (B, d1, d2, ...) */
@@ -74,7 +75,7 @@ static int flatten_backward(void *self, const mltk_layer_run *r)
     (void)self;
     if (!r->dx || !r->dx[0].data || n == 0 || r->dx[0].data == r->dy->data)
         return MLTK_OK;
-    return be->i->copy(be->ctx, r->dx[0].data, r->dy->data, (size_t)n * sizeof(float));
+    return mltk_be_copy(be, r->dx[0].data, r->dy->data, (size_t)n * sizeof(float));
 }
 
 static int flatten_inplace(void *self)

@@ -1,6 +1,6 @@
 /* global_avgpool.c - the mean over each channel's plane: (C, H, W) -> (C).
  *
- * What this is: a layer plugin over the backend's pool2d ops (average
+ * What this is: a layer plugin over the pool2d ops (average
  * pooling with a window the size of the whole plane), as PyTorch's
  * nn.AdaptiveAvgPool2d(1) followed by a flatten computes it.  Its output
  * (B, C) feeds a dense layer directly.
@@ -13,7 +13,7 @@
 /* ---- state ---------------------------------------------------------------- */
 
 typedef struct gap {
-    mltk_pool2d_desc desc;  /* N filled in per call */
+    mltk_pool2d_params pp;  /* desc N filled in per call */
 } gap;
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -41,8 +41,8 @@ static int gap_setup(void *self, mltk_layer_setup_t *s, int n_in, const mltk_sha
                      mltk_shape *out, char **err)
 {
     gap *g = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
     char buf[96];
+    int rc;
 
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
@@ -50,11 +50,13 @@ static int gap_setup(void *self, mltk_layer_setup_t *s, int n_in, const mltk_sha
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "input shape %s is not (channels, height, width)",
                          mltk_shape_str(&in[0], buf, sizeof(buf)));
-    if (!be || !MLTK_BACKEND_HAS(be, pool2d_forward)
-        || !MLTK_BACKEND_HAS(be, pool2d_backward))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "backend '%s' has no pool2d ops",
-                         be ? be->name : "?");
-    g->desc = (mltk_pool2d_desc){
+    rc = mltk_layer_need_op(s, MLTK_OP_POOL2D_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_POOL2D_BACKWARD, MLTK_F32, err);
+    if (rc)
+        return rc;
+    g->pp.kind = MLTK_POOL_AVG;
+    g->pp.d = (mltk_pool2d_desc){
         .N = 0, .C = in[0].dim[0], .H = in[0].dim[1], .W = in[0].dim[2],
         .R = in[0].dim[1], .S = in[0].dim[2], .P = 1, .Q = 1,
         .stride_h = in[0].dim[1], .stride_w = in[0].dim[2], .pad_h = 0, .pad_w = 0 };
@@ -64,28 +66,45 @@ static int gap_setup(void *self, mltk_layer_setup_t *s, int n_in, const mltk_sha
 
 /* ---- forward and backward ------------------------------------------------- */
 
+/* an NCHW view of n samples of (c, h, w) */
+static mltk_tensor nchw(void *data, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    const int64_t dims[4] = { n, c, h, w };
+    return mltk_tensor_make(data, MLTK_F32, 4, dims);
+}
+
 /* x (B, C, H, W) -> y (B, C), the same memory as (B, C, 1, 1) */
 static int gap_forward(void *self, const mltk_layer_run *r)
 {
-    gap *g = self;
-    mltk_pool2d_desc d = g->desc;
+    const gap *g = self;
+    mltk_pool2d_params pp = g->pp;
+    const mltk_pool2d_desc *d = &pp.d;
+    mltk_tensor x, y;
 
-    d.N = r->batch;
-    return r->be->i->pool2d_forward(r->be->ctx, MLTK_POOL_AVG, r->y->data,
-                                    r->x[0].data, &d);
+    if (r->batch == 0)
+        return MLTK_OK;
+    pp.d.N = r->batch;
+    x = nchw(r->x[0].data, d->N, d->C, d->H, d->W);
+    y = nchw(r->y->data, d->N, d->C, 1, 1);
+    return mltk_op_pool2d_forward(r->be, &y, &x, &pp);
 }
 
 /* dx (B, C, H, W) = dy / (H W) spread over each plane */
 static int gap_backward(void *self, const mltk_layer_run *r)
 {
-    gap *g = self;
-    mltk_pool2d_desc d = g->desc;
+    const gap *g = self;
+    mltk_pool2d_params pp = g->pp;
+    const mltk_pool2d_desc *d = &pp.d;
+    mltk_tensor dx, dy, x, y;
 
-    if (!r->dx || !r->dx[0].data)
+    if (!r->dx || !r->dx[0].data || r->batch == 0)
         return MLTK_OK;
-    d.N = r->batch;
-    return r->be->i->pool2d_backward(r->be->ctx, MLTK_POOL_AVG, r->dx[0].data,
-                                     r->dy->data, r->x[0].data, r->y->data, &d);
+    pp.d.N = r->batch;
+    dx = nchw(r->dx[0].data, d->N, d->C, d->H, d->W);
+    dy = nchw(r->dy->data, d->N, d->C, 1, 1);
+    x = nchw(r->x[0].data, d->N, d->C, d->H, d->W);
+    y = nchw(r->y->data, d->N, d->C, 1, 1);
+    return mltk_op_pool2d_backward(r->be, &dx, &dy, &x, &y, &pp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* layernorm.c - layer normalisation, as PyTorch's nn.LayerNorm.
  *
- * What this is: a layer plugin over the backend's layernorm ops (ABI
- * 1.1).  Each sample is normalised over its last dimension (axis = last,
+ * What this is: a layer plugin over the layernorm ops of the backend
+ * contract.  Each sample is normalised over its last dimension (axis = last,
  * nn.LayerNorm(shape[-1])) or over its whole shape (axis = all,
  * nn.LayerNorm(shape)):
  *   y = (x - mean) / sqrt(var + eps) * weight + bias
@@ -64,7 +64,6 @@ static int ln_setup(void *self, mltk_layer_setup_t *s, int n_in,
                     const mltk_shape *in, mltk_shape *out, char **err)
 {
     layernorm *l = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
     int64_t mb = mltk_layer_max_batch(s);
     mltk_shape ps;
     int rc;
@@ -74,10 +73,13 @@ static int ln_setup(void *self, mltk_layer_setup_t *s, int n_in,
     if (in[0].ndim < 1)
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "expected a per-sample shape with at least one dimension");
-    if (be && (!MLTK_BACKEND_HAS(be, layernorm_forward)
-               || !MLTK_BACKEND_HAS(be, layernorm_backward)))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "backend '%s' has no layernorm ops",
-                         be->name);
+    rc = mltk_layer_need_op(s, MLTK_OP_LAYERNORM_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_LAYERNORM_BACKWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_FILL, MLTK_F32, err);
+    if (rc)
+        return rc;
     if (l->all) {
         ps = in[0];
         l->cols = mltk_shape_numel(&in[0]);
@@ -112,19 +114,35 @@ static int ln_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
 /* ---- forward and backward ------------------------------------------------- */
 
+/* the normalised rows of this call: (B rows, cols) */
+static mltk_tensor ln_rows(const layernorm *l, void *data, int64_t batch)
+{
+    return mltk_tensor_2d(data, MLTK_F32, batch * l->rows, l->cols);
+}
+
+/* one value per normalised row (mean, rstd), or per column (parameters) */
+static mltk_tensor ln_vec(void *data, int64_t n)
+{
+    return mltk_tensor_1d(data, MLTK_F32, n);
+}
+
 /* x (B, ...) read as (B rows, cols) -> y of the same shape */
 static int ln_forward(void *self, const mltk_layer_run *r)
 {
     const layernorm *l = self;
-    const struct mltk_backend *be = r->be;
+    const int64_t n = r->batch * l->rows;
+    const mltk_ln_params lp = { .eps = l->eps };
+    mltk_tensor x, y, mean, rstd, gamma, beta;
 
     if (r->batch == 0)
         return MLTK_OK;
-    return be->i->layernorm_forward(be->ctx, r->y->data, r->x[0].data,
-                                    l->affine ? r->params[l->p_weight].data : NULL,
-                                    l->affine ? r->params[l->p_bias].data : NULL,
-                                    r->buffers[l->b_mean].data, r->buffers[l->b_rstd].data,
-                                    r->batch * l->rows, l->cols, l->eps);
+    x = ln_rows(l, r->x[0].data, r->batch);
+    y = ln_rows(l, r->y->data, r->batch);
+    mean = ln_vec(r->buffers[l->b_mean].data, n);
+    rstd = ln_vec(r->buffers[l->b_rstd].data, n);
+    gamma = ln_vec(l->affine ? r->params[l->p_weight].data : NULL, l->cols);
+    beta = ln_vec(l->affine ? r->params[l->p_bias].data : NULL, l->cols);
+    return mltk_op_layernorm_forward(r->be, &y, &mean, &rstd, &x, &gamma, &beta, &lp);
 }
 
 /* dx (when wanted), dweight and dbias (with affine) in one op */
@@ -132,21 +150,28 @@ static int ln_backward(void *self, const mltk_layer_run *r)
 {
     const layernorm *l = self;
     const struct mltk_backend *be = r->be;
-    float *dx = r->dx && r->dx[0].data ? r->dx[0].data : NULL;
-    float *dg = l->affine ? r->grads[l->p_weight].data : NULL;
-    float *db = l->affine ? r->grads[l->p_bias].data : NULL;
+    const int64_t n = r->batch * l->rows;
+    const int want_dx = r->dx && r->dx[0].data;
+    const mltk_tensor dg = ln_vec(l->affine ? r->grads[l->p_weight].data : NULL, l->cols);
+    const mltk_tensor db = ln_vec(l->affine ? r->grads[l->p_bias].data : NULL, l->cols);
+    mltk_tensor dx, dy, x, gamma, mean, rstd;
 
-    if (!dx && !l->affine)
+    if (!want_dx && !l->affine)
         return MLTK_OK;
-    if (r->batch == 0) {
-        int rc = be->i->fill(be->ctx, dg, 0.0f, l->cols);
-        return rc ? rc : be->i->fill(be->ctx, db, 0.0f, l->cols);
+    if (r->batch == 0) {  /* no rows: the parameter gradients are zero */
+        int rc;
+        if (!l->affine)
+            return MLTK_OK;
+        rc = mltk_op_fill(be, &dg, 0.0f);
+        return rc ? rc : mltk_op_fill(be, &db, 0.0f);
     }
-    return be->i->layernorm_backward(be->ctx, dx, dg, db, r->dy->data, r->x[0].data,
-                                     l->affine ? r->params[l->p_weight].data : NULL,
-                                     r->buffers[l->b_mean].data,
-                                     r->buffers[l->b_rstd].data, r->batch * l->rows,
-                                     l->cols);
+    dx = ln_rows(l, want_dx ? r->dx[0].data : NULL, r->batch);
+    dy = ln_rows(l, r->dy->data, r->batch);
+    x = ln_rows(l, r->x[0].data, r->batch);
+    gamma = ln_vec(l->affine ? r->params[l->p_weight].data : NULL, l->cols);
+    mean = ln_vec(r->buffers[l->b_mean].data, n);
+    rstd = ln_vec(r->buffers[l->b_rstd].data, n);
+    return mltk_op_layernorm_backward(be, &dx, &dg, &db, &dy, &x, &gamma, &mean, &rstd);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

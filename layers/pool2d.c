@@ -1,7 +1,7 @@
 /* pool2d.c - 2-d max and average pooling over (C, H, W) samples, NCHW.
  *
  * What this is: one source built twice (layers/local.mk), with
- * -DPOOL_LAYER=maxpool2d or -DPOOL_LAYER=avgpool2d, over the backend's
+ * -DPOOL_LAYER=maxpool2d or -DPOOL_LAYER=avgpool2d, over the
  * pool2d_forward and pool2d_backward ops, as PyTorch's nn.MaxPool2d and
  * nn.AvgPool2d compute them (floor mode; max pooling sends the gradient to
  * the first maximum of each window, padding never wins; average pooling
@@ -32,7 +32,7 @@
 
 typedef struct pool2d {
     int64_t R, S, sh, sw, ph, pw;
-    mltk_pool2d_desc desc;  /* N filled in per call */
+    mltk_pool2d_params pp;  /* desc N filled in per call */
 } pool2d;
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -100,9 +100,9 @@ static int pool_setup(void *self, mltk_layer_setup_t *s, int n_in,
                       const mltk_shape *in, mltk_shape *out, char **err)
 {
     pool2d *p = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
     char buf[96];
     int64_t H, W, eh, ew, dims[3];
+    int rc;
 
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
@@ -110,10 +110,11 @@ static int pool_setup(void *self, mltk_layer_setup_t *s, int n_in,
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "input shape %s is not (channels, height, width)",
                          mltk_shape_str(&in[0], buf, sizeof(buf)));
-    if (!be || !MLTK_BACKEND_HAS(be, pool2d_forward)
-        || !MLTK_BACKEND_HAS(be, pool2d_backward))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "backend '%s' has no pool2d ops",
-                         be ? be->name : "?");
+    rc = mltk_layer_need_op(s, MLTK_OP_POOL2D_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_POOL2D_BACKWARD, MLTK_F32, err);
+    if (rc)
+        return rc;
     H = in[0].dim[1];
     W = in[0].dim[2];
     eh = H + 2 * p->ph - p->R;
@@ -124,40 +125,59 @@ static int pool_setup(void *self, mltk_layer_setup_t *s, int n_in,
                          "kernel %lldx%lld", (long long)H, (long long)W,
                          (long long)p->ph, (long long)p->pw, (long long)p->R,
                          (long long)p->S);
-    p->desc = (mltk_pool2d_desc){
+    p->pp.kind = POOL_KIND;
+    p->pp.d = (mltk_pool2d_desc){
         .N = 0, .C = in[0].dim[0], .H = H, .W = W, .R = p->R, .S = p->S,
         .P = eh / p->sh + 1, .Q = ew / p->sw + 1, .stride_h = p->sh,
         .stride_w = p->sw, .pad_h = p->ph, .pad_w = p->pw };
     dims[0] = in[0].dim[0];
-    dims[1] = p->desc.P;
-    dims[2] = p->desc.Q;
+    dims[1] = p->pp.d.P;
+    dims[2] = p->pp.d.Q;
     *out = mltk_shape_make(3, dims);
     return MLTK_OK;
 }
 
 /* ---- forward and backward ------------------------------------------------- */
 
+/* an NCHW view of n samples of (c, h, w) */
+static mltk_tensor nchw(void *data, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    const int64_t dims[4] = { n, c, h, w };
+    return mltk_tensor_make(data, MLTK_F32, 4, dims);
+}
+
 /* x (B, C, H, W) -> y (B, C, P, Q) */
 static int pool_forward(void *self, const mltk_layer_run *r)
 {
-    pool2d *p = self;
-    mltk_pool2d_desc d = p->desc;
+    const pool2d *p = self;
+    mltk_pool2d_params pp = p->pp;
+    const mltk_pool2d_desc *d = &pp.d;
+    mltk_tensor x, y;
 
-    d.N = r->batch;
-    return r->be->i->pool2d_forward(r->be->ctx, POOL_KIND, r->y->data,
-                                    r->x[0].data, &d);
+    if (r->batch == 0)
+        return MLTK_OK;
+    pp.d.N = r->batch;
+    x = nchw(r->x[0].data, d->N, d->C, d->H, d->W);
+    y = nchw(r->y->data, d->N, d->C, d->P, d->Q);
+    return mltk_op_pool2d_forward(r->be, &y, &x, &pp);
 }
 
+/* dy (B, C, P, Q) -> dx (B, C, H, W), max pooling's routed by x and y */
 static int pool_backward(void *self, const mltk_layer_run *r)
 {
-    pool2d *p = self;
-    mltk_pool2d_desc d = p->desc;
+    const pool2d *p = self;
+    mltk_pool2d_params pp = p->pp;
+    const mltk_pool2d_desc *d = &pp.d;
+    mltk_tensor dx, dy, x, y;
 
-    if (!r->dx || !r->dx[0].data)
+    if (!r->dx || !r->dx[0].data || r->batch == 0)
         return MLTK_OK;
-    d.N = r->batch;
-    return r->be->i->pool2d_backward(r->be->ctx, POOL_KIND, r->dx[0].data,
-                                     r->dy->data, r->x[0].data, r->y->data, &d);
+    pp.d.N = r->batch;
+    dx = nchw(r->dx[0].data, d->N, d->C, d->H, d->W);
+    dy = nchw(r->dy->data, d->N, d->C, d->P, d->Q);
+    x = nchw(r->x[0].data, d->N, d->C, d->H, d->W);
+    y = nchw(r->y->data, d->N, d->C, d->P, d->Q);
+    return mltk_op_pool2d_backward(r->be, &dx, &dy, &x, &y, &pp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

@@ -32,21 +32,33 @@ static void relu_destroy(void *self)
 static int relu_setup(void *self, mltk_layer_setup_t *s, int n_in,
                       const mltk_shape *in, mltk_shape *out, char **err)
 {
+    int rc;
+
     (void)self;
-    (void)s;
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
+    rc = mltk_layer_need_op(s, MLTK_OP_ACT_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_ACT_BACKWARD, MLTK_F32, err);
+    if (rc)
+        return rc;
     *out = in[0];
     return MLTK_OK;
 }
 
-/* elements in this call: r->batch rows of the tensor's per-sample size */
-static int64_t run_numel(const mltk_tensor *t, int64_t batch)
+/* per-sample elements of a run tensor (dim 0 is the batch) */
+static int64_t sample_numel(const mltk_tensor *t)
 {
-    int64_t n = batch;
+    int64_t n = 1;
     for (int i = 1; i < t->shape.ndim; i++)
         n *= t->shape.dim[i];
     return n;
+}
+
+/* the batch's rows of run tensor t as (batch, per-sample elements) */
+static mltk_tensor rows_view(const mltk_tensor *t, void *data, int64_t batch)
+{
+    return mltk_tensor_2d(data, MLTK_F32, batch, sample_numel(t));
 }
 
 /* ---- forward and backward ------------------------------------------------- */
@@ -54,28 +66,29 @@ static int64_t run_numel(const mltk_tensor *t, int64_t batch)
 /* x (B, ...) -> y (B, ...) of the same shape; x == y allowed */
 static int relu_forward(void *self, const mltk_layer_run *r)
 {
-    const struct mltk_backend *be = r->be;
-    int64_t n = run_numel(r->y, r->batch);
+    const mltk_tensor y = rows_view(r->y, r->y->data, r->batch);
+    const mltk_tensor x = rows_view(r->y, r->x[0].data, r->batch);
 
     (void)self;
-    if (n == 0)
+    if (r->batch == 0 || y.shape.dim[1] == 0)
         return MLTK_OK;
-    return be->i->act_forward(be->ctx, MLTK_ACT_RELU, 0.0f, r->y->data,
-                              r->x[0].data, n);
+    return mltk_op_act_forward(r->be, &y, &x, MLTK_ACT_RELU, 0.0f);
 }
 
 /* dx = dy * (y > 0); when run in place x holds y, which has the same sign
  * pattern, so either may serve as the activation's input */
 static int relu_backward(void *self, const mltk_layer_run *r)
 {
-    const struct mltk_backend *be = r->be;
-    int64_t n = run_numel(r->y, r->batch);
+    mltk_tensor dx, dy, x, y;
 
     (void)self;
-    if (!r->dx || !r->dx[0].data || n == 0)
+    if (!r->dx || !r->dx[0].data || r->batch == 0 || sample_numel(r->y) == 0)
         return MLTK_OK;
-    return be->i->act_backward(be->ctx, MLTK_ACT_RELU, 0.0f, r->dx[0].data,
-                               r->dy->data, r->x[0].data, r->y->data, n);
+    dx = rows_view(r->y, r->dx[0].data, r->batch);
+    dy = rows_view(r->y, r->dy->data, r->batch);
+    x = rows_view(r->y, r->x[0].data, r->batch);
+    y = rows_view(r->y, r->y->data, r->batch);
+    return mltk_op_act_backward(r->be, &dx, &dy, &x, &y, MLTK_ACT_RELU, 0.0f);
 }
 
 static int relu_inplace(void *self)

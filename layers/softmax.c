@@ -1,8 +1,8 @@
 /* softmax.c - softmax over the last dimension of each sample, as
  * PyTorch's nn.Softmax(dim = -1).
  *
- * What this is: a layer plugin over the backend's softmax_forward and
- * softmax_backward ops (ABI 1.1).  A sample of shape (..., K) is read as
+ * What this is: a layer plugin over the softmax_forward and
+ * softmax_backward ops of the backend contract.  A sample of shape (..., K) is read as
  * rows of K values, each normalised to sum to 1.  The gradient needs only
  * the output, dx = y (dy - sum(dy y)), so the layer is in-place safe.
  *
@@ -43,18 +43,18 @@ static int softmax_setup(void *self, mltk_layer_setup_t *s, int n_in,
                          const mltk_shape *in, mltk_shape *out, char **err)
 {
     softmax *sm = self;
-    const struct mltk_backend *be = mltk_layer_backend(s);
+    int rc;
 
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
     if (in[0].ndim < 1)
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "expected a per-sample shape with at least one dimension");
-    if (be && (!MLTK_BACKEND_HAS(be, softmax_forward)
-               || !MLTK_BACKEND_HAS(be, softmax_backward)))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "backend '%s' has no softmax_forward/softmax_backward ops",
-                         be->name);
+    rc = mltk_layer_need_op(s, MLTK_OP_SOFTMAX_FORWARD, MLTK_F32, err);
+    if (!rc)
+        rc = mltk_layer_need_op(s, MLTK_OP_SOFTMAX_BACKWARD, MLTK_F32, err);
+    if (rc)
+        return rc;
     sm->cols = in[0].dim[in[0].ndim - 1];
     *out = in[0];
     return MLTK_OK;
@@ -75,25 +75,28 @@ static int64_t run_rows(const softmax *sm, const mltk_tensor *t, int64_t batch)
 static int softmax_forward(void *self, const mltk_layer_run *r)
 {
     const softmax *sm = self;
-    const struct mltk_backend *be = r->be;
-    int64_t rows = run_rows(sm, r->y, r->batch);
+    const int64_t rows = run_rows(sm, r->y, r->batch);
+    const mltk_tensor y = mltk_tensor_2d(r->y->data, MLTK_F32, rows, sm->cols);
+    const mltk_tensor x = mltk_tensor_2d(r->x[0].data, MLTK_F32, rows, sm->cols);
 
     if (rows == 0)
         return MLTK_OK;
-    return be->i->softmax_forward(be->ctx, r->y->data, r->x[0].data, rows, sm->cols);
+    return mltk_op_softmax_forward(r->be, &y, &x);
 }
 
 /* dx = y (dy - sum(dy y)) per row */
 static int softmax_backward(void *self, const mltk_layer_run *r)
 {
     const softmax *sm = self;
-    const struct mltk_backend *be = r->be;
-    int64_t rows = run_rows(sm, r->y, r->batch);
+    const int64_t rows = run_rows(sm, r->y, r->batch);
+    mltk_tensor dx, dy, y;
 
     if (!r->dx || !r->dx[0].data || rows == 0)
         return MLTK_OK;
-    return be->i->softmax_backward(be->ctx, r->dx[0].data, r->dy->data, r->y->data,
-                                   rows, sm->cols);
+    dx = mltk_tensor_2d(r->dx[0].data, MLTK_F32, rows, sm->cols);
+    dy = mltk_tensor_2d(r->dy->data, MLTK_F32, rows, sm->cols);
+    y = mltk_tensor_2d(r->y->data, MLTK_F32, rows, sm->cols);
+    return mltk_op_softmax_backward(r->be, &dx, &dy, &y);
 }
 
 static int softmax_inplace(void *self)

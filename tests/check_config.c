@@ -25,7 +25,7 @@ static const char dense_desc[] =
     "[plugin]\n"                            /* 2 */
     "name = dense\n"                        /* 3 */
     "kind = layer\n"                        /* 4 */
-    "abi = 1\n"                             /* 5 */
+    "abi = 2\n"                             /* 5 */
     "library = dense.so\n"                  /* 6 */
     "summary = Fully connected layer\n"     /* 7 */
     "version = 0.1.0\n"                     /* 8 */
@@ -53,7 +53,7 @@ START_TEST(test_desc_good)
     ck_assert_ptr_null(err);
     ck_assert_str_eq(d->name, "dense");
     ck_assert_int_eq(d->kind, MLTK_KIND_LAYER);
-    ck_assert_int_eq(d->abi, 1);
+    ck_assert_int_eq(d->abi, 2);
     ck_assert_str_eq(d->library, "dense.so");
     ck_assert_str_eq(d->symbol, "mltk_plugin_dense");
     ck_assert_str_eq(d->summary, "Fully connected layer");
@@ -95,11 +95,11 @@ START_TEST(test_desc_symbol_and_abi_minor)
 {
     mltk_desc *d = NULL;
     ck_assert_int_eq(mltk_desc_parse(&d,
-                         "[plugin]\nname = fast_dense\nkind = layer\nabi = 1.0\n"
+                         "[plugin]\nname = fast_dense\nkind = layer\nabi = 2.0\n"
                          "library = /opt/x/fd.so\nsymbol = my_entry\n", "x.ini", NULL),
                      MLTK_OK);
     ck_assert_str_eq(d->symbol, "my_entry");
-    ck_assert_int_eq(d->abi, 1);
+    ck_assert_int_eq(d->abi, 2);
     ck_assert_ptr_null(d->summary);
     ck_assert_int_eq(d->n_params, 0);
     mltk_desc_free(d);
@@ -132,7 +132,7 @@ typedef struct desc_case {
     const char *msg;   /* the whole message, origin "d.ini" */
 } desc_case;
 
-#define PLUGIN_HEAD "[plugin]\nname = x\nkind = layer\nabi = 1\nlibrary = x.so\n"  /* 1-5 */
+#define PLUGIN_HEAD "[plugin]\nname = x\nkind = layer\nabi = 2\nlibrary = x.so\n"  /* 1-5 */
 
 static const desc_case desc_cases[] = {
     { "[plugin]\nname = x\nnmae = y\n",
@@ -194,11 +194,11 @@ static const desc_case desc_cases[] = {
     { "[plugin]\nname = x\n[plugin]\n",
       "d.ini:3: duplicate section [plugin] (first on line 1)" },
     { "[plugin]\nname = x\nkind = layer\nabi = one\nlibrary = x.so\n",
-      "d.ini:4: [plugin]: abi must be a major version number such as 1, got 'one'" },
-    { "[plugin]\nname = x\nkind = lyer\nabi = 1\nlibrary = x.so\n",
+      "d.ini:4: [plugin]: abi must be a major version number such as 2, got 'one'" },
+    { "[plugin]\nname = x\nkind = lyer\nabi = 2\nlibrary = x.so\n",
       "d.ini:3: [plugin]: unknown kind 'lyer'; did you mean 'layer'? (kinds: backend, "
       "layer, loss, optimizer, dataset, schedule)" },
-    { "[plugin]\nname = x\nkind = widget\nabi = 1\nlibrary = x.so\n",
+    { "[plugin]\nname = x\nkind = widget\nabi = 2\nlibrary = x.so\n",
       "d.ini:3: [plugin]: unknown kind 'widget' (kinds: backend, layer, loss, optimizer, "
       "dataset, schedule)" },
     { PLUGIN_HEAD "[param.1x]\ntype = int\n",
@@ -267,7 +267,7 @@ START_TEST(test_desc_load)
 
     /* an absolute library is kept */
     free(path);
-    path = tu_write(dir, "y.ini", "[plugin]\nname = y\nkind = loss\nabi = 1\n"
+    path = tu_write(dir, "y.ini", "[plugin]\nname = y\nkind = loss\nabi = 2\n"
                                   "library = /nowhere/y.so\n");
     ck_assert_int_eq(mltk_desc_load(&d, path, &err), MLTK_OK);
     ck_assert_str_eq(d->library, "/nowhere/y.so");
@@ -306,7 +306,7 @@ END_TEST
 /* ---- params ------------------------------------------------------------------ */
 
 static const char all_types_desc[] =
-    "[plugin]\nname = t\nkind = layer\nabi = 1\nlibrary = t.so\n"
+    "[plugin]\nname = t\nkind = layer\nabi = 2\nlibrary = t.so\n"
     "[param.units]\ntype = int\nmin = 1\nmax = 4096\nrequired = true\n"
     "[param.rate]\ntype = float\nmin = 0\nmax = 1\ndefault = 0.5\n"
     "[param.bias]\ntype = bool\ndefault = true\n"
@@ -610,28 +610,28 @@ END_TEST
 
 static const char *const fake_plugins[][2] = {
     { "dense.ini",
-      "[plugin]\nname = dense\nkind = layer\nabi = 1\nlibrary = dense.so\n"
+      "[plugin]\nname = dense\nkind = layer\nabi = 2\nlibrary = dense.so\n"
       "summary = Fully connected layer\n"
       "[param.units]\ntype = int\nmin = 1\nrequired = true\n"
       "[param.bias]\ntype = bool\ndefault = true\n"
       "[param.activation]\ntype = enum\nchoices = none, relu, tanh\ndefault = none\n" },
     { "flatten.ini",
-      "[plugin]\nname = flatten\nkind = layer\nabi = 1\nlibrary = flatten.so\n" },
+      "[plugin]\nname = flatten\nkind = layer\nabi = 2\nlibrary = flatten.so\n" },
     { "relu.ini",
-      "[plugin]\nname = relu\nkind = layer\nabi = 1\nlibrary = relu.so\n" },
+      "[plugin]\nname = relu\nkind = layer\nabi = 2\nlibrary = relu.so\n" },
     { "idx.ini",
-      "[plugin]\nname = idx\nkind = dataset\nabi = 1\nlibrary = idx.so\n"
+      "[plugin]\nname = idx\nkind = dataset\nabi = 2\nlibrary = idx.so\n"
       "[param.dir]\ntype = string\ndefault = /usr/share/datasets/fashion-mnist\n"
       "[param.normalize]\ntype = bool\ndefault = true\n" },
     { "cross_entropy.ini",
-      "[plugin]\nname = cross_entropy\nkind = loss\nabi = 1\nlibrary = ce.so\n"
+      "[plugin]\nname = cross_entropy\nkind = loss\nabi = 2\nlibrary = ce.so\n"
       "[param.label_smoothing]\ntype = float\nmin = 0\nmax = 1\ndefault = 0\n" },
     { "adam.ini",
-      "[plugin]\nname = adam\nkind = optimizer\nabi = 1\nlibrary = adam.so\n"
+      "[plugin]\nname = adam\nkind = optimizer\nabi = 2\nlibrary = adam.so\n"
       "[param.lr]\ntype = float\nmin = 0\ndefault = 0.001\n"
       "[param.betas]\ntype = floats\nmin = 0\nmax = 1\ndefault = 0.9, 0.999\n" },
     { "sgd.ini",
-      "[plugin]\nname = sgd\nkind = optimizer\nabi = 1\nlibrary = sgd.so\n"
+      "[plugin]\nname = sgd\nkind = optimizer\nabi = 2\nlibrary = sgd.so\n"
       "[param.lr]\ntype = float\nmin = 0\nrequired = true\n"
       "[param.momentum]\ntype = float\nmin = 0\nmax = 1\ndefault = 0\n" },
 };
@@ -1007,7 +1007,7 @@ START_TEST(test_config_plugin_abi)
     /* a descriptor for another ABI is listed, but a config cannot use it */
     char *old = tu_tmpdir();
     char *desc = tu_write(old, "oldabi.ini", "[plugin]\nname = oldabi\nkind = layer\n"
-                                             "abi = 2\nlibrary = oldabi.so\n");
+                                             "abi = 3\nlibrary = oldabi.so\n");
     const char *dirs[] = { plugin_dir, old, NULL };
     mltk_registry_t *r2 = NULL;
     char *err = NULL;
@@ -1018,12 +1018,28 @@ START_TEST(test_config_plugin_abi)
     mltk_config_t *cfg = NULL;
     ck_assert_int_eq(mltk_config_load(&cfg, r2, path, &err), MLTK_ERR_ABI);
     char *real = realpath(desc, NULL);
-    char *want = tu_fmt("%s:4: layer 'fc1': plugin 'oldabi' was built for ABI 2, this mltk "
+    char *want = tu_fmt("%s:4: layer 'fc1': plugin 'oldabi' was built for ABI 3, this mltk "
                         "speaks ABI %d.%d (descriptor %s)", path, MLTK_ABI_MAJOR,
                         MLTK_ABI_MINOR, real);
     ck_assert_str_eq(err, want);
     free(want);
     free(real);
+    free(err);
+    err = NULL;
+    free(path);
+    free(desc);
+    mltk_registry_destroy(r2);
+
+    /* a plugin still built for ABI 1: the message says to rebuild it */
+    desc = tu_write(old, "oldabi.ini", "[plugin]\nname = oldabi\nkind = layer\n"
+                                       "abi = 1.2\nlibrary = oldabi.so\n");
+    r2 = NULL;
+    ck_assert_int_eq(mltk_registry_create(&r2, dirs, 0, &err), MLTK_OK);
+    path = tu_write(work_dir, "train.ini",
+                    MIN_DATA "[layer.fc1]\ntype = oldabi\n" MIN_LOSS MIN_OPT);
+    cfg = NULL;
+    ck_assert_int_eq(mltk_config_load(&cfg, r2, path, &err), MLTK_ERR_ABI);
+    TU_ASSERT_CONTAINS(err, "built for plugin ABI 1.2; rebuild it against mltk 2 headers");
     free(err);
     free(path);
     free(desc);

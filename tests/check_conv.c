@@ -11,6 +11,10 @@
  * computed here; each op is also run twice to check that results are
  * bit-identical.  The shapes cover the backend's convolution strategies
  * (gemm, direct, 1x1, and implicit GEMM where the machine has AVX-512).
+ * The ops run through their typed wrappers (mltk_op_conv2d_forward, ...),
+ * so each call also passes the core's contract check; the op-level
+ * conformance of every backend is tests/check_conformance.c's, and these
+ * shapes stay here to reach every kernel path of the cpu's convolution.
  * (2) The layers, loaded through the registry and run standalone
  * (mltk_single_layer), against central finite differences on inputs and
  * parameters, and their setup errors.
@@ -19,8 +23,9 @@
  * error of at most about T * 2^-24 times the sum of their magnitudes M;
  * the checks allow 2e-7 * T * M + 1e-6, a margin of 3x on that bound that
  * still catches any missing or misplaced term (whose size is ~M / T).
- * Finite differences: as in check_layers.c, L = sum(y * R), eps = 1e-2,
- * relative 1e-2 plus absolute 1e-3; max-pooling inputs are spaced so that
+ * Finite differences (tests/fdcheck.h at an absolute step, testutil.h):
+ * as in check_layers.c, L = sum(y * R), eps = 1e-2, relative 1e-2 plus
+ * absolute 1e-3; max-pooling inputs are spaced so that
  * no perturbation changes which element of a window is the maximum, and
  * relu and leaky_relu are checked at pre-activations at least 0.05 from
  * the kink.
@@ -75,7 +80,23 @@ static void fixture_close(void)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
+/* A contiguous view of `data` with shape `s`. */
+static mltk_tensor tview(void *data, mltk_shape s, mltk_dtype dt)
+{
+    return (mltk_tensor){ .data = data, .shape = s, .dtype = dt };
+}
 
+/* f32 views of backend memory: (n) and (a, b, c, d) */
+static mltk_tensor t1(const float *p, int64_t n)
+{
+    return mltk_tensor_1d((void *)p, MLTK_F32, n);
+}
+
+static mltk_tensor t4(const float *p, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    int64_t dims[4] = { a, b, c, d };
+    return mltk_tensor_make((void *)p, MLTK_F32, 4, dims);
+}
 
 static void rand_fill(float *x, int64_t n)
 {
@@ -86,9 +107,9 @@ static void rand_fill(float *x, int64_t n)
 static float *dev_alloc(const struct mltk_backend *b, int64_t n)
 {
     void *p = NULL;
-    int rc = b->i->alloc(b->ctx, (size_t)(n > 0 ? n : 1) * sizeof(float), &p);
+    int rc = mltk_be_alloc(b, (size_t)(n > 0 ? n : 1) * sizeof(float), &p);
 
-    ck_assert_int_eq(rc, MLTK_OK);
+    ck_assert_msg(rc == MLTK_OK, "alloc: %s", mltk_backend_error(b));
     return p;
 }
 
@@ -102,14 +123,20 @@ static float *host_alloc(int64_t n)
 
 static void up(const struct mltk_backend *b, float *dev, const float *host, int64_t n)
 {
-    ck_assert_int_eq(b->i->upload(b->ctx, dev, host, (size_t)n * sizeof(float)), MLTK_OK);
+    ck_assert_int_eq(mltk_be_upload(b, dev, host, (size_t)n * sizeof(float)), MLTK_OK);
 }
 
 static void down(const struct mltk_backend *b, float *host, const float *dev, int64_t n)
 {
-    ck_assert_int_eq(b->i->sync(b->ctx), MLTK_OK);
-    ck_assert_int_eq(b->i->download(b->ctx, host, dev, (size_t)n * sizeof(float)),
-                     MLTK_OK);
+    ck_assert_int_eq(mltk_be_sync(b), MLTK_OK);
+    ck_assert_int_eq(mltk_be_download(b, host, dev, (size_t)n * sizeof(float)), MLTK_OK);
+}
+
+/* x[i] = v over n floats of backend memory */
+static int fill(const struct mltk_backend *b, float *x, float v, int64_t n)
+{
+    mltk_tensor t = t1(x, n);
+    return mltk_op_fill(b, &t, v);
 }
 
 /* got against ref, where mag is the sum of magnitudes behind each
@@ -207,6 +234,54 @@ static double ref_act(mltk_act act, double z, double slope)
 
 /* ---- conv ops --------------------------------------------------------------- */
 
+/* The three conv ops on descriptor d over backend memory: x (N,C,H,W),
+ * w (K,C/groups,R,S), b (K) or NULL, y (N,K,P,Q); ws of wsb bytes. */
+static mltk_tensor conv_x(const float *p, const mltk_conv2d_desc *d)
+{
+    return t4(p, d->N, d->C, d->H, d->W);
+}
+
+static mltk_tensor conv_w(const float *p, const mltk_conv2d_desc *d)
+{
+    return t4(p, d->K, d->groups > 0 ? d->C / d->groups : d->C, d->R, d->S);
+}
+
+static mltk_tensor conv_y(const float *p, const mltk_conv2d_desc *d)
+{
+    return t4(p, d->N, d->K, d->P, d->Q);
+}
+
+static size_t conv_ws(const struct mltk_backend *b, const mltk_conv2d_desc *d)
+{
+    mltk_conv2d_params p = { .d = *d, .act = MLTK_ACT_NONE };
+    return mltk_op_conv2d_workspace(b, &p, MLTK_F32);
+}
+
+static int conv_fwd(const struct mltk_backend *b, float *Y, const float *X, const float *W,
+                    const float *B, const mltk_conv2d_desc *d, mltk_act act, float alpha,
+                    void *ws, size_t wsb)
+{
+    mltk_conv2d_params p = { .d = *d, .act = act, .act_alpha = alpha };
+    mltk_tensor y = conv_y(Y, d), x = conv_x(X, d), w = conv_w(W, d), bt = t1(B, d->K);
+    return mltk_op_conv2d_forward(b, &y, &x, &w, B ? &bt : NULL, &p, ws, wsb);
+}
+
+static int conv_bwd_data(const struct mltk_backend *b, float *DX, const float *DY,
+                         const float *W, const mltk_conv2d_desc *d, void *ws, size_t wsb)
+{
+    mltk_conv2d_params p = { .d = *d, .act = MLTK_ACT_NONE };
+    mltk_tensor dx = conv_x(DX, d), dy = conv_y(DY, d), w = conv_w(W, d);
+    return mltk_op_conv2d_backward_data(b, &dx, &dy, &w, &p, ws, wsb);
+}
+
+static int conv_bwd_filter(const struct mltk_backend *b, float *DW, float *DB, const float *DY,
+                           const float *X, const mltk_conv2d_desc *d, void *ws, size_t wsb)
+{
+    mltk_conv2d_params p = { .d = *d, .act = MLTK_ACT_NONE };
+    mltk_tensor dw = conv_w(DW, d), db = t1(DB, d->K), dy = conv_y(DY, d), x = conv_x(X, d);
+    return mltk_op_conv2d_backward_filter(b, &dw, DB ? &db : NULL, &dy, &x, &p, ws, wsb);
+}
+
 /* Forward with `act`, backward data and filter (with db), on backend b,
  * against the reference; every op twice for bit-identical results. */
 static void conv_op_case(const struct mltk_backend *b, const cshape *cs, mltk_act act)
@@ -251,10 +326,10 @@ static void conv_op_case(const struct mltk_backend *b, const cshape *cs, mltk_ac
             }
     }
 
-    size_t wsb = b->i->conv2d_workspace(b->ctx, &d);
+    size_t wsb = conv_ws(b, &d);
     void *ws = NULL;
     if (wsb > 0)
-        ck_assert_int_eq(b->i->alloc(b->ctx, wsb, &ws), MLTK_OK);
+        ck_assert_int_eq(mltk_be_alloc(b, wsb, &ws), MLTK_OK);
     float *X = dev_alloc(b, nx), *Wd = dev_alloc(b, nw), *B = dev_alloc(b, d.K);
     float *Y = dev_alloc(b, ny), *DY = dev_alloc(b, ny), *DX = dev_alloc(b, nx);
     float *DW = dev_alloc(b, nw), *DB = dev_alloc(b, d.K);
@@ -266,11 +341,11 @@ static void conv_op_case(const struct mltk_backend *b, const cshape *cs, mltk_ac
     /* forward: act(conv + b), then without bias */
     float slope = 0.1f;
     for (int with_bias = 1; with_bias >= 0; with_bias--) {
-        ck_assert_int_eq(b->i->conv2d_forward(b->ctx, Y, X, Wd, with_bias ? B : NULL, &d,
-                                              act, slope, ws), MLTK_OK);
+        ck_assert_msg(conv_fwd(b, Y, X, Wd, with_bias ? B : NULL, &d, act, slope, ws,
+                               wsb) == MLTK_OK, "%s: %s", what, mltk_backend_error(b));
         down(b, got, Y, ny);
-        ck_assert_int_eq(b->i->conv2d_forward(b->ctx, Y, X, Wd, with_bias ? B : NULL, &d,
-                                              act, slope, ws), MLTK_OK);
+        ck_assert_int_eq(conv_fwd(b, Y, X, Wd, with_bias ? B : NULL, &d, act, slope, ws, wsb),
+                         MLTK_OK);
         down(b, got2, Y, ny);
         expect_same_bits(got, got2, ny, "conv2d_forward");
         for (int64_t i = 0; i < ny; i++) {
@@ -287,35 +362,36 @@ static void conv_op_case(const struct mltk_backend *b, const cshape *cs, mltk_ac
     }
 
     /* backward data */
-    ck_assert_int_eq(b->i->conv2d_backward_data(b->ctx, DX, DY, Wd, &d, ws), MLTK_OK);
+    ck_assert_msg(conv_bwd_data(b, DX, DY, Wd, &d, ws, wsb) == MLTK_OK, "%s: %s", what,
+                  mltk_backend_error(b));
     down(b, got, DX, nx);
-    ck_assert_int_eq(b->i->fill(b->ctx, DX, 7.0f, nx), MLTK_OK);  /* overwritten */
-    ck_assert_int_eq(b->i->conv2d_backward_data(b->ctx, DX, DY, Wd, &d, ws), MLTK_OK);
+    ck_assert_int_eq(fill(b, DX, 7.0f, nx), MLTK_OK);  /* overwritten */
+    ck_assert_int_eq(conv_bwd_data(b, DX, DY, Wd, &d, ws, wsb), MLTK_OK);
     down(b, got2, DX, nx);
     expect_same_bits(got, got2, nx, "conv2d_backward_data");
     snprintf(label, sizeof(label), "dx of %s", what);
     expect_sums(got, dx, dxm, nx, tx, label);
 
     /* backward filter, with and without db */
-    ck_assert_int_eq(b->i->fill(b->ctx, DW, 7.0f, nw), MLTK_OK);
-    ck_assert_int_eq(b->i->fill(b->ctx, DB, 7.0f, d.K), MLTK_OK);
-    ck_assert_int_eq(b->i->conv2d_backward_filter(b->ctx, DW, DB, DY, X, &d, ws), MLTK_OK);
+    ck_assert_int_eq(fill(b, DW, 7.0f, nw), MLTK_OK);
+    ck_assert_int_eq(fill(b, DB, 7.0f, d.K), MLTK_OK);
+    ck_assert_msg(conv_bwd_filter(b, DW, DB, DY, X, &d, ws, wsb) == MLTK_OK, "%s: %s", what,
+                  mltk_backend_error(b));
     down(b, got, DW, nw);
     down(b, gdb, DB, d.K);
     snprintf(label, sizeof(label), "dw of %s", what);
     expect_sums(got, dw, dwm, nw, tw, label);
     snprintf(label, sizeof(label), "db of %s", what);
     expect_sums(gdb, db, dbm, d.K, tw, label);
-    ck_assert_int_eq(b->i->conv2d_backward_filter(b->ctx, DW, NULL, DY, X, &d, ws),
-                     MLTK_OK);
+    ck_assert_int_eq(conv_bwd_filter(b, DW, NULL, DY, X, &d, ws, wsb), MLTK_OK);
     down(b, got2, DW, nw);
     expect_same_bits(got, got2, nw, "conv2d_backward_filter");
 
     if (ws)
-        b->i->free(b->ctx, ws);
-    b->i->free(b->ctx, X); b->i->free(b->ctx, Wd); b->i->free(b->ctx, B);
-    b->i->free(b->ctx, Y); b->i->free(b->ctx, DY); b->i->free(b->ctx, DX);
-    b->i->free(b->ctx, DW); b->i->free(b->ctx, DB);
+        mltk_be_free(b, ws);
+    mltk_be_free(b, X); mltk_be_free(b, Wd); mltk_be_free(b, B);
+    mltk_be_free(b, Y); mltk_be_free(b, DY); mltk_be_free(b, DX);
+    mltk_be_free(b, DW); mltk_be_free(b, DB);
     free(x); free(w); free(bias); free(dy); free(got); free(got2); free(gdb);
     free(y); free(ym); free(dx); free(dxm); free(dw); free(dwm); free(db); free(dbm);
 }
@@ -373,7 +449,7 @@ START_TEST(test_conv_chunked)
 {
     const cshape cs = { 27, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1 };
     mltk_conv2d_desc d = make_desc(&cs);
-    size_t ws = be2.i->conv2d_workspace(be2.ctx, &d);
+    size_t ws = conv_ws(&be2, &d);
 
     ck_assert_msg(ws > 0 && ws <= ((size_t)8 << 20), "workspace %zu bytes", ws);
     ck_assert_msg(ws * 2 < (size_t)27 * (16 * 9 + 16) * 32 * 32 * 4,
@@ -388,19 +464,20 @@ START_TEST(test_conv_invalid)
     mltk_conv2d_desc d = make_desc(&cs);
     float *buf = dev_alloc(&be, 4096);
 
+    /* refused by the op's contract check in the core, before the backend */
     d.P = 6;  /* wrong: 7 */
-    ck_assert_int_eq(be.i->conv2d_forward(be.ctx, buf, buf, buf, NULL, &d,
-                                          MLTK_ACT_NONE, 0.0f, buf), MLTK_ERR_INVALID);
+    ck_assert_int_eq(conv_fwd(&be, buf, buf, buf, NULL, &d, MLTK_ACT_NONE, 0.0f, buf,
+                              4096 * sizeof(float)), MLTK_ERR_INVALID);
     d = make_desc(&cs);
     d.groups = 4;  /* does not divide K = 6 */
-    ck_assert_int_eq(be.i->conv2d_backward_data(be.ctx, buf, buf, buf, &d, buf),
+    ck_assert_int_eq(conv_bwd_data(&be, buf, buf, buf, &d, buf, 4096 * sizeof(float)),
                      MLTK_ERR_INVALID);
-    ck_assert_uint_eq(be.i->conv2d_workspace(be.ctx, &d), 0);
+    ck_assert_uint_eq(conv_ws(&be, &d), 0);
     d = make_desc(&cs);
-    d.N = 0;
-    ck_assert_int_eq(be.i->conv2d_forward(be.ctx, NULL, NULL, NULL, NULL, &d,
-                                          MLTK_ACT_NONE, 0.0f, NULL), MLTK_OK);
-    be.i->free(be.ctx, buf);
+    d.N = 0;  /* an empty batch: x and y may be NULL, the filter must be there */
+    ck_assert_int_eq(conv_fwd(&be, NULL, NULL, buf, NULL, &d, MLTK_ACT_NONE, 0.0f, NULL, 0),
+                     MLTK_OK);
+    mltk_be_free(&be, buf);
 }
 END_TEST
 
@@ -481,16 +558,19 @@ static void pool_op_case(const struct mltk_backend *b, const pshape *ps, mltk_po
     ref_pool(&d, kind, x, dy, y, dx);
     up(b, X, x, nx);
     up(b, DY, dy, ny);
-    ck_assert_int_eq(b->i->pool2d_forward(b->ctx, kind, Y, X, &d), MLTK_OK);
+    mltk_pool2d_params pp = { .kind = kind, .d = d };
+    mltk_tensor xt = t4(X, d.N, d.C, d.H, d.W), dxt = t4(DX, d.N, d.C, d.H, d.W);
+    mltk_tensor yt = t4(Y, d.N, d.C, d.P, d.Q), dyt = t4(DY, d.N, d.C, d.P, d.Q);
+    ck_assert_int_eq(mltk_op_pool2d_forward(b, &yt, &xt, &pp), MLTK_OK);
     down(b, got, Y, ny);
     for (int64_t i = 0; i < ny; i++)
         EXPECT(fabs(got[i] - y[i]) <= 1e-6 * (1 + fabs(y[i])) * (kind ? d.R * d.S : 0)
                + (kind ? 1e-7 : 0.0), "pool %d forward y[%lld] = %.8g, want %.8g",
                (int)kind, (long long)i, (double)got[i], y[i]);
-    ck_assert_int_eq(b->i->fill(b->ctx, DX, 5.0f, nx), MLTK_OK);
-    ck_assert_int_eq(b->i->pool2d_backward(b->ctx, kind, DX, DY, X, Y, &d), MLTK_OK);
+    ck_assert_int_eq(fill(b, DX, 5.0f, nx), MLTK_OK);
+    ck_assert_int_eq(mltk_op_pool2d_backward(b, &dxt, &dyt, &xt, &yt, &pp), MLTK_OK);
     down(b, got, DX, nx);
-    ck_assert_int_eq(b->i->pool2d_backward(b->ctx, kind, DX, DY, X, Y, &d), MLTK_OK);
+    ck_assert_int_eq(mltk_op_pool2d_backward(b, &dxt, &dyt, &xt, &yt, &pp), MLTK_OK);
     down(b, got2, DX, nx);
     expect_same_bits(got, got2, nx, "pool2d_backward");
     for (int64_t i = 0; i < nx; i++)
@@ -499,8 +579,8 @@ static void pool_op_case(const struct mltk_backend *b, const pshape *ps, mltk_po
                "want %.8g", (int)kind, (long long)d.R, (long long)d.S,
                (long long)d.stride_h, (long long)d.stride_w, (long long)d.pad_h,
                (long long)d.pad_w, (long long)i, (double)got[i], dx[i]);
-    b->i->free(b->ctx, X); b->i->free(b->ctx, Y); b->i->free(b->ctx, DY);
-    b->i->free(b->ctx, DX);
+    mltk_be_free(b, X); mltk_be_free(b, Y); mltk_be_free(b, DY);
+    mltk_be_free(b, DX);
     free(x); free(dy); free(got); free(got2); free(y); free(dx);
 }
 
@@ -616,10 +696,10 @@ static void lt_open(lt *t, const char *name, int n, const char *const *keys,
 static void lt_close(lt *t)
 {
     if (t->x) {
-        be.i->free(be.ctx, t->x);
-        be.i->free(be.ctx, t->dx);
-        be.i->free(be.ctx, t->y);
-        be.i->free(be.ctx, t->dy);
+        mltk_be_free(&be, t->x);
+        mltk_be_free(&be, t->dx);
+        mltk_be_free(&be, t->y);
+        mltk_be_free(&be, t->dy);
     }
     if (t->sl)
         mltk_single_layer_destroy(t->sl, &be);
@@ -630,10 +710,10 @@ static void lt_close(lt *t)
 
 static void lt_run(lt *t, float *dx, int backward)
 {
-    mltk_tensor xt = { t->x, batch_shape(t->batch, &t->in), MLTK_F32 };
-    mltk_tensor dxt = { dx, batch_shape(t->batch, &t->in), MLTK_F32 };
-    mltk_tensor yt = { t->y, batch_shape(t->batch, &t->sl->out), MLTK_F32 };
-    mltk_tensor dyt = { t->dy, batch_shape(t->batch, &t->sl->out), MLTK_F32 };
+    mltk_tensor xt = tview(t->x, batch_shape(t->batch, &t->in), MLTK_F32);
+    mltk_tensor dxt = tview(dx, batch_shape(t->batch, &t->in), MLTK_F32);
+    mltk_tensor yt = tview(t->y, batch_shape(t->batch, &t->sl->out), MLTK_F32);
+    mltk_tensor dyt = tview(t->dy, batch_shape(t->batch, &t->sl->out), MLTK_F32);
     mltk_layer_run r = {
         .be = &be, .mode = MLTK_TRAIN, .batch = t->batch, .n_in = 1,
         .x = &xt, .dx = &dxt, .y = &yt, .dy = &dyt,
@@ -642,8 +722,9 @@ static void lt_run(lt *t, float *dx, int backward)
     };
     int rc = backward ? t->iface->backward(t->self, &r) : t->iface->forward(t->self, &r);
 
-    ck_assert_int_eq(rc, MLTK_OK);
-    ck_assert_int_eq(be.i->sync(be.ctx), MLTK_OK);
+    ck_assert_msg(rc == MLTK_OK, "%s: %s", backward ? "backward" : "forward",
+                  mltk_backend_error(&be));
+    ck_assert_int_eq(mltk_be_sync(&be), MLTK_OK);
 }
 
 static double lt_objective(lt *t, const float *R)
@@ -659,33 +740,33 @@ static double lt_objective(lt *t, const float *R)
     return L;
 }
 
-static int close_enough(double a, double n, double rtol, double atol)
+/* L with the n host values (mirrored in backend memory `dev`) uploaded
+ * first: the function the harness differentiates */
+typedef struct lt_fd {
+    lt          *t;
+    float       *host, *dev;
+    int64_t      n;
+    const float *R;
+} lt_fd;
+
+static double lt_fd_eval(void *ctx)
 {
-    double m = fabs(a) > fabs(n) ? fabs(a) : fabs(n);
-    return fabs(a - n) <= rtol * m + atol;
+    lt_fd *c = ctx;
+
+    up(&be, c->dev, c->host, c->n);
+    return lt_objective(c->t, c->R);
 }
 
 static void check_fd(lt *t, const char *what, float *host, float *dev, int64_t n,
                      const float *ana, const float *R)
 {
-    const double eps = 1e-2;
+    lt_fd c = { t, host, dev, n, R };
+    fd_opts o = tu_fd_bounds(1e-2, 1e-3);
+    fd_report r;
 
-    for (int64_t j = 0; j < n; j++) {
-        float save = host[j], hi = (float)(save + eps), lo = (float)(save - eps);
-        double Lp, Lm, num;
-
-        host[j] = hi;
-        up(&be, dev, host, n);
-        Lp = lt_objective(t, R);
-        host[j] = lo;
-        up(&be, dev, host, n);
-        Lm = lt_objective(t, R);
-        host[j] = save;
-        up(&be, dev, host, n);
-        num = (Lp - Lm) / ((double)hi - (double)lo);
-        EXPECT(close_enough(ana[j], num, 1e-2, 1e-3), "%s[%lld]: analytic %.6g, numeric %.6g",
-               what, (long long)j, (double)ana[j], num);
-    }
+    if (tu_fd_check(what, lt_fd_eval, &c, host, n, ana, &o, &r))
+        ck_abort_msg("%s", r.msg);
+    up(&be, dev, host, n);
 }
 
 /* Backward once (R as dy), then finite differences of x and of every
@@ -816,7 +897,7 @@ START_TEST(test_conv2d_layer)
     lt_run(&t, t.dx, 0);
     lt_run(&t, t.dx, 1);
     down(&be, g1, t.sl->grads[0].data, ng);
-    ck_assert_int_eq(be.i->fill(be.ctx, t.sl->grads[0].data, 123.0f, ng), MLTK_OK);
+    ck_assert_int_eq(fill(&be, t.sl->grads[0].data, 123.0f, ng), MLTK_OK);
     lt_run(&t, NULL, 1);
     down(&be, g2, t.sl->grads[0].data, ng);
     expect_same_bits(g1, g2, ng, "dweight without dx");

@@ -8,8 +8,10 @@
  * bytes independently).  Damaged files - truncated, wrong magic or type,
  * counts that disagree, trailing bytes, labels out of range, corrupt gzip,
  * a missing file - must each fail with a message naming the file and,
- * where there is one, the byte offset.  When Fashion-MNIST is installed it
- * is read too.
+ * where there is one, the byte offset.  Class labels are also checked
+ * where the core loads a split (mltk_split_load), once, so that the ops
+ * that read them need not: a label out of range never reaches a step.
+ * When Fashion-MNIST is installed it is read too.
  *
  * What this is not: a test of the data pipeline (batching, shuffling),
  * which is the core's.
@@ -508,6 +510,63 @@ START_TEST(test_label_range)
 }
 END_TEST
 
+/* The core's loading of a split (data.c) with the cpu backend: labels
+ * outside the declared classes refuse the split before anything is
+ * uploaded (the cross-entropy op no longer checks them on each step);
+ * labels inside are loaded, and the largest is recorded where it first
+ * appears. */
+static int load_split(mltk_split *sp, const char *n_classes, char **err)
+{
+    char *cfg_path = path_of("train.ini");
+    FILE *f = fopen(cfg_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "[data]\ntype = idx\npath = %s\ntrain_images = img.idx\n"
+            "train_labels = lab.idx\ntest_images = img.idx\ntest_labels = lab.idx\n"
+            "n_classes = %s\n"
+            "[layer.out]\ntype = dense\nunits = 8\n"
+            "[loss]\ntype = cross_entropy\n[optimizer]\ntype = sgd\n", dir, n_classes);
+    ck_assert_int_eq(fclose(f), 0);
+    mltk_config_t *cfg = NULL;
+    int rc = mltk_config_load(&cfg, reg, cfg_path, err);
+    ck_assert_msg(rc == MLTK_OK, "config: %s", *err ? *err : "?");
+    struct mltk_backend be;
+    mltk_backend_opts o = { .size = sizeof(o), .threads = 1, .device = 0, .seed = 1 };
+    rc = mltk_backend_open(&be, reg, "cpu", &o, err);
+    ck_assert_msg(rc == MLTK_OK, "backend: %s", *err ? *err : "?");
+    rc = mltk_split_load(sp, mltk_config_section(cfg, "data"), reg, &be, "train", 0, err);
+    if (rc == MLTK_OK) {
+        /* nothing of the split is needed beyond its counters */
+        int32_t max = sp->label_max;
+        int64_t at = sp->label_max_at, n = sp->n;
+        mltk_split_free(sp, &be);
+        sp->label_max = max;
+        sp->label_max_at = at;
+        sp->n = n;
+    }
+    mltk_backend_close(&be);
+    mltk_config_destroy(cfg);
+    return rc;
+}
+
+START_TEST(test_label_range_load)
+{
+    mltk_split sp;
+    char *err = NULL;
+
+    write_good();
+    /* sample 2 holds label 7 */
+    ck_assert_int_eq(load_split(&sp, "5", &err), MLTK_ERR_DATA);
+    ck_assert_msg(err && strstr(err, "label 7") && strstr(err, "sample 2"), "message: %s",
+                  err ? err : "(none)");
+    free(err);
+    err = NULL;
+    ck_assert_msg(load_split(&sp, "8", &err) == MLTK_OK, "load: %s", err ? err : "?");
+    ck_assert_int_eq(sp.n, N);
+    ck_assert_int_eq(sp.label_max, 7);
+    ck_assert_int_eq(sp.label_max_at, 2);
+}
+END_TEST
+
 START_TEST(test_missing)
 {
     char want[4300];
@@ -586,6 +645,7 @@ static Suite *idx_suite(void)
     tcase_add_test(tc, test_bad_magic);
     tcase_add_test(tc, test_count_mismatch);
     tcase_add_test(tc, test_label_range);
+    tcase_add_test(tc, test_label_range_load);
     tcase_add_test(tc, test_missing);
     tcase_add_test(tc, test_corrupt_gzip);
     tcase_add_test(tc, test_bad_split);

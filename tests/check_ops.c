@@ -199,8 +199,8 @@ static void snap_take(snap *sn, mltk_session_t *s)
         sn->numel[i] = mltk_shape_numel(&t.shape);
         sn->v[i] = malloc((size_t)sn->numel[i] * sizeof(float) + 1);
         ck_assert_ptr_nonnull(sn->v[i]);
-        ck_assert_int_eq(s->be.i->download(s->be.ctx, sn->v[i], t.data,
-                                           (size_t)sn->numel[i] * sizeof(float)), MLTK_OK);
+        ck_assert_int_eq(mltk_be_download(&s->be, sn->v[i], t.data,
+                                          (size_t)sn->numel[i] * sizeof(float)), MLTK_OK);
     }
 }
 

@@ -146,48 +146,63 @@ static void run_steps(opt *o, const ref *c, int slots, int64_t n, int steps, dou
     float *s = malloc((size_t)n * sizeof(float));
     double *rp = malloc((size_t)n * sizeof(double)), *r0 = calloc((size_t)n, sizeof(double));
     double *r1 = calloc((size_t)n, sizeof(double));
-    void *pd = NULL, *gd = NULL, *sd[2] = { NULL, NULL };
-    float *state[2];
+    void *pd = NULL, *gd = NULL, *sd[2] = { NULL, NULL }, *scr = NULL;
+    mltk_tensor state[2], pt, gt, scratch;
+    const int64_t seg_off[2] = { 0, n };
 
+    memset(state, 0, sizeof(state));
     ck_assert_int_eq(o->iface->state_slots(o->self), slots);
-    ck_assert_int_eq(be.i->alloc(be.ctx, (size_t)n * 4, &pd), MLTK_OK);
-    ck_assert_int_eq(be.i->alloc(be.ctx, (size_t)n * 4, &gd), MLTK_OK);
+    ck_assert_int_eq(mltk_be_alloc(&be, (size_t)n * 4, &pd), MLTK_OK);
+    ck_assert_int_eq(mltk_be_alloc(&be, (size_t)n * 4, &gd), MLTK_OK);
+    ck_assert_int_eq(mltk_be_alloc(&be, 2 * sizeof(float), &scr), MLTK_OK);
     for (int k = 0; k < slots; k++) {
-        ck_assert_int_eq(be.i->alloc(be.ctx, (size_t)n * 4, &sd[k]), MLTK_OK);
-        ck_assert_int_eq(be.i->fill(be.ctx, sd[k], 0.0f, n), MLTK_OK);  /* zeroed, as the core does */
+        ck_assert_int_eq(mltk_be_alloc(&be, (size_t)n * 4, &sd[k]), MLTK_OK);
+        state[k] = mltk_tensor_1d(sd[k], MLTK_F32, n);
+        ck_assert_int_eq(mltk_op_fill(&be, &state[k], 0.0f), MLTK_OK);  /* zeroed, as the core does */
     }
-    state[0] = sd[0];
-    state[1] = sd[1];
+    pt = mltk_tensor_1d(pd, MLTK_F32, n);
+    gt = mltk_tensor_1d(gd, MLTK_F32, n);
+    scratch = mltk_tensor_1d(scr, MLTK_F32, 2);
 
     rng_seed(2024);
     for (int64_t i = 0; i < n; i++) {
         p[i] = (float)urand();
         rp[i] = p[i];
     }
-    ck_assert_int_eq(be.i->upload(be.ctx, pd, p, (size_t)n * 4), MLTK_OK);
+    ck_assert_int_eq(mltk_be_upload(&be, pd, p, (size_t)n * 4), MLTK_OK);
 
     for (int64_t t = 1; t <= steps; t++) {
         /* a new gradient and a decaying rate each step, as a schedule gives */
         float lr = (float)(lr0 * (1.0 - 0.1 * (double)(t - 1)));
         for (int64_t i = 0; i < n; i++)
             g[i] = (float)urand();
-        ck_assert_int_eq(be.i->upload(be.ctx, gd, g, (size_t)n * 4), MLTK_OK);
-        ck_assert_int_eq(o->iface->step(o->self, &be, pd, gd, state, n, lr, t), MLTK_OK);
+        ck_assert_int_eq(mltk_be_upload(&be, gd, g, (size_t)n * 4), MLTK_OK);
+        {
+            /* one parameter tensor: the whole buffer is one segment */
+            struct mltk_opt_step st = {
+                .size = sizeof(st), .p = &pt, .g = &gt, .state = state, .n = n,
+                .lr = lr, .t = t, .lr_scale = NULL, .n_seg = 1, .seg_off = seg_off,
+                .scratch = &scratch,
+            };
+            int rc = o->iface->step(o->self, &be, &st);
+            ck_assert_msg(rc == MLTK_OK, "step %lld: %s", (long long)t,
+                          mltk_backend_error(&be));
+        }
         for (int64_t i = 0; i < n; i++) {
             if (c->adam)
                 ref_adam(c, &rp[i], g[i], &r0[i], &r1[i], lr, t);
             else
                 ref_sgd(c, &rp[i], g[i], &r0[i], lr, t);
         }
-        ck_assert_int_eq(be.i->sync(be.ctx), MLTK_OK);
-        ck_assert_int_eq(be.i->download(be.ctx, p, pd, (size_t)n * 4), MLTK_OK);
+        ck_assert_int_eq(mltk_be_sync(&be), MLTK_OK);
+        ck_assert_int_eq(mltk_be_download(&be, p, pd, (size_t)n * 4), MLTK_OK);
         for (int64_t i = 0; i < n; i++)
             ck_assert_msg(close_enough(p[i], rp[i], 1e-5, 1e-6),
                           "step %lld: p[%lld] = %.8g, want %.8g", (long long)t,
                           (long long)i, (double)p[i], rp[i]);
         for (int k = 0; k < slots; k++) {
             const double *want = k == 0 ? r0 : r1;
-            ck_assert_int_eq(be.i->download(be.ctx, s, sd[k], (size_t)n * 4), MLTK_OK);
+            ck_assert_int_eq(mltk_be_download(&be, s, sd[k], (size_t)n * 4), MLTK_OK);
             for (int64_t i = 0; i < n; i++)
                 ck_assert_msg(close_enough(s[i], want[i], 1e-5, 1e-7),
                               "step %lld: state %d [%lld] = %.8g, want %.8g",
@@ -195,10 +210,11 @@ static void run_steps(opt *o, const ref *c, int slots, int64_t n, int steps, dou
         }
     }
 
-    be.i->free(be.ctx, pd);
-    be.i->free(be.ctx, gd);
+    mltk_be_free(&be, pd);
+    mltk_be_free(&be, gd);
+    mltk_be_free(&be, scr);
     for (int k = 0; k < slots; k++)
-        be.i->free(be.ctx, sd[k]);
+        mltk_be_free(&be, sd[k]);
     free(p); free(g); free(s); free(rp); free(r0); free(r1);
 }
 

@@ -65,7 +65,7 @@ static char *replace(const char *s, const char *what, const char *with)
 
 static char *fake_desc(const char *name, const char *kind, const char *extra)
 {
-    return tu_fmt("[plugin]\nname = %s\nkind = %s\nabi = 1\nlibrary = %s.so\n%s", name,
+    return tu_fmt("[plugin]\nname = %s\nkind = %s\nabi = 2\nlibrary = %s.so\n%s", name,
                   kind, name, extra ? extra : "");
 }
 
@@ -107,7 +107,7 @@ START_TEST(test_scan_order_and_info)
         ck_assert_int_eq(mltk_registry_info(reg, i, &info), MLTK_OK);
         ck_assert_str_eq(info.name, names[i]);
         ck_assert_int_eq(info.kind, kinds[i]);
-        ck_assert_int_eq(info.abi, 1);
+        ck_assert_int_eq(info.abi, MLTK_ABI_MAJOR);
         char *desc = tu_fmt("%s/%s/%s.ini", realtmp, where[i], names[i]);
         char *lib = tu_fmt("%s/%s/%s.so", realtmp, where[i], names[i]);
         ck_assert_str_eq(info.descriptor, desc);
@@ -305,16 +305,16 @@ START_TEST(test_describe)
 {
     char *a = subdir("a");
     free(tu_write(a, "dense.ini",
-                  "[plugin]\nname = dense\nkind = layer\nabi = 1\nlibrary = dense.so\n"
+                  "[plugin]\nname = dense\nkind = layer\nabi = 2\nlibrary = dense.so\n"
                   "summary = Fully connected layer, y = x W^T + b\nversion = 0.1.0\n"
                   "[param.units]\ntype = int\nmin = 1\nrequired = true\n"
                   "doc = number of output features\n"
                   "[param.activation]\ntype = enum\nchoices = none, relu\n"
                   "default = none\ndoc = fused activation\n"
                   "[param.dropout]\ntype = float\nmin = 0\nmax = 0.9\ndefault = 0\n"));
-    free(tu_write(a, "flatten.ini", "[plugin]\nname = flatten\nkind = layer\nabi = 1\n"
+    free(tu_write(a, "flatten.ini", "[plugin]\nname = flatten\nkind = layer\nabi = 2\n"
                                     "library = flatten.so\n"));
-    free(tu_write(a, "future.ini", "[plugin]\nname = future\nkind = loss\nabi = 2\n"
+    free(tu_write(a, "future.ini", "[plugin]\nname = future\nkind = loss\nabi = 3\n"
                                    "library = future.so\n"));
     free(tu_write(a, "flatten.so", "exists"));
     const char *dirs[] = { a, NULL };
@@ -331,7 +331,7 @@ START_TEST(test_describe)
         "dense - Fully connected layer, y = x W^T + b\n"
         "  kind:       layer\n"
         "  version:    0.1.0\n"
-        "  ABI:        1\n"
+        "  ABI:        2\n"
         "  descriptor: %s/a/dense.ini\n"
         "  library:    %s/a/dense.so (not found)\n"
         "\n"
@@ -350,7 +350,7 @@ START_TEST(test_describe)
     fclose(f);
     want = tu_fmt("flatten - (no summary)\n"
                   "  kind:       layer\n"
-                  "  ABI:        1\n"
+                  "  ABI:        2\n"
                   "  descriptor: %s/a/flatten.ini\n"
                   "  library:    %s/a/flatten.so\n"
                   "\n"
@@ -363,7 +363,7 @@ START_TEST(test_describe)
     f = open_memstream(&buf, &len);
     ck_assert_int_eq(mltk_registry_describe(reg, "future", f, &err), MLTK_OK);
     fclose(f);
-    want = tu_fmt("  ABI:        2 (this mltk speaks ABI %d.%d: cannot be loaded)\n",
+    want = tu_fmt("  ABI:        3 (this mltk speaks ABI %d.%d: cannot be loaded)\n",
                   MLTK_ABI_MAJOR, MLTK_ABI_MINOR);
     TU_ASSERT_CONTAINS(buf, want);
     free(want);
@@ -404,7 +404,11 @@ static mltk_registry_t *bad_registry(const char *const *names, int n)
         char *src = tu_fmt("%s/tests/badplugins/%s.ini.in", tu_srcdir(), names[i]);
         char *text = tu_read(src);
         ck_assert_msg(text != NULL, "cannot read %s", src);
-        char *fixed = replace(text, "@BADPLUGIN_DIR@", mods);
+        char *major = tu_fmt("%d", MLTK_ABI_MAJOR);
+        char *dirfixed = replace(text, "@BADPLUGIN_DIR@", mods);
+        char *fixed = replace(dirfixed, "@MLTK_ABI_MAJOR@", major);
+        free(dirfixed);
+        free(major);
         char *fname = tu_fmt("%s.ini", names[i]);
         free(tu_write(dir, fname, fixed));
         free(fname);
@@ -471,7 +475,7 @@ START_TEST(test_load_libs_fallback)
         ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
     fclose(in);
     ck_assert_int_eq(fclose(out), 0);
-    free(tu_write(dir, "bp_good.ini", "[plugin]\nname = bp_good\nkind = layer\nabi = 1\n"
+    free(tu_write(dir, "bp_good.ini", "[plugin]\nname = bp_good\nkind = layer\nabi = 2\n"
                                       "library = bp_good.so\n"));
     const char *dirs[] = { dir, NULL };
     mltk_registry_t *reg = NULL;
@@ -508,9 +512,11 @@ static const bad_case bad_cases[] = {
     { "bp_nosym", MLTK_ERR_PLUGIN,
       "plugin 'bp_nosym': @LIB@ does not export 'mltk_plugin_bp_nosym' "
       "(descriptor @DESC@)", 0 },
+    /* built for ABI 1 (its last minor, 1.2), which ABI 2 broke: the hint
+     * is to rebuild it */
     { "bp_abimajor", MLTK_ERR_ABI,
-      "plugin 'bp_abimajor' was built for ABI @MAJ+1@.0, this mltk speaks ABI @MAJ@.@MIN@ "
-      "(library @LIB@)", 0 },
+      "plugin 'bp_abimajor' was built for plugin ABI 1.2; rebuild it against mltk @MAJ@ "
+      "headers (library @LIB@)", 0 },
     { "bp_abiminor", MLTK_ERR_ABI,
       "plugin 'bp_abiminor' was built for ABI @MAJ@.@MIN+1@, newer than this mltk's ABI "
       "@MAJ@.@MIN@; update mltk or rebuild the plugin (library @LIB@)", 0 },
@@ -612,7 +618,7 @@ END_TEST
 START_TEST(test_load_not_a_library)
 {
     char *a = subdir("a");
-    free(tu_write(a, "junk.ini", "[plugin]\nname = junk\nkind = layer\nabi = 1\n"
+    free(tu_write(a, "junk.ini", "[plugin]\nname = junk\nkind = layer\nabi = 2\n"
                                  "library = junk.so\n"));
     free(tu_write(a, "junk.so", "this is text, not an ELF shared object\n"));
     const char *dirs[] = { a, NULL };
@@ -636,26 +642,55 @@ START_TEST(test_load_descriptor_abi)
 {
     char *a = subdir("a");
     char *desc = tu_write(a, "future.ini", "[plugin]\nname = future\nkind = layer\n"
-                                           "abi = 2\nlibrary = future.so\n");
+                                           "abi = 3\nlibrary = future.so\n");
     const char *dirs[] = { a, NULL };
     mltk_registry_t *reg = NULL;
     char *err = NULL;
     ck_assert_int_eq(mltk_registry_create(&reg, dirs, 0, &err), MLTK_OK);
     mltk_plugin_info info;
     ck_assert_int_eq(mltk_registry_info(reg, 0, &info), MLTK_OK);
-    ck_assert_int_eq(info.abi, 2);
+    ck_assert_int_eq(info.abi, 3);
     const void *iface = NULL;
     ck_assert_int_eq(mltk_registry_load(reg, "future", MLTK_KIND_LAYER, &iface, &err),
                      MLTK_ERR_ABI);
-    char *want = tu_fmt("plugin 'future' was built for ABI 2, this mltk speaks ABI %d.%d "
+    char *want = tu_fmt("plugin 'future' was built for ABI 3, this mltk speaks ABI %d.%d "
                         "(descriptor %s/a/future.ini)", MLTK_ABI_MAJOR, MLTK_ABI_MINOR,
                         realtmp);
     ck_assert_str_eq(err, want);
     free(want);
     free(err);
+    err = NULL;
     mltk_registry_destroy(reg);
     free(desc);
     free(a);
+
+    /* a descriptor still declaring ABI 1 (1.x, or just 1): refused before
+     * its library is opened, with the hint to rebuild */
+    const char *old[2] = { "abi = 1.2", "abi = 1" }, *ver[2] = { "1.2", "1" };
+    for (int k = 0; k < 2; k++) {
+        char *b = subdir(k ? "old1" : "old12");
+        char *text = tu_fmt("[plugin]\nname = old\nkind = layer\n%s\nlibrary = old.so\n",
+                            old[k]);
+        char *path = tu_write(b, "old.ini", text);   /* under tmp, named by realtmp */
+        const char *bdirs[] = { b, NULL };
+        reg = NULL;
+        ck_assert_int_eq(mltk_registry_create(&reg, bdirs, 0, &err), MLTK_OK);
+        iface = NULL;
+        ck_assert_int_eq(mltk_registry_load(reg, "old", MLTK_KIND_LAYER, &iface, &err),
+                         MLTK_ERR_ABI);
+        ck_assert_ptr_null(iface);
+        want = tu_fmt("plugin 'old' was built for plugin ABI %s; rebuild it against mltk %d "
+                      "headers (descriptor %s/%s/old.ini)", ver[k], MLTK_ABI_MAJOR, realtmp,
+                      k ? "old1" : "old12");
+        ck_assert_str_eq(err, want);
+        free(want);
+        free(err);
+        err = NULL;
+        mltk_registry_destroy(reg);
+        free(path);
+        free(text);
+        free(b);
+    }
 }
 END_TEST
 

@@ -64,7 +64,7 @@ static int train(const char *path, mltk_epoch_stats *st, float **params, int64_t
         float *p = mltk_model_params(s->model, np);
         *params = malloc((size_t)*np * sizeof(float));
         ck_assert_ptr_nonnull(*params);
-        rc = s->be.i->download(s->be.ctx, *params, p, (size_t)*np * sizeof(float));
+        rc = mltk_be_download(&s->be, *params, p, (size_t)*np * sizeof(float));
     }
     mltk_session_destroy(s);
     mltk_config_destroy(cfg);

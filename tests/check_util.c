@@ -203,7 +203,7 @@ END_TEST
 START_TEST(test_tensor_numel)
 {
     const int64_t dims[] = { 32, 10 };
-    mltk_tensor t = { NULL, mltk_shape_make(2, dims), MLTK_F32 };
+    mltk_tensor t = { .data = NULL, .shape = mltk_shape_make(2, dims), .dtype = MLTK_F32 };
     ck_assert_int_eq(mltk_tensor_numel(&t), 320);
     ck_assert_int_eq(mltk_tensor_numel(NULL), 0);
 }

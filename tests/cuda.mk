@@ -1,7 +1,8 @@
-# Conformance of the cuda backend (tests/check_cuda.c): every op and every
-# layer plugin run on the cpu and cuda backends and compared.  The program
-# is built whether or not the cuda backend is; it exits 77 (skipped) with
-# the reason when the backend is not installed or finds no usable GPU.
+# The cuda backend's own lifetime and memory, and every layer plugin run on
+# the cpu and cuda backends and compared (tests/check_cuda.c); the ops are
+# compared by the cross mode of tests/check_conformance.c.  The program is
+# built whether or not the cuda backend is; it exits 77 (skipped) with the
+# reason when the backend is not installed or finds no usable GPU.
 if HAVE_CHECK
 check_PROGRAMS += tests/check_cuda
 TESTS += tests/check_cuda

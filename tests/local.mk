@@ -8,10 +8,13 @@ AM_TESTS_ENVIRONMENT = \
 	MLTK_LOG_LEVEL=warn; export MLTK_LOG_LEVEL; \
 	MAKE='$(MAKE)'; export MAKE; \
 	CC='$(CC)'; export CC;
-EXTRA_DIST += tests/testutil.h tests/pyvenv.sh
+# testutil.h includes fdcheck.h (the finite-difference harness); the shell
+# tests source testlib.sh
+EXTRA_DIST += tests/testutil.h tests/pyvenv.sh tests/testlib.sh
 
 include tests/core.mk
 include tests/backend.mk
+include tests/opcheck.mk
 include tests/plugins.mk
 include tests/cli.mk
 include tests/conv.mk

@@ -1,5 +1,6 @@
 # Tests of the model plugins: layers and loss (gradient checks), optimizers
-# (against reference updates) and the idx dataset (good and damaged files).
+# (against reference updates) and the idx dataset (good and damaged files,
+# and the core's label check when it loads a split).
 # They load the plugins from the build tree, so `make check` builds those
 # first (they are part of `all`).
 if HAVE_CHECK
@@ -20,4 +21,6 @@ tests_check_idx_SOURCES = tests/check_idx.c
 tests_check_idx_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/core $(ZLIB_CFLAGS)
 tests_check_idx_CFLAGS = $(TEST_CFLAGS)
 tests_check_idx_LDADD = $(TEST_LIBS) $(ZLIB_LIBS)
+# test_label_range_load loads a split through the core on the cpu backend
+EXTRA_tests_check_idx_DEPENDENCIES = backends/cpu/cpu.la datasets/idx.la
 endif

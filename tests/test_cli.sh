@@ -15,14 +15,12 @@
 
 set -u
 
-: "${top_builddir:?top_builddir must be set (run through make check)}"
 : "${top_srcdir:?top_srcdir must be set (run through make check)}"
+. "$top_srcdir/tests/testlib.sh"
 data_dir=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 mltk="$top_builddir/mltk"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mltk-cli.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 99' HUP INT TERM
+tl_tmpdir cli
 
 # ---- helpers ----
 

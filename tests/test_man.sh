@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_man.sh - every plugin and every key of its descriptor is documented
-# in mltk.ini(5), and every core section key too.  When this fails after a
-# descriptor changed, run: python3 man/gen-plugin-ref.py
+# in mltk.ini(5), and every core section key too; every op of the op table
+# (include/mltk/backend.h) has its row in mltk-plugin(7).  When this fails
+# after a descriptor changed, run: python3 man/gen-plugin-ref.py
 set -u
 src=${top_srcdir:?}
 page="$src/man/mltk.ini.5"
@@ -27,5 +28,20 @@ for key in $(sed -n 's/.*\[param\.\([a-z_]*\)\].*/\1/p' "$src/core/schema.c"); d
     n=$((n + 1))
     grep -q "^\.BR $key\b" "$page" || { echo "FAIL: core key '$key' is not documented in mltk.ini.5"; fail=$((fail + 1)); }
 done
+# the op table of mltk-plugin(7): a row "ID<tab>name<tab>" per op id
+ops=$(sed -n 's/^ *MLTK_OP_\([A-Z0-9_]*\) *= *\([0-9][0-9]*\),.*/\2 \1/p' \
+      "$src/include/mltk/backend.h")
+plugin_page="$src/man/mltk-plugin.7"
+while read -r id op; do
+    [ "$id" = 0 ] && continue   # MLTK_OP_NONE
+    n=$((n + 1))
+    name=$(printf '%s\n' "$op" | tr 'A-Z' 'a-z')
+    if ! grep -q "^$id	$name	" "$plugin_page"; then
+        echo "FAIL: op $id ($name) has no row in the op table of mltk-plugin.7"
+        fail=$((fail + 1))
+    fi
+done <<EOF_OPS
+$ops
+EOF_OPS
 echo "$((n - fail)) passed, $fail failed"
 [ "$fail" -eq 0 ]

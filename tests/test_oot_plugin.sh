@@ -14,15 +14,13 @@
 
 set -u
 
-: "${top_builddir:?top_builddir must be set (run through make check)}"
 : "${top_srcdir:?top_srcdir must be set (run through make check)}"
+. "$top_srcdir/tests/testlib.sh"
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
 data_dir=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mltk-oot.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 99' HUP INT TERM
+tl_tmpdir oot
 
 n_pass=0
 ok() {

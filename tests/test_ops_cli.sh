@@ -22,8 +22,8 @@
 
 set -u
 
-: "${top_builddir:?top_builddir must be set (run through make check)}"
 : "${top_srcdir:?top_srcdir must be set (run through make check)}"
+. "$top_srcdir/tests/testlib.sh"
 data_dir=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 mltk="$top_builddir/mltk"
 
@@ -36,10 +36,8 @@ if ! command -v python3 >/dev/null 2>&1; then
     exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mltk-ops.XXXXXX") || exit 99
 bg=
-trap '[ -n "$bg" ] && kill -9 $bg 2>/dev/null; rm -rf "$tmp"' EXIT
-trap 'exit 99' HUP INT TERM
+tl_tmpdir ops '[ -n "$bg" ] && kill -9 $bg 2>/dev/null'
 
 # ---- helpers ----
 

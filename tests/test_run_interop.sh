@@ -22,15 +22,15 @@
 # installed, after the standard-library checks have passed.
 
 set -u
-: "${top_builddir:?}" "${top_srcdir:?}"
+: "${top_srcdir:?}"
+. "$top_srcdir/tests/testlib.sh"
 mltk="$top_builddir/mltk"
 data=/usr/share/datasets/fashion-mnist
 [ -r "$data/train-images-idx3-ubyte.gz" ] || [ -r "$data/train-images-idx3-ubyte" ] \
     || { echo "skip: no Fashion-MNIST in $data"; exit 77; }
 command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mltk-run.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
+tl_tmpdir run
 fail() { echo "FAIL: $*"; exit 1; }
 
 cat > "$tmp/train.ini" <<EOF

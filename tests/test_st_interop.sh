@@ -18,17 +18,15 @@
 
 set -u
 
-: "${top_builddir:?top_builddir must be set (run through make check)}"
 : "${top_srcdir:?top_srcdir must be set (run through make check)}"
+. "$top_srcdir/tests/testlib.sh"
 drv="$top_builddir/tests/check_safetensors"
 st_read="$top_srcdir/tests/st_read.py"
 
 command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
 [ -x "$drv" ] || { echo "skip: $drv not built (no Check)"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mltk-st.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 99' HUP INT TERM
+tl_tmpdir st
 
 n_pass=0
 ok() {

@@ -17,12 +17,10 @@
 
 set -u
 
-: "${top_builddir:?top_builddir must be set (run through make check)}"
 : "${top_srcdir:?top_srcdir must be set (run through make check)}"
+. "$top_srcdir/tests/testlib.sh"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mltk-tb.XXXXXX") || exit 99
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 99' HUP INT TERM
+tl_tmpdir tb
 
 n_pass=0
 ok() {

@@ -2,8 +2,9 @@
  *
  * What this is: temporary directories and files, reading files back,
  * capturing stderr, locating the source and build trees (the test
- * environment exports top_srcdir and top_builddir), and string asserts
- * that print both strings on failure.
+ * environment exports top_srcdir and top_builddir), string asserts that
+ * print both strings on failure, and finite differences at an absolute
+ * step over tests/fdcheck.h.
  * What this is not: a test framework; the suites use Check directly.
  * Everything here is static inline so each suite takes only what it uses.
  */
@@ -21,6 +22,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "fdcheck.h"
 
 /* ---- trees ---------------------------------------------------------------- */
 
@@ -190,6 +193,67 @@ static inline double tu_urand(void)
     x ^= x << 17;
     *tu_rng_state() = x;
     return (double)(x >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+/* ---- finite differences at an absolute step ------------------------------ */
+
+/* fdcheck.h steps each x_i by h = step * max(1, |x_i|).  The layer suites
+ * need the step absolute: their inputs are placed so that no perturbation
+ * of 1e-2 crosses a kink or changes a window's maximum (max-pooling
+ * inputs 0.05 apart reach |x| ~ 6, where a relative step would).  So the
+ * harness is run over offsets u from x's values (|u| <= step, hence h =
+ * step exactly), and f sees x = x0 + u.  The float rounding of x0 + u
+ * differs from fdcheck's own (x_i +- h) by at most half an ulp of x_i,
+ * far below its bounds.  x is restored bit for bit. */
+typedef struct tu_fd {
+    double (*f)(void *ctx);
+    void        *ctx;
+    float       *x;      /* what f reads */
+    const float *x0;     /* its values before the check */
+    const float *u;      /* the offsets fdcheck perturbs */
+    int64_t      n;
+} tu_fd;
+
+static inline double tu_fd_eval(void *c)
+{
+    tu_fd *t = c;
+    for (int64_t i = 0; i < t->n; i++)
+        t->x[i] = t->u[i] != 0.0f ? t->x0[i] + t->u[i] : t->x0[i];
+    return t->f(t->ctx);
+}
+
+/* fd_check_r() of grad (n) against f over x (n) at the absolute step
+ * o->step; the report as fd_check_r's. */
+static inline int64_t tu_fd_check(const char *what, double (*f)(void *ctx), void *ctx,
+                                  float *x, int64_t n, const float *grad, const fd_opts *o,
+                                  fd_report *r)
+{
+    float *x0 = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    float *u = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
+    ck_assert_ptr_nonnull(x0);
+    ck_assert_ptr_nonnull(u);
+    memcpy(x0, x, (size_t)n * sizeof(float));
+    tu_fd t = { f, ctx, x, x0, u, n };
+    int64_t bad = fd_check_r(what, tu_fd_eval, &t, u, n, grad, o, r);
+    memcpy(x, x0, (size_t)n * sizeof(float));
+    free(x0);
+    free(u);
+    return bad;
+}
+
+/* The bounds the layer suites have always used: central differences at
+ * the absolute step `eps`, |analytic - numeric| <= 1e-2 max(|analytic|,
+ * |numeric|) + atol, no allowance for kinks (the inputs keep off them)
+ * nor for rounding beyond atol. */
+static inline fd_opts tu_fd_bounds(double eps, double atol)
+{
+    fd_opts o = FD_OPTS_DEFAULT;
+    o.step = eps;
+    o.rel = 1e-2;
+    o.abs = atol;
+    o.f_noise = 0;
+    o.kink = 0;
+    return o;
 }
 
 #endif /* MLTK_TESTUTIL_H */

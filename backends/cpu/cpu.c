@@ -1,7 +1,23 @@
-/* cpu.c - the cpu backend: the op contract of backend.h in fp32 on the host.
+/* cpu.c - the cpu backend: the op table of backend.h (plugin ABI 2) on the
+ * host, in f32.
  *
- * What this is: gemm through OpenBLAS (cblas_sgemm, row-major) and our own
- * kernels for everything else, split over a persistent thread pool
+ * What this is: the vtable (lifetime, memory, `supports`, `workspace`) and
+ * `run`, one switch over the op id that unpacks a checked call's typed
+ * tensors (data pointers, sizes from the shapes, leading dimensions from
+ * the strides where an op allows them: gemm and copy_2d) and params into
+ * the kernels: the core ops here, the other families in cpu_conv.c,
+ * cpu_norm.c, cpu_misc.c and cpu_optim.c (cpu_internal.h).  Every op runs
+ * in f32; beyond that, cast converts between f32, bf16 and f16 (round to
+ * nearest even) and gather_rows moves rows of any dtype.  The core checks
+ * each call against its op's contract before `run` sees it (backend.h),
+ * so nothing here checks sizes, pointers or parameter ranges again; what
+ * is refused is what the core cannot see (embedding ids, gather indices:
+ * data in backend memory) or what OpenBLAS cannot take (dimensions beyond
+ * int), with a message in *err.
+ *
+ * gemm goes through OpenBLAS (cblas_sgemm, row-major; a batch is a loop
+ * of products; the bias and activation epilogue is a second pass) and our
+ * own kernels do everything else, split over a persistent thread pool
  * (pool.c).  Kernels are plain loops written to auto-vectorize; the hot
  * ones are compiled for AVX-512, AVX2+FMA and baseline x86-64 and picked at
  * load time (target_clones), so a generic distribution build still runs
@@ -14,12 +30,14 @@
  * told to sleep before each gemm.  No op allocates memory.  Our kernels
  * run with denormals flushed to zero (see pool.c); gemm is OpenBLAS's.
  *
- * What this is not: a tensor library.  There is no broadcasting, no dtype
- * other than fp32 (int32 for labels and indices), and no asynchrony: every
- * op has finished when it returns, so `sync` has nothing to do.
+ * What this is not: a tensor library.  There is no broadcasting, no
+ * arithmetic in a dtype other than f32 (int32 labels and indices are read
+ * as such), and no asynchrony: every op has finished when it returns, so
+ * `sync` has nothing to do.
  */
 #include "config.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <errno.h>
 #include <limits.h>
@@ -36,7 +54,7 @@
 #include "pool.h"
 #include "cpu_internal.h"
 
-/* build-time choices, the context and argument checks: cpu_internal.h */
+/* build-time choices and the context: cpu_internal.h */
 
 /* ---- scalar math that vectorizes ---- */
 
@@ -106,10 +124,15 @@ static inline float f_tanh(float x)
 
 /* e^(-x^2 / 2) to a few ulp: x^2 is exact in double, split into the float
  * h and the remainder l, so e^(-(h + l)/2) = e^(-h/2) (1 - l/2) loses
- * nothing to the rounding of x^2 (which alone would cost |x|^2 ulp) */
+ * nothing to the rounding of x^2 (which alone would cost |x|^2 ulp).
+ * |x| is capped at 20, where the result is already exactly 0: beyond
+ * ~1.8e19, h would be infinite and l -inf, and 0 * inf a NaN.  (The cap
+ * keeps NaN: a comparison with NaN is false.) */
 static inline ALWAYS_INLINE float f_exp_half_sq(float x)
 {
-    double xx = (double)x * (double)x;
+    float a = fabsf(x);
+    a = a > 20.0f ? 20.0f : a;
+    double xx = (double)a * (double)a;
     float h = (float)xx;
     float l = (float)(xx - (double)h);
     return f_exp(-0.5f * h) * (1.0f - 0.5f * l);
@@ -171,8 +194,13 @@ static inline ALWAYS_INLINE float f_gelu_tanh(float x)
     return x * f_sigmoid(2.0f * u);
 }
 
+/* x is capped at +-11, where s is exactly 1 or 0 and the derivative
+ * exactly 1 or 0: beyond ~1e14, x du overflows and inf * s (1 - s) would
+ * be a NaN.  (NaN passes through the cap.) */
 static inline ALWAYS_INLINE float f_dgelu_tanh(float x)
 {
+    x = x > 11.0f ? 11.0f : x;
+    x = x < -11.0f ? -11.0f : x;
     float u = GELU_K * (x + GELU_C * x * x * x);
     float s = f_sigmoid(2.0f * u);
     float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
@@ -238,11 +266,6 @@ static inline ALWAYS_INLINE float f_elu(float x, float alpha)
             break;                                                            \
         }                                                                     \
     } while (0)
-
-static int act_valid(mltk_act act)
-{
-    return (int)act >= MLTK_ACT_NONE && (int)act <= MLTK_ACT_GELU;
-}
 
 /* ---- elementwise kernels ---- */
 /* Pointers are not restrict: outputs may equal inputs (see IVDEP). */
@@ -348,19 +371,112 @@ KERNEL static void k_act_bwd(mltk_act act, float alpha, float *dx,
     }
 }
 
-/* y(rows, cols) = act(y + b) */
+/* y(rows, cols), row stride ld, = act(y + b); b (cols) may be NULL */
 KERNEL static void k_bias_act(float *restrict y, const float *restrict b,
-                              int64_t rows, int64_t cols, mltk_act act, float alpha)
+                              int64_t rows, int64_t cols, int64_t ld, mltk_act act,
+                              float alpha)
 {
     for (int64_t r = 0; r < rows; r++) {
-        float *restrict yr = y + r * cols;
-        ACT_LOOP(act, alpha, cols, yr[i], yr[i] + b[i]);
+        float *restrict yr = y + r * ld;
+        if (b)
+            ACT_LOOP(act, alpha, cols, yr[i], yr[i] + b[i]);
+        else
+            ACT_LOOP(act, alpha, cols, yr[i], yr[i]);
     }
 }
 
-/* ---- reduction kernels ---- */
+/* ---- conversion and check kernels ---- */
 
-#define LANES 16
+#define LANES 16   /* independent accumulators of a reduction */
+
+/* f32 -> bf16 (the upper half), round to nearest even; a NaN stays a NaN
+ * (quiet, same sign and upper payload) */
+static inline uint16_t f_to_bf16(float f)
+{
+    uint32_t x = f_to_bits(f);
+    uint32_t r = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    uint32_t q = (x >> 16) | 0x0040u;
+    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? q : r);
+}
+
+static inline float bf16_to_f(uint16_t h)
+{
+    return bits_to_f((uint32_t)h << 16);
+}
+
+/* f32 -> IEEE binary16, round to nearest even: magnitudes from 65520 up
+ * overflow to inf; below 2^-14 the result is subnormal (the sum with 0.5
+ * rounds at the subnormals' spacing 2^-24, in the float unit's own
+ * round-to-nearest-even); a NaN stays a NaN (quiet, same sign, upper
+ * payload).  Branch-free, so that it vectorizes. */
+static inline uint16_t f_to_f16(float f)
+{
+    uint32_t x = f_to_bits(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t a = x & 0x7fffffffu;
+    uint32_t norm = (a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13;  /* rebias -112 */
+    uint32_t sub = f_to_bits(bits_to_f(a) + 0.5f) - 0x3f000000u;
+    uint32_t nan = 0x7e00u | ((a >> 13) & 0x3ffu);
+    uint32_t r = a < 0x38800000u ? sub : norm;
+    r = a >= 0x47800000u ? 0x7c00u : r;   /* >= 65536: inf (65520 rounds there) */
+    r = a > 0x7f800000u ? nan : r;
+    return (uint16_t)(r | sign);
+}
+
+/* IEEE binary16 -> f32, exact */
+static inline float f16_to_f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = h & 0x7c00u, m = h & 0x3ffu;
+    uint32_t norm = ((uint32_t)(h & 0x7fffu) << 13) + 0x38000000u;  /* rebias +112 */
+    uint32_t inf = ((uint32_t)(h & 0x7fffu) << 13) | 0x7f800000u;
+    float sub = (float)m * 0x1p-24f;   /* exact: m < 2^10 */
+    uint32_t r = e == 0x7c00u ? inf : norm;
+    r = e == 0 ? f_to_bits(sub) : r;
+    return bits_to_f(r | sign);
+}
+
+KERNEL static void k_f32_to_bf16(uint16_t *restrict y, const float *restrict x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = f_to_bf16(x[i]);
+}
+
+KERNEL static void k_bf16_to_f32(float *restrict y, const uint16_t *restrict x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = bf16_to_f(x[i]);
+}
+
+KERNEL static void k_f32_to_f16(uint16_t *restrict y, const float *restrict x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = f_to_f16(x[i]);
+}
+
+KERNEL static void k_f16_to_f32(float *restrict y, const uint16_t *restrict x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = f16_to_f(x[i]);
+}
+
+/* 1 if any x[i] is a NaN or an infinity (exponent all ones), else 0 */
+KERNEL static int k_nonfinite(const float *restrict x, int64_t n)
+{
+    uint32_t acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            acc[j] |= (f_to_bits(x[i + j]) & 0x7f800000u) == 0x7f800000u;
+    for (; i < n; i++)
+        acc[0] |= (f_to_bits(x[i]) & 0x7f800000u) == 0x7f800000u;
+    uint32_t any = 0;
+    for (int j = 0; j < LANES; j++)
+        any |= acc[j];
+    return any != 0;
+}
+
+/* ---- reduction kernels ---- */
 
 /* sum of x[i] (squares if `sq`) in double, LANES independent partial sums
  * combined in a fixed order */
@@ -642,7 +758,7 @@ typedef struct ew_args {
     float a, b;
     mltk_act act;
     int flag;
-    int64_t rows, cols;
+    int64_t rows, cols, ld;
     uint64_t seed, offset;
     const void *extra;
     double *partials;
@@ -650,7 +766,7 @@ typedef struct ew_args {
 
 enum {
     OP_FILL, OP_SCALE, OP_AXPBY, OP_MUL, OP_ACT_FWD, OP_ACT_BWD, OP_BIAS_ACT, OP_SUM, OP_SUMSQ, OP_SUM_ROWS, OP_UNIFORM, OP_NORMAL,
-    OP_SGD, OP_ADAM
+    OP_SGD, OP_ADAM, OP_NONFINITE
 };
 
 /* philox_u01_lanes (RNG_LANES blocks at once) is in cpu_internal.h */
@@ -713,12 +829,15 @@ static void ew_chunk(void *arg, int64_t b, int64_t e, int chunk)
     case OP_MUL:      k_mul(a->y + b, a->x + b, a->x2 + b, n); break;
     case OP_ACT_FWD:  k_act_fwd(a->act, a->a, a->y + b, a->x + b, n); break;
     case OP_ACT_BWD:  k_act_bwd(a->act, a->a, a->y + b, a->x + b, a->x2 + b, a->flag, n); break;
-    case OP_BIAS_ACT:     /* items are rows */
-        k_bias_act(a->y + b * a->cols, a->x, n, a->cols, a->act, a->a);
+    case OP_BIAS_ACT:     /* items are rows of a->ld floats */
+        k_bias_act(a->y + b * a->ld, a->x, n, a->cols, a->ld, a->act, a->a);
         break;
     case OP_SUM:
     case OP_SUMSQ:
         a->partials[chunk * PARTIAL_STRIDE] = k_sum(a->x + b, n, a->op == OP_SUMSQ);
+        break;
+    case OP_NONFINITE:
+        a->partials[chunk * PARTIAL_STRIDE] = (double)k_nonfinite(a->x + b, n);
         break;
     case OP_SUM_ROWS:     /* items are columns; a->cols is the row stride */
         k_sum_rows(a->y + b, a->x + b, a->rows, n, a->cols, a->b);
@@ -756,8 +875,10 @@ static void ew_run(cpu_ctx *c, ew_args *a, int64_t n, int64_t cost, int64_t alig
 
 /* ---- lifetime ---- */
 
-static int cpu_probe(char **why)
+/* The host always runs: nothing to probe. */
+static int cpu_probe(const mltk_backend_opts *opts, char **why)
 {
+    (void)opts;
     (void)why;
     return 1;
 }
@@ -856,6 +977,7 @@ static const char *cpu_device_name(void *ctx)
 
 static int cpu_alloc(void *ctx, size_t bytes, void **ptr)
 {
+    (void)ctx;
     if (!ptr)
         return MLTK_ERR_INVALID;
     *ptr = NULL;
@@ -872,11 +994,13 @@ static int cpu_alloc(void *ctx, size_t bytes, void **ptr)
 
 static void cpu_free(void *ctx, void *ptr)
 {
+    (void)ctx;
     free(ptr);
 }
 
 static int cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
 {
+    (void)ctx;
     if (bytes == 0)
         return MLTK_OK;
     if (!dst || !src)
@@ -888,30 +1012,33 @@ static int cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
 
 static int cpu_sync(void *ctx)
 {
+    (void)ctx;
     return MLTK_OK;
 }
 
 /* ---- elementwise ---- */
+/* Each op below is one call `run` has unpacked: n = numel, tensors
+ * contiguous (shapes as backend.h states them). */
 
+/* x (n) = v */
 static int cpu_fill(void *ctx, float *x, float v, int64_t n)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(x, n);
     ew_args a = { .op = OP_FILL, .y = x, .a = v };
     ew_run(ctx, &a, n, 1, ALIGN_F);
     return MLTK_OK;
 }
 
+/* y (n) = a x + b y; b == 0: y not read */
 static int cpu_axpby(void *ctx, float *y, float a, const float *x, float b, int64_t n)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
     ew_args j = { .op = OP_AXPBY, .y = y, .x = x, .a = a, .b = b };
     ew_run(ctx, &j, n, 2, ALIGN_F);
     return MLTK_OK;
 }
 
+/* z (n) = x y */
 static int cpu_mul(void *ctx, float *z, const float *x, const float *y, int64_t n)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(z, n); CHECK_PTR(x, n); CHECK_PTR(y, n);
     ew_args a = { .op = OP_MUL, .y = z, .x = x, .x2 = y };
     ew_run(ctx, &a, n, 3, ALIGN_F);
     return MLTK_OK;
@@ -923,23 +1050,20 @@ static int is_smooth(mltk_act act)
         || act == MLTK_ACT_GELU_TANH || act == MLTK_ACT_GELU;
 }
 
-static int cpu_act_forward(void *ctx, mltk_act act, float alpha, float *y,
-                           const float *x, int64_t n)
+/* y (n) = act(x); y == x allowed (cpu_internal.h: cpu_conv.c uses it too) */
+int cpu_act_forward(void *ctx, mltk_act act, float alpha, float *y, const float *x,
+                    int64_t n)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(x, n);
-    if (!act_valid(act))
-        return MLTK_ERR_INVALID;
     ew_args a = { .op = OP_ACT_FWD, .y = y, .x = x, .a = alpha, .act = act };
     ew_run(ctx, &a, n, is_smooth(act) ? 8 : 2, ALIGN_F);
     return MLTK_OK;
 }
 
+/* dx (n) = dy act'(.) from x or y (either may be NULL, not both when the
+ * act needs one); dx == dy allowed */
 static int cpu_act_backward(void *ctx, mltk_act act, float alpha, float *dx,
                             const float *dy, const float *x, const float *y, int64_t n)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(dx, n); CHECK_PTR(dy, n);
-    if (!act_valid(act))
-        return MLTK_ERR_INVALID;
     /* where the derivative comes from: relu, sigmoid and tanh prefer the
      * output, leaky relu the input (its output's sign flips with a
      * negative slope); either works when only one is given.  elu uses the
@@ -959,7 +1083,7 @@ static int cpu_act_backward(void *ctx, mltk_act act, float alpha, float *dx,
         s = y ? y : x;
         s_is_y = y != NULL;
     }
-    CHECK_PTR(s, n);
+    assert(s || n == 0);  /* the core checked that the act's source is given */
     if (act == MLTK_ACT_NONE && dx == dy)
         return MLTK_OK;
     ew_args a = { .op = OP_ACT_BWD, .y = dx, .x = dy, .x2 = s, .a = alpha,
@@ -968,24 +1092,80 @@ static int cpu_act_backward(void *ctx, mltk_act act, float alpha, float *dx,
     return MLTK_OK;
 }
 
-/* ---- linear algebra ---- */
+/* ---- cast ---- */
 
-static int cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K,
-                    float alpha, const float *A, int64_t lda,
-                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+typedef struct cast_args {
+    void       *y;
+    const void *x;
+    mltk_dtype  ty, tx;
+} cast_args;
+
+#define CAST_TILE 256
+
+/* items [b, e): f32 on either side converts directly; bf16 <-> f16 goes
+ * through f32 in tiles (exact from the source, so rounded once) */
+static void cast_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const cast_args *a = arg;
+    (void)chunk;
+    if (a->tx == MLTK_F32) {
+        const float *x = (const float *)a->x + b;
+        if (a->ty == MLTK_BF16)
+            k_f32_to_bf16((uint16_t *)a->y + b, x, e - b);
+        else
+            k_f32_to_f16((uint16_t *)a->y + b, x, e - b);
+        return;
+    }
+    const uint16_t *x = (const uint16_t *)a->x + b;
+    if (a->ty == MLTK_F32) {
+        if (a->tx == MLTK_BF16)
+            k_bf16_to_f32((float *)a->y + b, x, e - b);
+        else
+            k_f16_to_f32((float *)a->y + b, x, e - b);
+        return;
+    }
+    float t[CAST_TILE];
+    uint16_t *y = (uint16_t *)a->y + b;
+    for (int64_t i = 0; i < e - b; i += CAST_TILE) {
+        int64_t w = e - b - i < CAST_TILE ? e - b - i : CAST_TILE;
+        if (a->tx == MLTK_BF16) {
+            k_bf16_to_f32(t, x + i, w);
+            k_f32_to_f16(y + i, t, w);
+        } else {
+            k_f16_to_f32(t, x + i, w);
+            k_f32_to_bf16(y + i, t, w);
+        }
+    }
+}
+
+/* y (n) = x (n) converted from tx to ty (each of f32, bf16, f16) */
+static int cpu_cast(void *ctx, void *y, mltk_dtype ty, const void *x, mltk_dtype tx,
+                    int64_t n)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c);
-    if (M < 0 || N < 0 || K < 0 || M > INT_MAX || N > INT_MAX || K > INT_MAX)
-        return MLTK_ERR_INVALID;
-    int64_t a_cols = ta ? M : K, b_cols = tb ? K : N;
-    if (lda < (a_cols > 1 ? a_cols : 1) || ldb < (b_cols > 1 ? b_cols : 1)
-        || ldc < (N > 1 ? N : 1) || lda > INT_MAX || ldb > INT_MAX || ldc > INT_MAX)
-        return MLTK_ERR_INVALID;
+    if (tx == ty) {
+        if (y != x && n > 0)
+            memmove(y, x, (size_t)n * (tx == MLTK_F32 ? 4 : 2));
+        return MLTK_OK;
+    }
+    cast_args a = { .y = y, .x = x, .ty = ty, .tx = tx };
+    int chunks = cpu_pool_chunks(c->pool, n, 2 * n, GRAIN);
+    cpu_pool_run(c->pool, cast_chunk, &a, n, chunks, ALIGN_F * 2, 2 * n);
+    return MLTK_OK;
+}
+
+/* ---- linear algebra ---- */
+
+/* C (M,N), row stride ldc, = alpha op(A) op(B) + beta C; op(A) (M,K) from
+ * A (M,K) or with ta (K,M), row stride lda; op(B) (K,N) likewise */
+static int cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                    float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                    char **err)
+{
+    cpu_ctx *c = ctx;
     if (M == 0 || N == 0)
         return MLTK_OK;
-    if (!C || (K > 0 && (!A || !B)))
-        return MLTK_ERR_INVALID;
     if (K == 0 || alpha == 0.0f) {
         /* C = beta C, without reading C when beta == 0 */
         for (int64_t i = 0; i < M; i++) {
@@ -996,6 +1176,12 @@ static int cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K,
         }
         return MLTK_OK;
     }
+    if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX
+        || ldc > INT_MAX)
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                         "cpu: gemm: (%lld x %lld) by (%lld x %lld) is beyond the int "
+                         "dimensions of OpenBLAS", (long long)M, (long long)K,
+                         (long long)K, (long long)N);
     cpu_pool_park(c->pool);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
                 tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
@@ -1003,35 +1189,27 @@ static int cpu_gemm(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K,
     return MLTK_OK;
 }
 
+/* y (rows, cols), row stride ld, = act(y + b); b (cols) may be NULL */
 static int cpu_bias_act(void *ctx, float *y, const float *b, int64_t rows,
-                        int64_t cols, mltk_act act, float alpha)
+                        int64_t cols, int64_t ld, mltk_act act, float alpha)
 {
-    CHECK_CTX(ctx); CHECK_N(rows); CHECK_N(cols);
-    if (!act_valid(act))
-        return MLTK_ERR_INVALID;
     if (rows == 0 || cols == 0)
         return MLTK_OK;
-    if (!y || (rows > INT64_MAX / cols))
-        return MLTK_ERR_INVALID;
-    if (!b)
+    if (!b && ld == cols)
         return cpu_act_forward(ctx, act, alpha, y, y, rows * cols);
-    ew_args a = { .op = OP_BIAS_ACT, .y = y, .x = b, .cols = cols, .a = alpha,
+    ew_args a = { .op = OP_BIAS_ACT, .y = y, .x = b, .cols = cols, .ld = ld, .a = alpha,
                   .act = act };
     ew_run(ctx, &a, rows, is_smooth(act) ? 8 * cols : 2 * cols, 1);
     return MLTK_OK;
 }
 
+/* out (cols) = sum over rows of x (rows, cols) + beta out */
 static int cpu_sum_rows(void *ctx, float *out, const float *x, int64_t rows,
                         int64_t cols, float beta)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols); CHECK_PTR(out, cols);
     if (cols == 0)
         return MLTK_OK;
-    if (rows > 0 && !x)
-        return MLTK_ERR_INVALID;
-    if (rows > INT64_MAX / cols)
-        return MLTK_ERR_INVALID;
     /* columns are independent: split them, so results do not depend on
      * the thread count */
     ew_args a = { .op = OP_SUM_ROWS, .y = out, .x = x, .rows = rows,
@@ -1044,33 +1222,37 @@ static int cpu_sum_rows(void *ctx, float *out, const float *x, int64_t rows,
 
 /* ---- reductions ---- */
 
-static int reduce(cpu_ctx *c, float *out, const float *x, int64_t n, int op)
+/* the per-chunk partials of job `op` over x (n), summed in chunk order */
+static double reduce(cpu_ctx *c, const float *x, int64_t n, int op)
 {
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
-    if (!out)
-        return MLTK_ERR_INVALID;
-    if (n == 0) {
-        out[0] = 0.0f;
-        return MLTK_OK;
-    }
+    if (n == 0)
+        return 0.0;
     ew_args a = { .op = op, .x = x, .partials = c->partials };
     int chunks = cpu_pool_chunks(c->pool, n, n, GRAIN);
-    cpu_pool_run(c->pool, ew_chunk, &a, n, chunks, ALIGN_F, n);
-    double s = 0.0;
-    for (int k = 0; k < chunks; k++)
-        s += c->partials[k * PARTIAL_STRIDE];
-    out[0] = (float)s;
-    return MLTK_OK;
+    double s = cpu_reduce_run(c, ew_chunk, &a, n, chunks, ALIGN_F, n);
+    return s;
 }
 
+/* out[0] = sum of x (n), or of its squares */
 static int cpu_sum(void *ctx, float *out, const float *x, int64_t n)
 {
-    return reduce(ctx, out, x, n, OP_SUM);
+    out[0] = (float)reduce(ctx, x, n, OP_SUM);
+    return MLTK_OK;
 }
 
 static int cpu_sumsq(void *ctx, float *out, const float *x, int64_t n)
 {
-    return reduce(ctx, out, x, n, OP_SUMSQ);
+    out[0] = (float)reduce(ctx, x, n, OP_SUMSQ);
+    return MLTK_OK;
+}
+
+/* flag[0] = max(flag[0], 1 if any of x (n) is a NaN or an infinity else 0) */
+static int cpu_nonfinite(void *ctx, float *flag, const float *x, int64_t n)
+{
+    float v = reduce(ctx, x, n, OP_NONFINITE) > 0.0 ? 1.0f : 0.0f;
+    if (v > flag[0])
+        flag[0] = v;
+    return MLTK_OK;
 }
 
 /* ---- losses and metrics ---- */
@@ -1099,64 +1281,42 @@ static void correct_chunk(void *arg, int64_t b, int64_t e, int chunk)
         (double)k_count_correct(a->logits + b * a->C, a->labels + b, e - b, a->C);
 }
 
-/* Labels must lie in [0, C); checked before anything is written. */
-static int check_labels(const int32_t *labels, int64_t N, int64_t C)
-{
-    int bad = 0;
-    for (int64_t i = 0; i < N; i++)
-        bad |= labels[i] < 0 || labels[i] >= C;
-    return bad ? MLTK_ERR_DATA : MLTK_OK;
-}
-
+/* logits (N, C), labels (N) in [0, C) -> loss[0] = mean of -log
+ * softmax(logits)[label]; dlogits (N, C) = grad_scale (softmax - onehot) / N
+ * when not NULL.  The plain (unsmoothed, unweighted) cross-entropy; labels
+ * are not checked: the core validated them when they were uploaded. */
 static int cpu_softmax_xent(void *ctx, float *loss, float *dlogits,
                             const float *logits, const int32_t *labels,
                             int64_t N, int64_t C, float grad_scale)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
-    if (!loss || (N > 0 && (!logits || !labels)))
-        return MLTK_ERR_INVALID;
     if (N == 0) {
         loss[0] = 0.0f;
         return MLTK_OK;
     }
-    if (C == 0 || N > INT64_MAX / C)
-        return C == 0 ? MLTK_ERR_DATA : MLTK_ERR_INVALID;
-    int rc = check_labels(labels, N, C);
-    if (rc)
-        return rc;
     rows_args a = { .dl = dlogits, .logits = logits, .labels = labels, .C = C,
                     .scale = (float)((double)grad_scale / (double)N),
                     .partials = c->partials };
     int chunks = cpu_pool_chunks(c->pool, N, N * C * 4, GRAIN);
-    cpu_pool_run(c->pool, xent_chunk, &a, N, chunks, 1, N * C * 4);
-    double total = 0.0;
-    for (int k = 0; k < chunks; k++)
-        total += c->partials[k * PARTIAL_STRIDE];
+    double total = cpu_reduce_run(c, xent_chunk, &a, N, chunks, 1, N * C * 4);
     loss[0] = (float)(total / (double)N);
     return MLTK_OK;
 }
 
+/* logits (N, C), labels (N) -> correct[0] = rows whose first maximum is
+ * the label */
 static int cpu_count_correct(void *ctx, float *correct, const float *logits,
                              const int32_t *labels, int64_t N, int64_t C)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
-    if (!correct || (N > 0 && (!logits || !labels)))
-        return MLTK_ERR_INVALID;
     if (N == 0) {
         correct[0] = 0.0f;
         return MLTK_OK;
     }
-    if (C == 0 || N > INT64_MAX / C)
-        return MLTK_ERR_INVALID;
     rows_args a = { .logits = logits, .labels = labels, .C = C,
                     .partials = c->partials };
     int chunks = cpu_pool_chunks(c->pool, N, N * C, GRAIN);
-    cpu_pool_run(c->pool, correct_chunk, &a, N, chunks, 1, N * C);
-    double total = 0.0;
-    for (int k = 0; k < chunks; k++)
-        total += c->partials[k * PARTIAL_STRIDE];
+    double total = cpu_reduce_run(c, correct_chunk, &a, N, chunks, 1, N * C);
     correct[0] = (float)total;
     return MLTK_OK;
 }
@@ -1173,25 +1333,25 @@ typedef struct gather_args {
 static void gather_chunk(void *arg, int64_t b, int64_t e, int chunk)
 {
     const gather_args *a = arg;
+    (void)chunk;
     for (int64_t i = b; i < e; i++)
         memcpy(a->dst + (size_t)i * a->row_bytes,
                a->src + (size_t)a->idx[i] * a->row_bytes, a->row_bytes);
 }
 
-static int cpu_gather_rows(void *ctx, void *dst, const void *src,
-                           const int32_t *idx, int64_t n, size_t row_bytes)
+/* dst (n rows of row_bytes) = src (M rows) [idx (n)]; the indices are
+ * checked against M before anything is written */
+static int cpu_gather_rows(void *ctx, void *dst, const void *src, int64_t M,
+                           const int32_t *idx, int64_t n, size_t row_bytes, char **err)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n);
     if (n == 0 || row_bytes == 0)
         return MLTK_OK;
-    if (!dst || !src || !idx)
-        return MLTK_ERR_INVALID;
-    /* negative indices are refused; the upper bound (rows of src) is not
-     * known here and is the caller's to keep */
     for (int64_t i = 0; i < n; i++)
-        if (idx[i] < 0)
-            return MLTK_ERR_INVALID;
+        if (idx[i] < 0 || idx[i] >= M)
+            return mltk_errf(err, MLTK_ERR_INVALID,
+                             "gather_rows: index %ld at row %lld outside [0, %lld)",
+                             (long)idx[i], (long long)i, (long long)M);
     gather_args a = { .dst = dst, .src = src, .idx = idx, .row_bytes = row_bytes };
     int64_t work = (int64_t)(row_bytes / 4 + 1);
     work = work > INT64_MAX / n ? INT64_MAX : work * n;
@@ -1202,20 +1362,20 @@ static int cpu_gather_rows(void *ctx, void *dst, const void *src,
 
 /* ---- random numbers ---- */
 
+/* x (n) = lo + (hi - lo) u(seed, offset + i) */
 static int cpu_rng_uniform(void *ctx, float *x, int64_t n, float lo, float hi,
                            uint64_t seed, uint64_t offset)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(x, n);
     ew_args a = { .op = OP_UNIFORM, .y = x, .a = lo, .b = hi, .seed = seed,
                   .offset = offset };
     ew_run(ctx, &a, n, 8, ALIGN_F);
     return MLTK_OK;
 }
 
+/* x (n) = mean + std z(seed, offset + i) */
 static int cpu_rng_normal(void *ctx, float *x, int64_t n, float mean, float std,
                           uint64_t seed, uint64_t offset)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(x, n);
     ew_args a = { .op = OP_NORMAL, .y = x, .a = mean, .b = std, .seed = seed,
                   .offset = offset };
     ew_run(ctx, &a, n, 32, ALIGN_F);
@@ -1224,42 +1384,33 @@ static int cpu_rng_normal(void *ctx, float *x, int64_t n, float mean, float std,
 
 /* ---- optimizer updates ---- */
 
+/* p, g, mom (n), lr_scale (n) or NULL; mom read only with momentum != 0 */
 static int cpu_sgd_step(void *ctx, float *p, const float *g, float *mom, int64_t n,
-                        float lr, float momentum, float dampening,
-                        float weight_decay, int nesterov, int64_t t,
-                        const float *lr_scale)
+                        const mltk_sgd_params *prm, const float *lr_scale)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
-    if (momentum != 0.0f)
-        CHECK_PTR(mom, n);
-    if (t < 1)
-        return MLTK_ERR_INVALID;
-    sgd_args s = { .p = p, .g = g, .mom = momentum != 0.0f ? mom : NULL,
-                   .scale = lr_scale, .lr = lr, .momentum = momentum,
-                   .damp1 = (float)(1.0 - (double)dampening),
-                   .wd = weight_decay, .nesterov = nesterov != 0, .first = t == 1 };
+    sgd_args s = { .p = p, .g = g, .mom = prm->momentum != 0.0f ? mom : NULL,
+                   .scale = lr_scale, .lr = prm->lr, .momentum = prm->momentum,
+                   .damp1 = (float)(1.0 - (double)prm->dampening),
+                   .wd = prm->weight_decay, .nesterov = prm->nesterov != 0,
+                   .first = prm->t == 1 };
     ew_args a = { .op = OP_SGD, .extra = &s };
     ew_run(ctx, &a, n, lr_scale ? 5 : 4, ALIGN_F);
     return MLTK_OK;
 }
 
+/* p, g, m, v (n), lr_scale (n) or NULL */
 static int cpu_adam_step(void *ctx, float *p, const float *g, float *m, float *v,
-                         int64_t n, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, int decoupled, int64_t t,
-                         const float *lr_scale)
+                         int64_t n, const mltk_adam_params *prm, const float *lr_scale)
 {
-    CHECK_CTX(ctx); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
-    CHECK_PTR(m, n); CHECK_PTR(v, n);
-    if (t < 1)
-        return MLTK_ERR_INVALID;
-    double bc1 = 1.0 - pow((double)beta1, (double)t);
-    double bc2 = 1.0 - pow((double)beta2, (double)t);
-    if (!(bc1 > 0.0) || !(bc2 > 0.0))
-        return MLTK_ERR_INVALID;  /* beta outside [0, 1) */
+    const float lr = prm->lr, beta1 = prm->beta1, beta2 = prm->beta2;
+    const float weight_decay = prm->weight_decay;
+    const int decoupled = prm->decoupled;
+    double bc1 = 1.0 - pow((double)beta1, (double)prm->t);
+    double bc2 = 1.0 - pow((double)beta2, (double)prm->t);
     adam_args s = {
         .p = p, .g = g, .m = m, .v = v, .scale = lr_scale, .b1 = beta1, .b2 = beta2,
         .omb1 = (float)(1.0 - (double)beta1), .omb2 = (float)(1.0 - (double)beta2),
-        .eps = eps, .wd = weight_decay,
+        .eps = prm->eps, .wd = weight_decay,
         .pscale = decoupled ? (float)(1.0 - (double)lr * (double)weight_decay) : 1.0f,
         .step = (float)((double)lr / bc1), .bc2s = (float)sqrt(bc2),
         .lrwd = decoupled ? (float)((double)lr * (double)weight_decay) : 0.0f,
@@ -1269,10 +1420,350 @@ static int cpu_adam_step(void *ctx, float *p, const float *g, float *m, float *v
     return MLTK_OK;
 }
 
+/* ---- the op table ---- */
+
+static int cpu_supports(void *ctx, mltk_op op, mltk_dtype dt)
+{
+    (void)ctx;
+    if (op <= MLTK_OP_NONE || op >= MLTK_OP_COUNT)
+        return 0;
+    if (dt == MLTK_F32)
+        return 1;
+    switch (op) {
+    case MLTK_OP_CAST:
+        return dt == MLTK_BF16 || dt == MLTK_F16;
+    case MLTK_OP_GATHER_ROWS:   /* rows of bytes */
+        return (int)dt >= 0 && dt < MLTK_DTYPE_COUNT;
+    default:
+        return 0;
+    }
+}
+
+static size_t cpu_workspace(void *ctx, const mltk_op_call *c)
+{
+    switch (c->op) {
+    case MLTK_OP_CONV2D_FORWARD:
+    case MLTK_OP_CONV2D_BACKWARD_DATA:
+    case MLTK_OP_CONV2D_BACKWARD_FILTER:
+        if (!c->params)
+            return 0;
+        return cpu_conv2d_workspace(ctx, &((const mltk_conv2d_params *)c->params)->d);
+    default:
+        return 0;
+    }
+}
+
+/* tensor i of the call as floats, NULL when absent */
+static inline float *tf(const mltk_op_call *c, int i)
+{
+    return i < c->n_t ? (float *)c->t[i].data : NULL;
+}
+
+/* tensor i as int32 labels or indices */
+static inline const int32_t *ti32(const mltk_op_call *c, int i)
+{
+    return (const int32_t *)c->t[i].data;
+}
+
+/* elements of tensor i; dim d of it; its last dim (1 for a 0-d tensor) */
+static inline int64_t tnum(const mltk_op_call *c, int i)
+{
+    return mltk_tensor_numel(&c->t[i]);
+}
+
+static inline int64_t tdim(const mltk_op_call *c, int i, int d)
+{
+    return c->t[i].shape.dim[d];
+}
+
+static inline int64_t tlast(const mltk_op_call *c, int i)
+{
+    int nd = c->t[i].shape.ndim;
+    return nd > 0 ? c->t[i].shape.dim[nd - 1] : 1;
+}
+
+/* rows (dim 0) and columns (the rest) of tensor i; ld = its row stride */
+static void rows_cols(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols,
+                      int64_t *ld)
+{
+    const mltk_tensor *t = &c->t[i];
+    if (t->shape.ndim < 2) {
+        *rows = 1;
+        *cols = mltk_tensor_numel(t);
+        *ld = *cols;
+        return;
+    }
+    *rows = t->shape.dim[0];
+    *cols = 1;
+    for (int d = 1; d < t->shape.ndim; d++)
+        *cols *= t->shape.dim[d];
+    *ld = mltk_tensor_stride(t, 0);
+}
+
+/* C = act(alpha op(A) op(B) + beta C + bias) over 2-d matrices or a batch
+ * of them (3-d; a batch stride of 0 reuses one matrix) */
+static int run_gemm(cpu_ctx *cx, const mltk_op_call *c, char **err)
+{
+    const mltk_gemm_params *p = c->params;
+    const mltk_tensor *tc = &c->t[0], *ta = &c->t[1], *tb = &c->t[2];
+    const float *bias = tf(c, 3);
+    const int nc = tc->shape.ndim, na = ta->shape.ndim, nb = tb->shape.ndim;
+    const int64_t M = tc->shape.dim[nc - 2], N = tc->shape.dim[nc - 1];
+    const int64_t K = p->ta ? ta->shape.dim[na - 2] : ta->shape.dim[na - 1];
+    const int64_t lda = mltk_tensor_stride(ta, na - 2), ldb = mltk_tensor_stride(tb, nb - 2);
+    const int64_t ldc = mltk_tensor_stride(tc, nc - 2);
+    const int64_t batch = nc == 3 ? tc->shape.dim[0] : 1;
+    const int64_t sa = na == 3 ? mltk_tensor_stride(ta, 0) : 0;
+    const int64_t sb = nb == 3 ? mltk_tensor_stride(tb, 0) : 0;
+    const int64_t sc = nc == 3 ? mltk_tensor_stride(tc, 0) : 0;
+    const float *A = ta->data, *B = tb->data;
+    float *C = tc->data;
+    for (int64_t i = 0; i < batch; i++) {
+        int rc = cpu_gemm(cx, p->ta, p->tb, M, N, K, p->alpha, A + i * sa, lda,
+                          B + i * sb, ldb, p->beta, C + i * sc, ldc, err);
+        if (rc)
+            return rc;
+        if (bias || p->act != MLTK_ACT_NONE)
+            cpu_bias_act(cx, C + i * sc, bias, M, N, ldc, p->act, p->act_alpha);
+    }
+    return MLTK_OK;
+}
+
+/* The cross-entropy: the plain kernel (cpu.c) without label smoothing and
+ * weights, the general one (cpu_misc.c) otherwise. */
+static int run_xent(cpu_ctx *cx, const mltk_op_call *c)
+{
+    const mltk_xent_params *p = c->params;
+    const int64_t N = tdim(c, 2, 0), C = tlast(c, 2);
+    const float *w = tf(c, 4);
+    if (p->label_smoothing == 0.0f && !w)
+        return cpu_softmax_xent(cx, tf(c, 0), tf(c, 1), tf(c, 2), ti32(c, 3), N, C,
+                                p->grad_scale);
+    return cpu_softmax_xent_ex(cx, tf(c, 0), tf(c, 1), tf(c, 2), ti32(c, 3), w, N, C,
+                               p->label_smoothing, p->grad_scale);
+}
+
+/* N, C and L of a batch norm's x (N, C, ...): L is the product of the
+ * trailing dims (1 for a 2-d x) */
+static void bn_dims(const mltk_op_call *c, int i, int64_t *N, int64_t *C, int64_t *L)
+{
+    const mltk_shape *s = &c->t[i].shape;
+    *N = s->dim[0];
+    *C = s->ndim > 1 ? s->dim[1] : 1;
+    *L = 1;
+    for (int d = 2; d < s->ndim; d++)
+        *L *= s->dim[d];
+}
+
+/* rows and columns of a row-wise op over the last dim of tensor i */
+static void last_dim(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols)
+{
+    const mltk_shape *s = &c->t[i].shape;
+    *cols = s->ndim > 0 ? s->dim[s->ndim - 1] : 1;
+    *rows = 1;
+    for (int d = 0; d + 1 < s->ndim; d++)
+        *rows *= s->dim[d];
+}
+
+static int cpu_run(void *ctx, const mltk_op_call *c, char **err)
+{
+    cpu_ctx *cx = ctx;
+    const void *prm = c->params;
+    int64_t rows, cols, ld, rows2, cols2, ld2;
+    switch (c->op) {
+    /* ---- elementwise ---- */
+    case MLTK_OP_FILL:
+        return cpu_fill(cx, tf(c, 0), ((const mltk_fill_params *)prm)->value, tnum(c, 0));
+    case MLTK_OP_AXPBY: {
+        const mltk_axpby_params *p = prm;
+        return cpu_axpby(cx, tf(c, 0), p->a, tf(c, 1), p->b, tnum(c, 0));
+    }
+    case MLTK_OP_MUL:
+        return cpu_mul(cx, tf(c, 0), tf(c, 1), tf(c, 2), tnum(c, 0));
+    case MLTK_OP_ACT_FORWARD: {
+        const mltk_act_params *p = prm;
+        return cpu_act_forward(cx, p->act, p->alpha, tf(c, 0), tf(c, 1), tnum(c, 0));
+    }
+    case MLTK_OP_ACT_BACKWARD: {
+        const mltk_act_params *p = prm;
+        return cpu_act_backward(cx, p->act, p->alpha, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3),
+                                tnum(c, 0));
+    }
+    case MLTK_OP_CAST:
+        return cpu_cast(cx, c->t[0].data, c->t[0].dtype, c->t[1].data, c->t[1].dtype,
+                        tnum(c, 0));
+    case MLTK_OP_CLAMP: {
+        const mltk_clamp_params *p = prm;
+        return cpu_clamp(cx, tf(c, 0), tnum(c, 0), p->lo, p->hi);
+    }
+    /* ---- linear algebra ---- */
+    case MLTK_OP_GEMM:
+        return run_gemm(cx, c, err);
+    case MLTK_OP_BIAS_ACT: {
+        const mltk_act_params *p = prm;
+        const float *b = tf(c, 1);
+        cols = b ? tnum(c, 1) : tlast(c, 0);
+        rows = cols > 0 ? tnum(c, 0) / cols : 0;
+        return cpu_bias_act(cx, tf(c, 0), b, rows, cols, cols, p->act, p->alpha);
+    }
+    case MLTK_OP_SUM_ROWS:
+        cols = tnum(c, 0);
+        rows = cols > 0 ? tnum(c, 1) / cols : 0;
+        return cpu_sum_rows(cx, tf(c, 0), tf(c, 1), rows, cols,
+                            ((const mltk_sum_rows_params *)prm)->beta);
+    /* ---- reductions ---- */
+    case MLTK_OP_SUM:
+        return cpu_sum(cx, tf(c, 0), tf(c, 1), tnum(c, 1));
+    case MLTK_OP_SUMSQ:
+        return cpu_sumsq(cx, tf(c, 0), tf(c, 1), tnum(c, 1));
+    case MLTK_OP_SCALE_TO_NORM:
+        return cpu_scale_to_norm(cx, tf(c, 0), tnum(c, 0), tf(c, 1),
+                                 ((const mltk_norm_params *)prm)->max_norm);
+    case MLTK_OP_NONFINITE:
+        return cpu_nonfinite(cx, tf(c, 0), tf(c, 1), tnum(c, 1));
+    /* ---- losses and metrics ---- */
+    case MLTK_OP_SOFTMAX_XENT:
+        return run_xent(cx, c);
+    case MLTK_OP_COUNT_CORRECT:
+        return cpu_count_correct(cx, tf(c, 0), tf(c, 1), ti32(c, 2), tdim(c, 1, 0), tlast(c, 1));
+    case MLTK_OP_POINTWISE_LOSS: {
+        const mltk_pointwise_params *p = prm;
+        return cpu_pointwise_loss(cx, (int)p->kind, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3),
+                                  tnum(c, 2), p->grad_scale);
+    }
+    case MLTK_OP_KL_DIV_LOGITS: {
+        const mltk_kl_params *p = prm;
+        return cpu_kl_div_logits(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), tdim(c, 2, 0),
+                                 tlast(c, 2), p->T, p->grad_scale);
+    }
+    /* ---- data movement ---- */
+    case MLTK_OP_GATHER_ROWS: {
+        int64_t n = tdim(c, 0, 0), M = tdim(c, 1, 0);
+        int64_t per = n > 0 ? tnum(c, 0) / n : 0;
+        size_t row_bytes = (size_t)per * mltk_dtype_size(c->t[0].dtype);
+        return cpu_gather_rows(cx, c->t[0].data, c->t[1].data, M, ti32(c, 2), n, row_bytes,
+                               err);
+    }
+    case MLTK_OP_GATHER_AUGMENT_2D: {
+        const mltk_augment_params *p = prm;
+        return cpu_gather_augment_2d(cx, tf(c, 0), tf(c, 1), ti32(c, 2), tdim(c, 0, 0),
+                                     tdim(c, 1, 0), tdim(c, 0, 1), tdim(c, 0, 2),
+                                     tdim(c, 0, 3), p->pad, p->flip, p->seed, p->offset,
+                                     err);
+    }
+    case MLTK_OP_COPY_2D:
+        rows_cols(c, 0, &rows, &cols, &ld);
+        rows_cols(c, 1, &rows2, &cols2, &ld2);
+        return cpu_copy_2d(cx, tf(c, 0), ld, tf(c, 1), ld2, rows, cols,
+                           ((const mltk_copy_params *)prm)->accumulate);
+    case MLTK_OP_EMBEDDING_FORWARD:
+        return cpu_embedding_forward(cx, tf(c, 0), tf(c, 1), tf(c, 2), tnum(c, 2), tlast(c, 1),
+                                     tdim(c, 1, 0), err);
+    case MLTK_OP_EMBEDDING_BACKWARD:
+        return cpu_embedding_backward(cx, tf(c, 0), tf(c, 1), tf(c, 2), tnum(c, 2),
+                                      tlast(c, 0), tdim(c, 0, 0), err);
+    /* ---- random numbers ---- */
+    case MLTK_OP_RNG_UNIFORM: {
+        const mltk_rng_params *p = prm;
+        return cpu_rng_uniform(cx, tf(c, 0), tnum(c, 0), p->a, p->b, p->seed, p->offset);
+    }
+    case MLTK_OP_RNG_NORMAL: {
+        const mltk_rng_params *p = prm;
+        return cpu_rng_normal(cx, tf(c, 0), tnum(c, 0), p->a, p->b, p->seed, p->offset);
+    }
+    case MLTK_OP_DROPOUT_FORWARD: {
+        const mltk_dropout_params *p = prm;
+        return cpu_dropout_forward(cx, tf(c, 0), tf(c, 1), tf(c, 2), tnum(c, 2), p->p,
+                                   p->seed, p->offset);
+    }
+    /* ---- convolution and pooling ---- */
+    case MLTK_OP_CONV2D_FORWARD:
+    case MLTK_OP_CONV2D_BACKWARD_DATA:
+    case MLTK_OP_CONV2D_BACKWARD_FILTER: {
+        /* the core checked the workspace against cpu_workspace() */
+        const mltk_conv2d_params *p = prm;
+        if (c->op == MLTK_OP_CONV2D_FORWARD)
+            return cpu_conv2d_forward(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), &p->d, p->act,
+                                      p->act_alpha, c->ws, err);
+        if (c->op == MLTK_OP_CONV2D_BACKWARD_DATA)
+            return cpu_conv2d_backward_data(cx, tf(c, 0), tf(c, 1), tf(c, 2), &p->d, c->ws,
+                                            err);
+        return cpu_conv2d_backward_filter(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), &p->d,
+                                          c->ws, err);
+    }
+    case MLTK_OP_POOL2D_FORWARD: {
+        const mltk_pool2d_params *p = prm;
+        return cpu_pool2d_forward(cx, p->kind, tf(c, 0), tf(c, 1), &p->d);
+    }
+    case MLTK_OP_POOL2D_BACKWARD: {
+        const mltk_pool2d_params *p = prm;
+        return cpu_pool2d_backward(cx, p->kind, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), &p->d);
+    }
+    /* ---- normalisation ---- */
+    case MLTK_OP_BATCHNORM_FORWARD_TRAIN: {
+        const mltk_bn_params *p = prm;
+        int64_t N, C, L;
+        bn_dims(c, 5, &N, &C, &L);
+        return cpu_batchnorm_forward_train(cx, tf(c, 0), tf(c, 5), tf(c, 6), tf(c, 7), tf(c, 1),
+                                           tf(c, 2), tf(c, 3), tf(c, 4), N, C, L, p->momentum,
+                                           p->eps, err);
+    }
+    case MLTK_OP_BATCHNORM_FORWARD_EVAL: {
+        const mltk_bn_params *p = prm;
+        int64_t N, C, L;
+        bn_dims(c, 1, &N, &C, &L);
+        return cpu_batchnorm_forward_eval(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), tf(c, 4),
+                                          tf(c, 5), N, C, L, p->eps);
+    }
+    case MLTK_OP_BATCHNORM_BACKWARD: {
+        int64_t N, C, L;
+        bn_dims(c, 4, &N, &C, &L);
+        return cpu_batchnorm_backward(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), tf(c, 4),
+                                      tf(c, 5), tf(c, 6), tf(c, 7), N, C, L);
+    }
+    case MLTK_OP_LAYERNORM_FORWARD:
+        last_dim(c, 3, &rows, &cols);
+        return cpu_layernorm_forward(cx, tf(c, 0), tf(c, 3), tf(c, 4), tf(c, 5), tf(c, 1),
+                                     tf(c, 2), rows, cols,
+                                     ((const mltk_ln_params *)prm)->eps);
+    case MLTK_OP_LAYERNORM_BACKWARD:
+        last_dim(c, 4, &rows, &cols);
+        return cpu_layernorm_backward(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), tf(c, 4),
+                                      tf(c, 5), tf(c, 6), tf(c, 7), rows, cols);
+    case MLTK_OP_SOFTMAX_FORWARD:
+        last_dim(c, 1, &rows, &cols);
+        return cpu_softmax_forward(cx, tf(c, 0), tf(c, 1), rows, cols);
+    case MLTK_OP_SOFTMAX_BACKWARD:
+        last_dim(c, 1, &rows, &cols);
+        return cpu_softmax_backward(cx, tf(c, 0), tf(c, 1), tf(c, 2), rows, cols);
+    /* ---- optimizer updates ---- */
+    case MLTK_OP_SGD_STEP:
+        return cpu_sgd_step(cx, tf(c, 0), tf(c, 2), tf(c, 1), tnum(c, 0), prm, tf(c, 3));
+    case MLTK_OP_ADAM_STEP:
+        return cpu_adam_step(cx, tf(c, 0), tf(c, 3), tf(c, 1), tf(c, 2), tnum(c, 0), prm,
+                             tf(c, 4));
+    case MLTK_OP_RMSPROP_STEP: {
+        const mltk_rmsprop_params *p = prm;
+        return cpu_rmsprop_step(cx, tf(c, 0), tf(c, 4), tf(c, 1), tf(c, 2), tf(c, 3),
+                                tnum(c, 0), p->lr, p->alpha, p->eps, p->weight_decay,
+                                p->momentum, p->centered, tf(c, 5));
+    }
+    case MLTK_OP_LAMB_STEP: {
+        const mltk_lamb_params *p = prm;
+        return cpu_lamb_step(cx, tf(c, 0), tf(c, 4), tf(c, 1), tf(c, 2), tnum(c, 0), p->lr,
+                             p->beta1, p->beta2, p->eps, p->weight_decay, p->t, p->seg_off,
+                             p->n_seg, tf(c, 3), tf(c, 5));
+    }
+    default:
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED, "cpu: no op %d", (int)c->op);
+    }
+}
+
 /* ---- extensions ---- */
 
 static void *cpu_get_proc(void *ctx, const char *name)
 {
+    (void)ctx;
     (void)name;
     return NULL;  /* no extra ops yet */
 }
@@ -1291,51 +1782,10 @@ static const struct mltk_backend_i cpu_iface = {
     .download = cpu_copy,
     .copy = cpu_copy,
     .sync = cpu_sync,
-    .fill = cpu_fill,
-    .axpby = cpu_axpby,
-    .mul = cpu_mul,
-    .act_forward = cpu_act_forward,
-    .act_backward = cpu_act_backward,
-    .gemm = cpu_gemm,
-    .bias_act = cpu_bias_act,
-    .sum_rows = cpu_sum_rows,
-    .sum = cpu_sum,
-    .sumsq = cpu_sumsq,
-    .softmax_xent = cpu_softmax_xent,
-    .count_correct = cpu_count_correct,
-    .gather_rows = cpu_gather_rows,
-    .rng_uniform = cpu_rng_uniform,
-    .rng_normal = cpu_rng_normal,
-    .sgd_step = cpu_sgd_step,
-    .adam_step = cpu_adam_step,
+    .supports = cpu_supports,
+    .workspace = cpu_workspace,
+    .run = cpu_run,
     .get_proc = cpu_get_proc,
-    /* ABI 1.1 */
-    .conv2d_workspace = cpu_conv2d_workspace,         /* cpu_conv.c */
-    .conv2d_forward = cpu_conv2d_forward,
-    .conv2d_backward_data = cpu_conv2d_backward_data,
-    .conv2d_backward_filter = cpu_conv2d_backward_filter,
-    .pool2d_forward = cpu_pool2d_forward,
-    .pool2d_backward = cpu_pool2d_backward,
-    .batchnorm_forward_train = cpu_batchnorm_forward_train,  /* cpu_norm.c */
-    .batchnorm_forward_eval = cpu_batchnorm_forward_eval,
-    .batchnorm_backward = cpu_batchnorm_backward,
-    .layernorm_forward = cpu_layernorm_forward,
-    .layernorm_backward = cpu_layernorm_backward,
-    .dropout_forward = cpu_dropout_forward,
-    .softmax_forward = cpu_softmax_forward,
-    .softmax_backward = cpu_softmax_backward,
-    .copy_2d = cpu_copy_2d,                            /* cpu_misc.c */
-    .embedding_forward = cpu_embedding_forward,
-    .embedding_backward = cpu_embedding_backward,
-    .softmax_xent_ex = cpu_softmax_xent_ex,
-    .pointwise_loss = cpu_pointwise_loss,
-    .kl_div_logits = cpu_kl_div_logits,
-    .scale_to_norm = cpu_scale_to_norm,                /* cpu_optim.c */
-    .clamp = cpu_clamp,
-    .rmsprop_step = cpu_rmsprop_step,
-    .lamb_step = cpu_lamb_step,
-    /* ABI 1.2 */
-    .gather_augment_2d = cpu_gather_augment_2d,        /* cpu_misc.c */
 };
 
 MLTK_PLUGIN(cpu, MLTK_KIND_BACKEND, &cpu_iface)

@@ -1,7 +1,8 @@
-/* cpu_conv.c - 2-d convolution and pooling of the cpu backend (ABI 1.1).
+/* cpu_conv.c - 2-d convolution and pooling of the cpu backend.
  *
- * What this is: conv2d forward, backward-data and backward-filter and
- * max/average pooling over NCHW tensors, with PyTorch's semantics
+ * What this is: the f32 kernels of MLTK_OP_CONV2D_FORWARD,
+ * _BACKWARD_DATA and _BACKWARD_FILTER and MLTK_OP_POOL2D_FORWARD and
+ * _BACKWARD (max and average) over NCHW tensors, with PyTorch's semantics
  * (cross-correlation, groups, dilation, count_include_pad averages, first
  * maximum wins).  Four convolution strategies, chosen from the shape and
  * the machine alone (conv_path_of), so a workspace sized by
@@ -52,11 +53,19 @@
  * parked.  Nothing here allocates.  2x2 stride-2 max pooling runs on the
  * AVX-512 row kernels of cpu_gemm.c where the machine has them.
  *
+ * The core has checked each call (the descriptor against the tensors'
+ * shapes, the pooling kind, the activation) before cpu.c's `run` hands it
+ * here; what is left to refuse is a shape beyond OpenBLAS's int
+ * dimensions (MLTK_ERR_UNSUPPORTED).  The forward fuses relu, leaky relu,
+ * sigmoid and tanh into its epilogue; other activations run as a second
+ * pass (cpu.c's act kernel) over y.
+ *
  * What this is not: a Winograd or FFT convolution, or a general tensor
  * transpose.  Pooling has no ceil_mode and no dilation.
  */
 #include "config.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -234,8 +243,18 @@ static int64_t chunk_images(const mltk_conv2d_desc *d)
     return nb < d->N ? nb : d->N;
 }
 
+/* Every gemm dimension and leading dimension fits an int (OpenBLAS's). */
+static int fits_blas(const mltk_conv2d_desc *d)
+{
+    int64_t nb = chunk_images(d) > 0 ? chunk_images(d) : 1;
+    return d->C * d->R * d->S <= INT_MAX && nb * d->P * d->Q <= INT_MAX
+        && d->H * d->W <= INT_MAX && d->K <= INT_MAX;
+}
+
 /* The descriptor is consistent: positive sizes, P and Q as the formula
- * gives them, groups dividing C and K, and sizes gemm accepts. */
+ * gives them, groups dividing C and K, and sizes gemm accepts.  Only the
+ * workspace query, which may see a descriptor no op call has been checked
+ * against, asks. */
 static int desc_valid(const mltk_conv2d_desc *d)
 {
     if (!d || d->N < 0 || d->C < 1 || d->H < 1 || d->W < 1 || d->K < 1
@@ -247,12 +266,19 @@ static int desc_valid(const mltk_conv2d_desc *d)
     int64_t ew = d->W + 2 * d->pad_w - d->dil_w * (d->S - 1) - 1;
     if (eh < 0 || ew < 0 || d->P != eh / d->stride_h + 1 || d->Q != ew / d->stride_w + 1)
         return 0;
-    /* every gemm dimension and leading dimension must fit an int */
-    int64_t nb = chunk_images(d) > 0 ? chunk_images(d) : 1;
-    if (d->C * d->R * d->S > INT_MAX || nb * d->P * d->Q > INT_MAX
-        || d->H * d->W > INT_MAX || d->K > INT_MAX)
-        return 0;
-    return 1;
+    return fits_blas(d);
+}
+
+/* MLTK_OK, or MLTK_ERR_UNSUPPORTED when the shape is beyond OpenBLAS */
+static int check_blas(const mltk_conv2d_desc *d, const char *op, char **err)
+{
+    if (fits_blas(d))
+        return MLTK_OK;
+    return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                     "cpu: %s: x (%lld,%lld,%lld,%lld) w (%lld,%lld,%lld,%lld) is beyond "
+                     "the int dimensions of OpenBLAS", op, (long long)d->N, (long long)d->C,
+                     (long long)d->H, (long long)d->W, (long long)d->K,
+                     (long long)(d->C / d->groups), (long long)d->R, (long long)d->S);
 }
 
 /* The direct strategy with stride 1 works on zero-padded planes of width
@@ -284,6 +310,8 @@ static int is_flat(const cpu_ctx *c, const mltk_conv2d_desc *d)
     return conv_path_of(c, d) == PATH_DIRECT && d->stride_h == 1 && d->stride_w == 1;
 }
 
+/* Bytes of scratch the three conv ops need for `d` (0 if none, or if `d`
+ * is not a consistent descriptor) */
 size_t cpu_conv2d_workspace(void *ctx, const mltk_conv2d_desc *d)
 {
     cpu_ctx *c = ctx;
@@ -1222,8 +1250,9 @@ static int imp_forward(cpu_ctx *c, float *y, const float *x, const float *w,
 {
     imp_job j = { .d = d, .x = x, .w = w, .b = b, .y = y, .act = act, .alpha = alpha };
     const int64_t G = d->groups, kg = d->K / G, crs = d->C / G * d->R * d->S;
-    if (!ws || !imp_geom_of(c, d, &j.g))
-        return MLTK_ERR_INVALID;
+    int ok = imp_geom_of(c, d, &j.g);
+    assert(ok && ws);  /* conv_path_of chose this path, run checked ws */
+    (void)ok;
     imp_regions(&j, ws);
     pack_fwd(j.pack, w, d, &j.g);
     for (int64_t r = 0; r < d->R; r++)
@@ -1238,8 +1267,9 @@ static int imp_backward_data(cpu_ctx *c, float *dx, const float *dy, const float
 {
     imp_job j = { .d = d, .dy = dy, .w = w, .dx = dx };
     const int64_t G = d->groups, kg = d->K / G, crs = d->C / G * d->R * d->S;
-    if (!ws || !imp_geom_of(c, d, &j.g))
-        return MLTK_ERR_INVALID;
+    int ok = imp_geom_of(c, d, &j.g);
+    assert(ok && ws);  /* conv_path_of chose this path, run checked ws */
+    (void)ok;
     imp_regions(&j, ws);
     pack_bwd(j.pack, w, d, &j.g);
     for (int64_t r = 0; r < d->R; r++)
@@ -1255,8 +1285,9 @@ static int imp_backward_filter(cpu_ctx *c, float *dw, float *db, const float *dy
 {
     imp_job j = { .d = d, .dy = dy, .x = x, .dw = dw, .db = db };
     const int64_t crs = d->C / d->groups * d->R * d->S;
-    if (!ws || !imp_geom_of(c, d, &j.g))
-        return MLTK_ERR_INVALID;
+    int ok = imp_geom_of(c, d, &j.g);
+    assert(ok && ws);  /* conv_path_of chose this path, run checked ws */
+    (void)ok;
     imp_regions(&j, ws);
     int64_t work = planes_work(d->N, d->K * d->P * d->Q * crs);
     int chunks = cpu_pool_chunks(c->pool, d->N, work, GRAIN);
@@ -1270,25 +1301,23 @@ static int imp_backward_filter(cpu_ctx *c, float *dw, float *db, const float *dy
 
 /* ---- convolution ops ---- */
 
-#define CONV_ARGS_CHECK(c, d)                                                 \
-    do {                                                                      \
-        CHECK_CTX(c);                                                         \
-        if (!desc_valid(d))                                                   \
-            return MLTK_ERR_INVALID;                                          \
-    } while (0)
-
+/* x (N,C,H,W), w (K,C/groups,R,S), b (K) or NULL -> y (N,K,P,Q) =
+ * act(conv(x, w) + b) */
 int cpu_conv2d_forward(void *ctx, float *y, const float *x, const float *w,
                        const float *b, const mltk_conv2d_desc *d, mltk_act act,
-                       float alpha, void *ws)
+                       float alpha, void *ws, char **err)
 {
     cpu_ctx *c = ctx;
-    CONV_ARGS_CHECK(c, d);
-    if (!act_ok(act))
-        return MLTK_ERR_INVALID;
-    if (d->N == 0)
-        return MLTK_OK;
-    if (!y || !x || !w)
-        return MLTK_ERR_INVALID;
+    int rc = check_blas(d, "conv2d_forward", err);
+    if (rc || d->N == 0)
+        return rc;
+    if (!act_ok(act)) {
+        /* an activation the epilogues do not fuse: a second pass */
+        rc = cpu_conv2d_forward(ctx, y, x, w, b, d, MLTK_ACT_NONE, 0.0f, ws, err);
+        if (rc)
+            return rc;
+        return cpu_act_forward(ctx, act, alpha, y, y, d->N * d->K * d->P * d->Q);
+    }
     const int64_t G = d->groups, cg = d->C / G, kg = d->K / G;
     const int64_t PQ = d->P * d->Q, HW = d->H * d->W, crs = cg * d->R * d->S;
     conv_job j = { .d = d, .x = x, .w = w, .b = b, .y = y, .act = act, .alpha = alpha };
@@ -1298,8 +1327,7 @@ int cpu_conv2d_forward(void *ctx, float *y, const float *x, const float *w,
         return imp_forward(c, y, x, w, b, d, act, alpha, ws);
     case PATH_DIRECT:
         if (is_flat(c, d)) {
-            if (!ws)
-                return MLTK_ERR_INVALID;
+            assert(ws);
             j.col = ws;
             run_job(c, flat_fwd_chunk, &j, d->N * G,
                     planes_work(d->N * G, kg * PQ * crs));
@@ -1322,8 +1350,7 @@ int cpu_conv2d_forward(void *ctx, float *y, const float *x, const float *w,
     case PATH_GEMM:
         break;
     }
-    if (!ws)
-        return MLTK_ERR_INVALID;
+    assert(ws);
     const int64_t nb_max = chunk_images(d);
     for (int64_t n0 = 0; n0 < d->N; n0 += nb_max) {
         int64_t nb = d->N - n0 < nb_max ? d->N - n0 : nb_max;
@@ -1343,15 +1370,14 @@ int cpu_conv2d_forward(void *ctx, float *y, const float *x, const float *w,
     return MLTK_OK;
 }
 
+/* dy (N,K,P,Q), w (K,C/groups,R,S) -> dx (N,C,H,W) = conv_transpose(dy, w) */
 int cpu_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float *w,
-                             const mltk_conv2d_desc *d, void *ws)
+                             const mltk_conv2d_desc *d, void *ws, char **err)
 {
     cpu_ctx *c = ctx;
-    CONV_ARGS_CHECK(c, d);
-    if (d->N == 0)
-        return MLTK_OK;
-    if (!dx || !dy || !w)
-        return MLTK_ERR_INVALID;
+    int rc = check_blas(d, "conv2d_backward_data", err);
+    if (rc || d->N == 0)
+        return rc;
     const int64_t G = d->groups, cg = d->C / G, kg = d->K / G;
     const int64_t PQ = d->P * d->Q, HW = d->H * d->W, crs = cg * d->R * d->S;
     conv_job j = { .d = d, .dy = dy, .w = w, .dx = dx };
@@ -1361,8 +1387,7 @@ int cpu_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float 
         return imp_backward_data(c, dx, dy, w, d, ws);
     case PATH_DIRECT:
         if (is_flat(c, d)) {
-            if (!ws)
-                return MLTK_ERR_INVALID;
+            assert(ws);
             j.col = ws;
             run_job(c, flat_bwd_data_chunk, &j, d->N * d->C,
                     planes_work(d->N * d->C, PQ * kg * d->R * d->S));
@@ -1382,8 +1407,7 @@ int cpu_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float 
     case PATH_GEMM:
         break;
     }
-    if (!ws)
-        return MLTK_ERR_INVALID;
+    assert(ws);
     const int64_t nb_max = chunk_images(d);
     for (int64_t n0 = 0; n0 < d->N; n0 += nb_max) {
         int64_t nb = d->N - n0 < nb_max ? d->N - n0 : nb_max;
@@ -1404,13 +1428,16 @@ int cpu_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float 
     return MLTK_OK;
 }
 
+/* dy (N,K,P,Q), x (N,C,H,W) -> dw (K,C/groups,R,S), db (K) or NULL (the
+ * sum of dy over N, P, Q); both overwritten */
 int cpu_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy,
-                               const float *x, const mltk_conv2d_desc *d, void *ws)
+                               const float *x, const mltk_conv2d_desc *d, void *ws,
+                               char **err)
 {
     cpu_ctx *c = ctx;
-    CONV_ARGS_CHECK(c, d);
-    if (!dw)
-        return MLTK_ERR_INVALID;
+    int rc = check_blas(d, "conv2d_backward_filter", err);
+    if (rc)
+        return rc;
     const int64_t G = d->groups, cg = d->C / G, kg = d->K / G;
     const int64_t PQ = d->P * d->Q, HW = d->H * d->W, crs = cg * d->R * d->S;
     if (d->N == 0) {
@@ -1419,8 +1446,6 @@ int cpu_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy,
             memset(db, 0, (size_t)d->K * sizeof(float));
         return MLTK_OK;
     }
-    if (!dy || !x)
-        return MLTK_ERR_INVALID;
     conv_job j = { .d = d, .dy = dy, .x = x, .dw = dw, .db = db };
 
     switch (conv_path_of(c, d)) {
@@ -1428,8 +1453,7 @@ int cpu_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy,
         return imp_backward_filter(c, dw, db, dy, x, d, ws);
     case PATH_DIRECT:
         if (is_flat(c, d)) {
-            if (!ws)
-                return MLTK_ERR_INVALID;
+            assert(ws);
             j.col = ws;
             run_job(c, flat_bwd_filter_chunk, &j, d->K,
                     planes_work(d->K, d->N * PQ * (crs + 1)));
@@ -1451,8 +1475,7 @@ int cpu_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy,
     case PATH_GEMM:
         break;
     }
-    if (!ws)
-        return MLTK_ERR_INVALID;
+    assert(ws);
     const int64_t nb_max = chunk_images(d);
     for (int64_t n0 = 0; n0 < d->N; n0 += nb_max) {
         int64_t nb = d->N - n0 < nb_max ? d->N - n0 : nb_max;
@@ -1485,17 +1508,6 @@ typedef struct pool_job {
     float       *dx;
     int          avx512;   /* 2x2 max pooling on cpu_gemm.c's row kernels */
 } pool_job;
-
-static int pool_desc_valid(const mltk_pool2d_desc *d)
-{
-    if (!d || d->N < 0 || d->C < 1 || d->H < 1 || d->W < 1 || d->R < 1 || d->S < 1
-        || d->stride_h < 1 || d->stride_w < 1 || d->pad_h < 0 || d->pad_w < 0
-        || 2 * d->pad_h > d->R || 2 * d->pad_w > d->S)
-        return 0;
-    int64_t eh = d->H + 2 * d->pad_h - d->R, ew = d->W + 2 * d->pad_w - d->S;
-    return eh >= 0 && ew >= 0 && d->P == eh / d->stride_h + 1
-        && d->Q == ew / d->stride_w + 1;
-}
 
 /* PyTorch's count_include_pad divisor: the window clipped to the padded
  * input (never smaller than R*S without ceil_mode, kept for clarity) */
@@ -1668,17 +1680,13 @@ KERNEL static void pool_bwd_chunk(void *arg, int64_t begin, int64_t end, int chu
     }
 }
 
+/* x (N,C,H,W) -> y (N,C,P,Q) */
 int cpu_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
                        const mltk_pool2d_desc *d)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c);
-    if (!pool_desc_valid(d) || (kind != MLTK_POOL_MAX && kind != MLTK_POOL_AVG))
-        return MLTK_ERR_INVALID;
     if (d->N == 0)
         return MLTK_OK;
-    if (!y || !x)
-        return MLTK_ERR_INVALID;
     pool_job j = { .d = d, .kind = kind, .x = x, .y = y, .avx512 = cpu_gemm_available() };
     int64_t planes = d->N * d->C;
     run_job(c, pool_fwd_chunk, &j, planes,
@@ -1686,18 +1694,15 @@ int cpu_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
     return MLTK_OK;
 }
 
+/* dy (N,C,P,Q), x (N,C,H,W) -> dx (N,C,H,W); max pooling recomputes each
+ * window's first maximum from x (y is not needed) */
 int cpu_pool2d_backward(void *ctx, mltk_pool kind, float *dx, const float *dy,
                         const float *x, const float *y, const mltk_pool2d_desc *d)
 {
     cpu_ctx *c = ctx;
     (void)y;
-    CHECK_CTX(c);
-    if (!pool_desc_valid(d) || (kind != MLTK_POOL_MAX && kind != MLTK_POOL_AVG))
-        return MLTK_ERR_INVALID;
     if (d->N == 0)
         return MLTK_OK;
-    if (!dx || !dy || (kind == MLTK_POOL_MAX && !x))
-        return MLTK_ERR_INVALID;
     pool_job j = { .d = d, .kind = kind, .x = x, .dy = dy, .dx = dx,
                    .avx512 = cpu_gemm_available() };
     int64_t planes = d->N * d->C;

@@ -1,11 +1,19 @@
 /* cpu_internal.h - what the cpu backend's source files share.
  *
  * Hidden inside the plugin (built with -fvisibility=hidden; only
- * mltk_plugin_cpu is exported).  cpu.c holds the core ops and the vtable;
- * the ABI 1.1 ops live one family per file: cpu_conv.c (convolution,
- * pooling), cpu_norm.c (batch/layer norm, dropout, softmax), cpu_misc.c
- * (strided copies, embedding, losses), cpu_optim.c (clipping, RMSprop,
- * LAMB).
+ * mltk_plugin_cpu is exported).  cpu.c holds the vtable, the one op
+ * dispatcher (`run`: it unpacks the typed tensors and params of an op
+ * call, see backend.h, into the raw pointers and sizes the kernels take)
+ * and the core ops; the other families live one per file: cpu_conv.c
+ * (convolution, pooling), cpu_norm.c (batch/layer norm, dropout,
+ * softmax), cpu_misc.c (strided copies, embedding, losses, augmenting
+ * gather), cpu_optim.c (clipping, RMSprop, LAMB).
+ *
+ * The functions below are kernels behind `run`: the core has checked the
+ * call against its op's contract (sizes, pointers, parameter ranges)
+ * before `run` sees it, so they check nothing of that again.  They return
+ * MLTK_OK, or a negative status with *err (malloc()ed) saying why where
+ * the data or a limit of this backend is at fault.
  */
 #ifndef MLTK_CPU_INTERNAL_H
 #define MLTK_CPU_INTERNAL_H
@@ -46,11 +54,24 @@ typedef struct cpu_ctx {
     char      name[192];
 } cpu_ctx;
 
-/* ---- argument checks ---- */
+/* ---- reductions over the pool ---- */
 
-#define CHECK_CTX(c) do { if (!(c)) return MLTK_ERR_INVALID; } while (0)
-#define CHECK_N(n) do { if ((n) < 0) return MLTK_ERR_INVALID; } while (0)
-#define CHECK_PTR(p, n) do { if ((n) > 0 && !(p)) return MLTK_ERR_INVALID; } while (0)
+/* Run reduction job `fn` over n items in `chunks` chunks, each writing its
+ * partial sum to c->partials[chunk * PARTIAL_STRIDE], and return the
+ * partials summed in chunk order.  The pool skips chunks whose range is
+ * empty (when chunks do not divide n evenly), so every partial is zeroed
+ * first: a skipped chunk then adds 0, never a stale value. */
+static inline double cpu_reduce_run(cpu_ctx *c, cpu_pool_fn fn, void *arg, int64_t n,
+                                    int chunks, int64_t align, int64_t work)
+{
+    for (int k = 0; k < chunks; k++)
+        c->partials[k * PARTIAL_STRIDE] = 0.0;
+    cpu_pool_run(c->pool, fn, arg, n, chunks, align, work);
+    double total = 0.0;
+    for (int k = 0; k < chunks; k++)
+        total += c->partials[k * PARTIAL_STRIDE];
+    return total;
+}
 
 /* ---- counter-based random numbers, vectorized ---- */
 
@@ -91,27 +112,38 @@ KERNEL static inline void philox_u01_lanes(float *restrict u, uint64_t first, ui
     }
 }
 
-/* ---- ABI 1.1 ops, one family per file ---- */
+/* ---- kernels, one family per file ---- */
+/* Tensors are contiguous f32 unless a leading dimension says otherwise;
+ * a pointer documented as optional is NULL when its tensor is absent. */
 
-/* cpu_conv.c */
+/* cpu.c: y (n) = act(x) (y == x allowed) */
+int cpu_act_forward(void *ctx, mltk_act act, float alpha, float *y, const float *x,
+                    int64_t n);
+
+/* cpu_conv.c: NCHW, shapes as mltk_conv2d_desc states them; b, db
+ * optional; ws holds cpu_conv2d_workspace(d) bytes (NULL when 0).  A
+ * shape beyond OpenBLAS's int dimensions is MLTK_ERR_UNSUPPORTED. */
 size_t cpu_conv2d_workspace(void *ctx, const mltk_conv2d_desc *d);
 int cpu_conv2d_forward(void *ctx, float *y, const float *x, const float *w,
                        const float *b, const mltk_conv2d_desc *d, mltk_act act,
-                       float alpha, void *ws);
+                       float alpha, void *ws, char **err);
 int cpu_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float *w,
-                             const mltk_conv2d_desc *d, void *ws);
+                             const mltk_conv2d_desc *d, void *ws, char **err);
 int cpu_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy,
-                               const float *x, const mltk_conv2d_desc *d, void *ws);
+                               const float *x, const mltk_conv2d_desc *d, void *ws,
+                               char **err);
 int cpu_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
                        const mltk_pool2d_desc *d);
 int cpu_pool2d_backward(void *ctx, mltk_pool kind, float *dx, const float *dy,
                         const float *x, const float *y, const mltk_pool2d_desc *d);
 
-/* cpu_norm.c */
+/* cpu_norm.c: x (N, C, L) per channel; gamma, beta, the running
+ * statistics, dx, dgamma, dbeta optional */
 int cpu_batchnorm_forward_train(void *ctx, float *y, const float *x, const float *gamma,
                                 const float *beta, float *save_mean, float *save_invstd,
                                 float *running_mean, float *running_var, int64_t N,
-                                int64_t C, int64_t L, float momentum, float eps);
+                                int64_t C, int64_t L, float momentum, float eps,
+                                char **err);
 int cpu_batchnorm_forward_eval(void *ctx, float *y, const float *x, const float *gamma,
                                const float *beta, const float *running_mean,
                                const float *running_var, int64_t N, int64_t C, int64_t L,
@@ -120,6 +152,7 @@ int cpu_batchnorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
                            const float *dy, const float *x, const float *gamma,
                            const float *save_mean, const float *save_invstd, int64_t N,
                            int64_t C, int64_t L);
+/* x (rows, cols); mean, rstd (rows); gamma, beta (cols) */
 int cpu_layernorm_forward(void *ctx, float *y, const float *x, const float *gamma,
                           const float *beta, float *mean, float *rstd, int64_t rows,
                           int64_t cols, float eps);
@@ -134,12 +167,18 @@ int cpu_softmax_backward(void *ctx, float *dx, const float *dy, const float *y,
                          int64_t rows, int64_t cols);
 
 /* cpu_misc.c */
+/* dst (rows, dst_ld) [:, :cols] = src (rows, src_ld) [:, :cols] (+= when
+ * accumulate) */
 int cpu_copy_2d(void *ctx, float *dst, int64_t dst_ld, const float *src, int64_t src_ld,
                 int64_t rows, int64_t cols, int accumulate);
+/* ids (n) -> y (n, dim) = table (vocab, dim) [ids]; an id that is not an
+ * integer in [0, vocab) is MLTK_ERR_DATA, found before anything is written */
 int cpu_embedding_forward(void *ctx, float *y, const float *table, const float *ids,
-                          int64_t n, int64_t dim, int64_t vocab);
+                          int64_t n, int64_t dim, int64_t vocab, char **err);
 int cpu_embedding_backward(void *ctx, float *dtable, const float *dy, const float *ids,
-                           int64_t n, int64_t dim, int64_t vocab);
+                           int64_t n, int64_t dim, int64_t vocab, char **err);
+/* logits (N, C), labels (N) in [0, C) (the core's guarantee, not checked
+ * here), weights (C) optional */
 int cpu_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *logits,
                         const int32_t *labels, const float *weights, int64_t N, int64_t C,
                         float label_smoothing, float grad_scale);
@@ -148,17 +187,21 @@ int cpu_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const flo
 int cpu_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *student,
                       const float *teacher, int64_t N, int64_t C, float T,
                       float grad_scale);
+/* y (rows, C, H, W) from x (M, C, H, W) [idx]; an index outside [0, M) is
+ * MLTK_ERR_INVALID, found before anything is written */
 int cpu_gather_augment_2d(void *ctx, float *y, const float *x, const int32_t *idx,
-                          int64_t rows, int64_t C, int64_t H, int64_t W, int64_t pad,
-                          int flip, uint64_t seed, uint64_t offset);
+                          int64_t rows, int64_t M, int64_t C, int64_t H, int64_t W,
+                          int64_t pad, int flip, uint64_t seed, uint64_t offset,
+                          char **err);
 
-/* cpu_optim.c */
+/* cpu_optim.c: flat buffers of n; mom, gavg, lr_scale optional */
 int cpu_scale_to_norm(void *ctx, float *x, int64_t n, const float *sumsq, float max_norm);
 int cpu_clamp(void *ctx, float *x, int64_t n, float lo, float hi);
 int cpu_rmsprop_step(void *ctx, float *p, const float *g, float *sq, float *mom,
                      float *gavg, int64_t n, float lr, float alpha, float eps,
                      float weight_decay, float momentum, int centered,
                      const float *lr_scale);
+/* seg_off (n_seg + 1) host memory; scratch (2 n_seg) */
 int cpu_lamb_step(void *ctx, float *p, const float *g, float *m, float *v, int64_t n,
                   float lr, float beta1, float beta2, float eps, float weight_decay,
                   int64_t t, const int64_t *seg_off, int n_seg, float *scratch,

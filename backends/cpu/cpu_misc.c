@@ -1,11 +1,14 @@
-/* cpu_misc.c - ABI 1.1 ops of the cpu backend: strided copies, embedding
- * lookups and the losses beyond plain softmax cross-entropy.
+/* cpu_misc.c - the cpu backend's strided copies, embedding lookups, the
+ * general cross-entropy and the other losses, and the augmenting gather.
  *
- * What this is: copy_2d (concat and split along any axis), the embedding
- * gather and its scatter-add gradient, cross-entropy with PyTorch's label
- * smoothing and class weights, the pointwise losses (mse, l1, binary
- * cross-entropy with logits) and the temperature-scaled KL divergence of
- * distillation, and the augmenting image gather of the data pipeline.
+ * What this is: the f32 kernels of MLTK_OP_COPY_2D (concat and split
+ * along any axis), MLTK_OP_EMBEDDING_FORWARD and _BACKWARD (the gather
+ * and its scatter-add gradient), MLTK_OP_SOFTMAX_XENT with label
+ * smoothing or class weights (cpu.c's plain kernel runs it without
+ * either), MLTK_OP_POINTWISE_LOSS (mse, l1, binary cross-entropy with
+ * logits), MLTK_OP_KL_DIV_LOGITS (the temperature-scaled KL divergence of
+ * distillation) and MLTK_OP_GATHER_AUGMENT_2D (the augmenting image
+ * gather of the data pipeline).
  * Every loss accumulates in double and matches PyTorch's
  * definition (reduction = mean, or batchmean for KL); gradients are the
  * exact derivatives of those definitions.
@@ -15,7 +18,10 @@
  * bit-identical from run to run for a given thread count.  The embedding
  * gradient is split by columns of the table, so every element is summed
  * in the order of the ids whatever the thread count.  Nothing here
- * allocates memory; indices are validated before anything is written.
+ * allocates memory.  The core has checked shapes and parameters, and
+ * validated labels when the data were uploaded, before cpu.c's `run`
+ * hands a call here; what it cannot see is checked before anything is
+ * written: embedding ids (activations) and gather indices.
  *
  * What this is not: a general gather/scatter (ids are float-coded, rows
  * are whole) or a loss with reductions other than the mean.
@@ -68,15 +74,8 @@ int cpu_copy_2d(void *ctx, float *dst, int64_t dst_ld, const float *src, int64_t
                 int64_t rows, int64_t cols, int accumulate)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(cols);
     if (rows == 0 || cols == 0)
         return MLTK_OK;
-    if (!dst || !src)
-        return MLTK_ERR_INVALID;
-    if (rows > 1 && (dst_ld < cols || src_ld < cols))
-        return MLTK_ERR_INVALID;
-    if (rows > INT64_MAX / cols)
-        return MLTK_ERR_INVALID;
     copy_args a = { .dst = dst, .src = src, .dst_ld = dst_ld, .src_ld = src_ld,
                     .rows = rows, .cols = cols, .accumulate = accumulate != 0 };
     int64_t work = rows * cols;
@@ -94,15 +93,26 @@ int cpu_copy_2d(void *ctx, float *dst, int64_t dst_ld, const float *src, int64_t
 
 /* ---- embedding ---- */
 
-/* Every id must be an integer value in [0, vocab) (NaN is not). */
-static int check_ids(const float *ids, int64_t n, int64_t vocab)
+/* Every id must be an integer value in [0, vocab) (NaN is not).  Ids are
+ * activations, which the core never sees, so they are checked here. */
+static int check_ids(const float *ids, int64_t n, int64_t vocab, const char *op,
+                     char **err)
 {
     int bad = 0;
     for (int64_t i = 0; i < n; i++) {
         float v = ids[i];
         bad |= !(v >= 0.0f) || !((double)v < (double)vocab) || v != floorf(v);
     }
-    return bad ? MLTK_ERR_DATA : MLTK_OK;
+    if (!bad)
+        return MLTK_OK;
+    for (int64_t i = 0; i < n; i++) {
+        float v = ids[i];
+        if (!(v >= 0.0f) || !((double)v < (double)vocab) || v != floorf(v))
+            return mltk_errf(err, MLTK_ERR_DATA,
+                             "%s: id %g at row %lld is not an integer in [0, %lld)",
+                             op, (double)v, (long long)i, (long long)vocab);
+    }
+    return MLTK_ERR_DATA;
 }
 
 typedef struct emb_args {
@@ -152,17 +162,12 @@ static void emb_bwd_chunk(void *arg, int64_t b, int64_t e, int chunk)
 
 /* ids (n) -> y (n, dim) = table (vocab, dim) [ids] */
 int cpu_embedding_forward(void *ctx, float *y, const float *table, const float *ids,
-                          int64_t n, int64_t dim, int64_t vocab)
+                          int64_t n, int64_t dim, int64_t vocab, char **err)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
     if (n == 0 || dim == 0)
         return MLTK_OK;
-    if (!y || !table || !ids)
-        return MLTK_ERR_INVALID;
-    if (n > INT64_MAX / dim || vocab > INT64_MAX / dim)
-        return MLTK_ERR_INVALID;
-    int rc = check_ids(ids, n, vocab);
+    int rc = check_ids(ids, n, vocab, "embedding_forward", err);
     if (rc)
         return rc;
     emb_args a = { .out = y, .in = table, .ids = ids, .n = n, .dim = dim };
@@ -175,17 +180,12 @@ int cpu_embedding_forward(void *ctx, float *y, const float *table, const float *
 /* dy (n, dim), ids (n) -> dtable (vocab, dim) = sum of the dy rows of each
  * id (rows of ids that never occur are 0) */
 int cpu_embedding_backward(void *ctx, float *dtable, const float *dy, const float *ids,
-                           int64_t n, int64_t dim, int64_t vocab)
+                           int64_t n, int64_t dim, int64_t vocab, char **err)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_N(dim); CHECK_N(vocab);
     if (dim == 0 || vocab == 0)
-        return n > 0 && vocab == 0 ? MLTK_ERR_DATA : MLTK_OK;
-    if (!dtable || (n > 0 && (!dy || !ids)))
-        return MLTK_ERR_INVALID;
-    if (n > INT64_MAX / dim || vocab > INT64_MAX / dim)
-        return MLTK_ERR_INVALID;
-    int rc = check_ids(ids, n, vocab);
+        return vocab == 0 ? check_ids(ids, n, vocab, "embedding_backward", err) : MLTK_OK;
+    int rc = check_ids(ids, n, vocab, "embedding_backward", err);
     if (rc)
         return rc;
     /* zero the table (split by rows), then scatter (split by columns) */
@@ -203,15 +203,6 @@ int cpu_embedding_backward(void *ctx, float *dtable, const float *dy, const floa
 }
 
 /* ---- cross-entropy with label smoothing and class weights ---- */
-
-/* Labels must lie in [0, C); checked before anything is written. */
-static int check_labels(const int32_t *labels, int64_t N, int64_t C)
-{
-    int bad = 0;
-    for (int64_t i = 0; i < N; i++)
-        bad |= labels[i] < 0 || labels[i] >= C;
-    return bad ? MLTK_ERR_DATA : MLTK_OK;
-}
 
 typedef struct xent_args {
     float         *dl;
@@ -275,28 +266,20 @@ static void xent_ex_chunk(void *arg, int64_t b, int64_t e, int chunk)
     a->partials[chunk * PARTIAL_STRIDE] = k_xent_ex(a, b, e);
 }
 
-/* logits (N, C), labels (N), weights (C) or NULL -> loss[0] = weighted
- * mean; dlogits (N, C) = grad_scale * d loss / d logits when not NULL.
- * As in PyTorch, a batch whose targets all weigh 0 has a NaN loss. */
+/* logits (N, C), labels (N) in [0, C), weights (C) or NULL -> loss[0] =
+ * weighted mean; dlogits (N, C) = grad_scale * d loss / d logits when not
+ * NULL.  As in PyTorch, a batch whose targets all weigh 0 has a NaN loss.
+ * Labels are not checked: the core validated them when they were
+ * uploaded. */
 int cpu_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *logits,
                         const int32_t *labels, const float *weights, int64_t N, int64_t C,
                         float label_smoothing, float grad_scale)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
-    if (!loss || (N > 0 && (!logits || !labels)))
-        return MLTK_ERR_INVALID;
-    if (!(label_smoothing >= 0.0f && label_smoothing <= 1.0f))
-        return MLTK_ERR_INVALID;
     if (N == 0) {
         loss[0] = 0.0f;
         return MLTK_OK;
     }
-    if (C == 0 || N > INT64_MAX / C)
-        return C == 0 ? MLTK_ERR_DATA : MLTK_ERR_INVALID;
-    int rc = check_labels(labels, N, C);
-    if (rc)
-        return rc;
     double W = (double)N, sw = (double)C;
     if (weights) {
         W = 0.0;
@@ -312,10 +295,7 @@ int cpu_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *log
                     .partials = c->partials };
     int64_t work = N * C * 8;
     int chunks = cpu_pool_chunks(c->pool, N, work, GRAIN);
-    cpu_pool_run(c->pool, xent_ex_chunk, &a, N, chunks, 1, work);
-    double total = 0.0;
-    for (int k = 0; k < chunks; k++)
-        total += c->partials[k * PARTIAL_STRIDE];
+    double total = cpu_reduce_run(c, xent_ex_chunk, &a, N, chunks, 1, work);
     loss[0] = (float)(total / W);
     return MLTK_OK;
 }
@@ -389,11 +369,6 @@ int cpu_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const flo
                        const float *target, int64_t n, float grad_scale)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n);
-    if (kind != PW_MSE && kind != PW_L1 && kind != PW_BCE_LOGITS)
-        return MLTK_ERR_INVALID;
-    if (!loss || (n > 0 && (!pred || !target)))
-        return MLTK_ERR_INVALID;
     if (n == 0) {
         loss[0] = 0.0f;
         return MLTK_OK;
@@ -402,10 +377,7 @@ int cpu_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const flo
                   .scale = (double)grad_scale / (double)n, .partials = c->partials };
     int64_t work = n * (kind == PW_BCE_LOGITS ? 16 : 4);
     int chunks = cpu_pool_chunks(c->pool, n, work, GRAIN);
-    cpu_pool_run(c->pool, pw_chunk, &a, n, chunks, ALIGN_F, work);
-    double total = 0.0;
-    for (int k = 0; k < chunks; k++)
-        total += c->partials[k * PARTIAL_STRIDE];
+    double total = cpu_reduce_run(c, pw_chunk, &a, n, chunks, ALIGN_F, work);
     loss[0] = (float)(total / (double)n);
     return MLTK_OK;
 }
@@ -472,32 +444,22 @@ int cpu_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *stud
                       float grad_scale)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(N); CHECK_N(C);
-    if (!loss || (N > 0 && (!student || !teacher)))
-        return MLTK_ERR_INVALID;
-    if (!(T > 0.0f) || isinf(T))
-        return MLTK_ERR_INVALID;
     if (N == 0) {
         loss[0] = 0.0f;
         return MLTK_OK;
     }
-    if (C == 0 || N > INT64_MAX / C)
-        return C == 0 ? MLTK_ERR_DATA : MLTK_ERR_INVALID;
     double Td = (double)T;
     kl_args a = { .d = dstudent, .s = student, .t = teacher, .C = C, .invT = 1.0 / Td,
                   .gscale = (double)grad_scale * Td / (double)N,
                   .partials = c->partials };
     int64_t work = N * C * 16;
     int chunks = cpu_pool_chunks(c->pool, N, work, GRAIN);
-    cpu_pool_run(c->pool, kl_chunk, &a, N, chunks, 1, work);
-    double total = 0.0;
-    for (int k = 0; k < chunks; k++)
-        total += c->partials[k * PARTIAL_STRIDE];
+    double total = cpu_reduce_run(c, kl_chunk, &a, N, chunks, 1, work);
     loss[0] = (float)(total * Td * Td / (double)N);
     return MLTK_OK;
 }
 
-/* ---- gather_augment_2d (ABI 1.2) ---- */
+/* ---- gather_augment_2d ---- */
 
 typedef struct augment_args {
     float         *y;
@@ -539,20 +501,21 @@ static void augment_chunk(void *arg, int64_t begin, int64_t end, int chunk)
     }
 }
 
-/* y (rows,C,H,W) from images x[idx[i]] (see backend.h) */
+/* y (rows,C,H,W) from images x (M,C,H,W) [idx[i]] (see backend.h); the
+ * indices are checked against M before anything is written */
 int cpu_gather_augment_2d(void *ctx, float *y, const float *x, const int32_t *idx,
-                          int64_t rows, int64_t C, int64_t H, int64_t W, int64_t pad,
-                          int flip, uint64_t seed, uint64_t offset)
+                          int64_t rows, int64_t M, int64_t C, int64_t H, int64_t W,
+                          int64_t pad, int flip, uint64_t seed, uint64_t offset,
+                          char **err)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(rows); CHECK_N(C); CHECK_N(H); CHECK_N(W); CHECK_N(pad);
     if (rows == 0 || C == 0 || H == 0 || W == 0)
         return MLTK_OK;
-    if (!y || !x || !idx || C > INT64_MAX / H / W)
-        return MLTK_ERR_INVALID;
     for (int64_t i = 0; i < rows; i++)
-        if (idx[i] < 0)
-            return MLTK_ERR_INVALID;
+        if (idx[i] < 0 || idx[i] >= M)
+            return mltk_errf(err, MLTK_ERR_INVALID,
+                             "gather_augment_2d: index %ld at row %lld outside [0, %lld)",
+                             (long)idx[i], (long long)i, (long long)M);
     augment_args a = { .y = y, .x = x, .idx = idx, .C = C, .H = H, .W = W, .pad = pad,
                        .flip = flip != 0, .seed = seed, .offset = offset };
     int64_t per = C * H * W;

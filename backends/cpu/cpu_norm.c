@@ -1,7 +1,8 @@
-/* cpu_norm.c - the cpu backend's normalisation, dropout and softmax ops
- * (ABI 1.1): batch norm (train, eval, backward), layer norm (forward,
+/* cpu_norm.c - the cpu backend's normalisation, dropout and softmax
+ * kernels: batch norm (train, eval, backward), layer norm (forward,
  * backward), inverted dropout with Philox masks, row softmax (forward,
- * backward).
+ * backward), for the f32 ops MLTK_OP_BATCHNORM_*, MLTK_OP_LAYERNORM_*,
+ * MLTK_OP_DROPOUT_FORWARD and MLTK_OP_SOFTMAX_* of backend.h.
  *
  * What this is: kernels written to auto-vectorize, split over the
  * persistent pool so that every output element, and every per-channel or
@@ -14,12 +15,13 @@
  * normalises, the running variance takes the unbiased one,
  * running = (1 - momentum) running + momentum batch.  No op allocates.
  *
- * Deliberate choices beyond backend.h: batch norm accepts gamma/beta NULL
- * (scale 1, shift 0); its backward and layer norm's skip dx, dgamma or
- * dbeta when NULL; batch norm training with a single value per channel
- * (N L == 1) is MLTK_ERR_INVALID, as PyTorch refuses it; dropout p must
- * lie in [0, 1).  softmax and dropout may run in place (y == x), softmax
- * backward with dx == dy.
+ * The core has checked each call (shapes, eps >= 0, dropout p in [0, 1))
+ * before cpu.c's `run` unpacks it into the raw pointers and sizes taken
+ * here.  Absent optional tensors are NULL: gamma/beta (scale 1, shift
+ * 0), the running statistics (not updated), and dx, dgamma or dbeta
+ * (skipped).  Batch norm training with a single value per channel (N L ==
+ * 1) is MLTK_ERR_INVALID, as PyTorch refuses it.  softmax and dropout may
+ * run in place (y == x), softmax backward with dx == dy.
  *
  * What this is not: the activations (cpu.c) or the losses (cpu_misc.c).
  * exp and the lane-wise Philox generator are small local copies of the
@@ -258,31 +260,21 @@ static void bn_run_channels(cpu_ctx *cx, cpu_pool_fn fn, bn_args *a, int64_t cos
     cpu_pool_run(cx->pool, fn, a, a->C, chunks, a->L == 1 ? ALIGN_F : 1, work);
 }
 
-static int bn_check(const float *x, int64_t N, int64_t C, int64_t L)
-{
-    if (N < 0 || C < 0 || L < 0)
-        return MLTK_ERR_INVALID;
-    if (N > 0 && C > 0 && L > 0 && (N > INT64_MAX / C || N * C > INT64_MAX / L || !x))
-        return MLTK_ERR_INVALID;
-    return MLTK_OK;
-}
-
 /* x (N, C, L) -> y (N, C, L); save_mean, save_invstd (C); running
  * statistics (C) updated unless NULL */
 int cpu_batchnorm_forward_train(void *ctx, float *y, const float *x, const float *gamma,
                                 const float *beta, float *save_mean, float *save_invstd,
                                 float *running_mean, float *running_var, int64_t N,
-                                int64_t C, int64_t L, float momentum, float eps)
+                                int64_t C, int64_t L, float momentum, float eps,
+                                char **err)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx);
-    int rc = bn_check(x, N, C, L);
-    if (rc)
-        return rc;
     if (N == 0 || C == 0 || L == 0)
         return MLTK_OK;
-    if (N * L < 2 || !y || !save_mean || !save_invstd || !(eps >= 0.0f))
-        return MLTK_ERR_INVALID;
+    if (N * L < 2)
+        return mltk_errf(err, MLTK_ERR_INVALID,
+                         "batchnorm: training needs more than one value per channel "
+                         "(N = %lld, L = %lld)", (long long)N, (long long)L);
     bn_args a = { .y = y, .x = x, .gamma = gamma, .beta = beta, .save_mean = save_mean,
                   .save_invstd = save_invstd, .run_mean = running_mean,
                   .run_var = running_var, .N = N, .C = C, .L = L,
@@ -339,14 +331,8 @@ int cpu_batchnorm_forward_eval(void *ctx, float *y, const float *x, const float 
                                float eps)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx);
-    int rc = bn_check(x, N, C, L);
-    if (rc)
-        return rc;
     if (N == 0 || C == 0 || L == 0)
         return MLTK_OK;
-    if (!y || !running_mean || !running_var || !(eps >= 0.0f))
-        return MLTK_ERR_INVALID;
     bn_args a = { .y = y, .x = x, .gamma = gamma, .beta = beta, .mean_in = running_mean,
                   .rvar_in = running_var, .N = N, .C = C, .L = L, .eps = eps };
     int64_t work = N * C * L * 2;
@@ -446,10 +432,6 @@ int cpu_batchnorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
                            int64_t C, int64_t L)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx);
-    int rc = bn_check(x, N, C, L);
-    if (rc)
-        return rc;
     if (C > 0 && (N == 0 || L == 0)) {
         /* no values: the parameter gradients are zero */
         for (int64_t c = 0; c < C; c++) {
@@ -462,8 +444,6 @@ int cpu_batchnorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
     }
     if (C == 0)
         return MLTK_OK;
-    if (!dy || !save_mean || !save_invstd)
-        return MLTK_ERR_INVALID;
     bn_args a = { .dx = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .x = x,
                   .gamma = gamma, .mean_in = save_mean, .invstd_in = save_invstd,
                   .N = N, .C = C, .L = L };
@@ -522,12 +502,8 @@ int cpu_layernorm_forward(void *ctx, float *y, const float *x, const float *gamm
                           int64_t cols, float eps)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx); CHECK_N(rows); CHECK_N(cols);
-    if (rows == 0)
+    if (rows == 0 || cols == 0)
         return MLTK_OK;
-    if (cols == 0 || rows > INT64_MAX / cols || !x || !y || !mean || !rstd
-        || !(eps >= 0.0f))
-        return MLTK_ERR_INVALID;
     ln_args a = { .y = y, .x = x, .gamma = gamma, .beta = beta, .mean = mean,
                   .rstd = rstd, .rows = rows, .cols = cols, .eps = eps };
     int64_t work = rows * cols * 3;
@@ -614,11 +590,8 @@ int cpu_layernorm_backward(void *ctx, float *dx, float *dgamma, float *dbeta,
                            int64_t cols)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx); CHECK_N(rows); CHECK_N(cols);
     if (cols == 0)
-        return rows == 0 ? MLTK_OK : MLTK_ERR_INVALID;
-    if (rows > 0 && (rows > INT64_MAX / cols || !x || !dy || !mean || !rstd))
-        return MLTK_ERR_INVALID;
+        return MLTK_OK;
     ln_args a = { .dx = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .x = x,
                   .gamma = gamma, .mean_in = mean, .rstd_in = rstd, .rows = rows,
                   .cols = cols };
@@ -689,9 +662,6 @@ int cpu_dropout_forward(void *ctx, float *y, float *mask, const float *x, int64_
                         float p, uint64_t seed, uint64_t offset)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx); CHECK_N(n); CHECK_PTR(y, n); CHECK_PTR(mask, n); CHECK_PTR(x, n);
-    if (!(p >= 0.0f && p < 1.0f))
-        return MLTK_ERR_INVALID;
     if (n == 0)
         return MLTK_OK;
     drop_args a = { .y = y, .mask = mask, .x = x, .p = p,
@@ -777,26 +747,12 @@ KERNEL static void sm_bwd_rows(void *arg, int64_t rb, int64_t re, int chunk)
     }
 }
 
-static int sm_check(const void *a, const void *b, const void *c, int64_t rows,
-                    int64_t cols)
-{
-    if (rows < 0 || cols < 0)
-        return MLTK_ERR_INVALID;
-    if (rows == 0 || cols == 0)
-        return MLTK_OK;
-    if (rows > INT64_MAX / cols || !a || !b || !c)
-        return MLTK_ERR_INVALID;
-    return MLTK_OK;
-}
-
 /* softmax over the last dimension of x (rows, cols) */
 int cpu_softmax_forward(void *ctx, float *y, const float *x, int64_t rows, int64_t cols)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx);
-    int rc = sm_check(y, x, x, rows, cols);
-    if (rc || rows == 0 || cols == 0)
-        return rc;
+    if (rows == 0 || cols == 0)
+        return MLTK_OK;
     sm_args a = { .y = y, .x = x, .cols = cols };
     int64_t work = rows * cols * 8;
     int chunks = cpu_pool_chunks(cx->pool, rows, work, GRAIN);
@@ -808,10 +764,8 @@ int cpu_softmax_backward(void *ctx, float *dx, const float *dy, const float *y,
                          int64_t rows, int64_t cols)
 {
     cpu_ctx *cx = ctx;
-    CHECK_CTX(cx);
-    int rc = sm_check(dx, dy, y, rows, cols);
-    if (rc || rows == 0 || cols == 0)
-        return rc;
+    if (rows == 0 || cols == 0)
+        return MLTK_OK;
     sm_args a = { .y = dx, .x = y, .dy = dy, .cols = cols };
     int64_t work = rows * cols * 3;
     int chunks = cpu_pool_chunks(cx->pool, rows, work, GRAIN);

@@ -1,14 +1,17 @@
 /* cpu_optim.c - gradient clipping, RMSprop and LAMB for the cpu backend.
  *
- * What this is: the ABI 1.1 optimizer-side ops over flat buffers:
- * clipping by global norm (scale_to_norm) and by value (clamp), and the
- * fused RMSprop and LAMB updates, as torch.optim.RMSprop and You et al.'s
+ * What this is: the kernels of the optimizer-side ops MLTK_OP_SCALE_TO_NORM,
+ * MLTK_OP_CLAMP, MLTK_OP_RMSPROP_STEP and MLTK_OP_LAMB_STEP over flat f32
+ * buffers: clipping by global norm and by value, and the fused RMSprop
+ * and LAMB updates, as torch.optim.RMSprop and You et al.'s
  * LAMB (with Adam's bias correction) define them.  Every op is one or two
  * passes over the buffers, split into the pool's static chunks; LAMB's
  * per-tensor norms are summed in double per chunk and combined in chunk
  * order, so results are bit-identical from run to run for a given thread
  * count.  Nothing here allocates: LAMB's per-chunk partial sums use the
- * context's `partials`, its per-tensor norms the caller's scratch.
+ * context's `partials`, its per-tensor norms the caller's scratch.  The
+ * core has checked every call (sizes, the parameters' ranges, LAMB's
+ * segment offsets) before cpu.c's `run` hands it here.
  *
  * What this is not: SGD and Adam (cpu.c) or the global-norm reduction
  * itself (cpu.c's sumsq, which the caller runs first).
@@ -61,9 +64,6 @@ static void clamp_chunk(void *arg, int64_t b, int64_t e, int chunk)
 int cpu_scale_to_norm(void *ctx, float *x, int64_t n, const float *sumsq, float max_norm)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
-    if (!sumsq || !(max_norm >= 0.0f))
-        return MLTK_ERR_INVALID;
     float norm = sqrtf(sumsq[0]);
     float coef = max_norm / (norm + 1e-6f);
     if (coef >= 1.0f || n == 0)
@@ -77,9 +77,6 @@ int cpu_scale_to_norm(void *ctx, float *x, int64_t n, const float *sumsq, float 
 int cpu_clamp(void *ctx, float *x, int64_t n, float lo, float hi)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(x, n);
-    if (!(lo <= hi))
-        return MLTK_ERR_INVALID;
     if (n == 0)
         return MLTK_OK;
     clip_args a = { .x = x, .a = lo, .b = hi };
@@ -171,11 +168,6 @@ int cpu_rmsprop_step(void *ctx, float *p, const float *g, float *sq, float *mom,
                      const float *lr_scale)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n); CHECK_PTR(sq, n);
-    if (momentum > 0.0f)
-        CHECK_PTR(mom, n);
-    if (centered)
-        CHECK_PTR(gavg, n);
     if (n == 0)
         return MLTK_OK;
     rms_args a = {
@@ -369,22 +361,11 @@ int cpu_lamb_step(void *ctx, float *p, const float *g, float *m, float *v, int64
                   const float *lr_scale)
 {
     cpu_ctx *c = ctx;
-    CHECK_CTX(c); CHECK_N(n); CHECK_PTR(p, n); CHECK_PTR(g, n);
-    CHECK_PTR(m, n); CHECK_PTR(v, n);
-    if (t < 1 || n_seg < 1 || !seg_off || !scratch)
-        return MLTK_ERR_INVALID;
-    if (seg_off[0] != 0 || seg_off[n_seg] != n)
-        return MLTK_ERR_INVALID;
-    for (int s = 0; s < n_seg; s++) {
-        if (seg_off[s + 1] < seg_off[s])
-            return MLTK_ERR_INVALID;
+    for (int s = 0; s < n_seg; s++)
         if (seg_off[s + 1] == seg_off[s])
             scratch[2 * s] = scratch[2 * s + 1] = 0.0f;  /* empty: no norms */
-    }
     double bc1 = 1.0 - pow((double)beta1, (double)t);
     double bc2 = 1.0 - pow((double)beta2, (double)t);
-    if (!(bc1 > 0.0) || !(bc2 > 0.0))
-        return MLTK_ERR_INVALID;  /* beta outside [0, 1) */
     if (n == 0)
         return MLTK_OK;
     lamb_args a = {

@@ -1,34 +1,44 @@
 /* cuda_conv.c - 2-d convolution (cuDNN) and pooling (own kernels) of the
- * cuda backend (ABI 1.1).
+ * cuda backend.
  *
  * What this is: conv2d forward, backward-data and backward-filter through
- * cuDNN's convolution API, with the bias and activation applied by our
- * own per-channel epilogue and the bias gradient summed by our own
- * deterministic per-channel reduction; max/average pooling by the kernels
- * of cuda_nn_kernels.cu, which follow the cpu backend's window rules exactly.
+ * cuDNN's convolution API in f32, bf16 or f16 (the tensor descriptors in
+ * the call's dtype, the convolution computed in f32), with the bias and
+ * activation applied by our own per-channel epilogue and the bias
+ * gradient summed by our own deterministic per-channel reduction (in
+ * double, written in the call's dtype); max/average pooling in f32 by the
+ * kernels of cuda_nn_kernels.cu, which follow the cpu backend's window
+ * rules exactly.
  *
- * Plans: for each convolution geometry and batch size the context keeps a
- * plan (cuDNN descriptors and one algorithm per op), chosen from cuDNN's
- * heuristics among the deterministic algorithms of the wanted math (FMA,
- * i.e. true fp32, unless TF32 is on) whose workspace stays under a limit.
- * The plans are an LRU cache of CONV_MAX_PLANS; switching TF32 drops them
- * all.  conv2d_workspace reports the most the three algorithms need
- * within CONV_WS_CAP and records that size (a budget, never evicted).  A
- * layer sizes its buffer for its largest batch and may run smaller ones,
- * so an op on N images assumes the caller's buffer holds the smallest
- * size reported for the geometry at a batch >= N, and runs the plan
- * chosen within that; when no size was reported for it, or no algorithm
- * fits, it runs in the context's own (growing) workspace instead.  cuDNN
- * is never told of more workspace than the buffer it is given.  Choosing
- * never runs anything (no cudnnFind), so plans are the same from run to run.
+ * Plans: for each convolution geometry, batch size and dtype the context
+ * keeps a plan (cuDNN descriptors and one algorithm per op), chosen from
+ * cuDNN's heuristics among the deterministic algorithms of the wanted
+ * math (f32: FMA, i.e. true fp32, unless TF32 is on; bf16 and f16: tensor
+ * cores) whose workspace stays under a limit.  The plans are an LRU cache
+ * of CONV_MAX_PLANS; switching TF32 drops them all.  The limit is the
+ * call's own workspace (mltk_op_call.ws_bytes, at most CONV_WS_CAP), so a
+ * plan never outgrows the buffer it runs in: a layer sizes its buffer for
+ * its largest batch and may run smaller ones, whose plan is then chosen
+ * within that buffer.  When no algorithm fits it, the op runs in the
+ * context's own (growing) workspace instead.  cuDNN is never told of more
+ * workspace than the buffer it is given.  Choosing never runs anything (no
+ * cudnnFind), so plans are the same from run to run.
+ *
+ * `workspace` (cuda_conv2d_workspace) answers with what run will use of
+ * the call's buffer: without one (a size query), the most the three
+ * algorithms chosen within CONV_WS_CAP need; with one, what the plan
+ * chosen within it needs (0 when none fits: run uses its own), so that
+ * the core's check of the buffer before run never refuses a call run
+ * could serve.
  *
  * Batches: cuDNN's tensor descriptors take int sizes, so a batch whose
  * N C H W or N K P Q exceeds INT_MAX runs as chunks of images that fit
  * (conv_chunk); backward-filter accumulates over the chunks.  Pooling and
  * the bias sums are our own kernels with 64-bit indices and need no split.
  *
- * What this is not: a Winograd/FFT selection by timing, or pooling with
- * ceil_mode or dilation.
+ * What this is not: argument checking (the core's), a Winograd/FFT
+ * selection by timing, pooling with ceil_mode or dilation, or pooling in
+ * bf16/f16.
  */
 #include "config.h"
 
@@ -44,16 +54,15 @@
 #define CONV_WS_CAP ((size_t)128 << 20)
 /* plans kept per context; the least recently used goes first */
 #define CONV_MAX_PLANS 64
-/* budget_of: no workspace size is known for the caller's buffer */
-#define CONV_WS_UNKNOWN SIZE_MAX
 
 enum { OP_FWD = 0, OP_BWD_DATA = 1, OP_BWD_FILTER = 2 };
 
 /* cuDNN descriptors and one algorithm per op for one geometry at one batch
- * size, chosen under one math policy and one workspace limit */
+ * size in one dtype, chosen under one math policy and one workspace limit */
 struct cuda_conv_plan {
     cuda_conv_plan *next;                /* in use order, most recent first */
     mltk_conv2d_desc d;                  /* geometry, d.N the batch of x and y */
+    mltk_dtype dt;                       /* of x, w, y (f32, bf16, f16) */
     int tf32;                            /* the TF32 setting it was chosen under */
     size_t cap;                          /* the workspace limit it was chosen under */
     cudnnTensorDescriptor_t x, y;        /* (d.N, C, H, W), (d.N, K, P, Q) */
@@ -64,46 +73,12 @@ struct cuda_conv_plan {
     size_t ws;                           /* the most the three need at d.N, <= cap */
 };
 
-/* What conv2d_workspace reported for a geometry at a (chunk) batch: the
- * caller's buffer is at least that large.  Kept for the context's life,
- * apart from the plans, so that evicting or dropping a plan never loses
- * what a caller was told. */
-struct cuda_conv_budget {
-    mltk_conv2d_desc d;
-    size_t ws;
-};
-
 static int same_geometry(const mltk_conv2d_desc *a, const mltk_conv2d_desc *b)
 {
     return a->C == b->C && a->H == b->H && a->W == b->W && a->K == b->K && a->R == b->R
         && a->S == b->S && a->P == b->P && a->Q == b->Q && a->stride_h == b->stride_h
         && a->stride_w == b->stride_w && a->pad_h == b->pad_h && a->pad_w == b->pad_w
         && a->dil_h == b->dil_h && a->dil_w == b->dil_w && a->groups == b->groups;
-}
-
-/* The descriptor is consistent (as the cpu backend checks it), its fields
- * fit cuDNN's int parameters, and the tensors' sizes fit int64.  The
- * batch is not limited here: conv_chunk splits it. */
-static int desc_valid(const mltk_conv2d_desc *d)
-{
-    if (!d || d->N < 0 || d->C < 1 || d->H < 1 || d->W < 1 || d->K < 1
-        || d->R < 1 || d->S < 1 || d->stride_h < 1 || d->stride_w < 1
-        || d->pad_h < 0 || d->pad_w < 0 || d->dil_h < 1 || d->dil_w < 1
-        || d->groups < 1 || d->C % d->groups || d->K % d->groups)
-        return 0;
-    const int64_t lim = INT_MAX;
-    if (d->C > lim || d->H > lim || d->W > lim || d->K > lim || d->R > lim || d->S > lim
-        || d->stride_h > lim || d->stride_w > lim || d->pad_h > lim || d->pad_w > lim
-        || d->dil_h > lim || d->dil_w > lim || d->groups > lim)
-        return 0;
-    int64_t eh = d->H + 2 * d->pad_h - d->dil_h * (d->R - 1) - 1;
-    int64_t ew = d->W + 2 * d->pad_w - d->dil_w * (d->S - 1) - 1;
-    if (eh < 0 || ew < 0 || d->P != eh / d->stride_h + 1 || d->Q != ew / d->stride_w + 1)
-        return 0;
-    if (d->C * d->H > INT64_MAX / d->W || d->K * d->P > INT64_MAX / d->Q)
-        return 0;
-    int64_t in = d->C * d->H * d->W, out = d->K * d->P * d->Q;
-    return d->N <= INT64_MAX / in && d->N <= INT64_MAX / out;
 }
 
 /* ---- batch chunks ---- */
@@ -121,14 +96,36 @@ static int64_t conv_chunk(const mltk_conv2d_desc *d)
     return per > INT_MAX ? 0 : INT_MAX / per;
 }
 
-/* the log line and status for a geometry conv_chunk cannot split */
-static int conv_too_large(const mltk_conv2d_desc *d, const char *op)
+/* the message and status for a geometry conv_chunk cannot split */
+static int conv_too_large(cuda_ctx *c, const mltk_conv2d_desc *d, const char *op)
 {
-    mltk_log(MLTK_LOG_ERROR, "cuda: %s: one image of C*H*W = %lld or K*P*Q = %lld elements "
-             "exceeds cuDNN's int tensor sizes (%d); the batch can be split, an image "
-             "cannot", op, (long long)(d->C * d->H * d->W), (long long)(d->K * d->P * d->Q),
-             INT_MAX);
-    return MLTK_ERR_UNSUPPORTED;
+    return cuda_failf(c, MLTK_ERR_UNSUPPORTED, "%s: one image of C*H*W = %lld or K*P*Q = "
+                      "%lld elements exceeds cuDNN's int tensor sizes (%d); the batch can be "
+                      "split, an image cannot", op, (long long)(d->C * d->H * d->W),
+                      (long long)(d->K * d->P * d->Q), INT_MAX);
+}
+
+/* a failed cuDNN call on geometry d in dtype dt: the status and the shapes */
+static int dnn_fail(cuda_ctx *c, const char *what, cudnnStatus_t st,
+                    const mltk_conv2d_desc *d, mltk_dtype dt)
+{
+    return cuda_failf(c, st == CUDNN_STATUS_ALLOC_FAILED ? MLTK_ERR_NOMEM : MLTK_ERR_BACKEND,
+                      "%s: cuDNN: %s for x %s (%lld, %lld, %lld, %lld), w (%lld, %lld, %lld, "
+                      "%lld), y (%lld, %lld, %lld, %lld), stride (%lld, %lld), pad (%lld, "
+                      "%lld), dilation (%lld, %lld), groups %lld", what,
+                      cudnnGetErrorString(st), mltk_dtype_name(dt), (long long)d->N,
+                      (long long)d->C, (long long)d->H, (long long)d->W, (long long)d->K,
+                      (long long)(d->C / d->groups), (long long)d->R, (long long)d->S,
+                      (long long)d->N, (long long)d->K, (long long)d->P, (long long)d->Q,
+                      (long long)d->stride_h, (long long)d->stride_w, (long long)d->pad_h,
+                      (long long)d->pad_w, (long long)d->dil_h, (long long)d->dil_w,
+                      (long long)d->groups);
+}
+
+static cudnnDataType_t dnn_type(mltk_dtype dt)
+{
+    return dt == MLTK_BF16 ? CUDNN_DATA_BFLOAT16 : dt == MLTK_F16 ? CUDNN_DATA_HALF
+                                                                  : CUDNN_DATA_FLOAT;
 }
 
 /* ---- the plan cache (least recently used first out) ---- */
@@ -148,7 +145,7 @@ static void plan_free(cuda_conv_plan *p)
             PLAN_DESTROY(cudnnDestroyConvolutionDescriptor(p->conv[i]));
 #undef PLAN_DESTROY
     if (st != CUDNN_STATUS_SUCCESS)
-        (void)cuda_fail_dnn("conv2d: releasing a plan's descriptors", st);
+        (void)cuda_fail_dnn(NULL, "conv2d: releasing a plan's descriptors", st);
     free(p);
 }
 
@@ -165,27 +162,25 @@ void cuda_conv_plans_free(cuda_ctx *c)
 void cuda_conv_free(cuda_ctx *c)
 {
     cuda_conv_plans_free(c);
-    free(c->conv_budgets);
-    c->conv_budgets = NULL;
-    c->n_conv_budgets = c->cap_conv_budgets = 0;
     if (c->conv_ws)
         (void)cuda_mem_free(c, c->conv_ws);  /* a failure is logged there */
     c->conv_ws = NULL;
     c->conv_ws_bytes = 0;
 }
 
-/* The cached plan for d (geometry and batch) under the current TF32
- * setting whose choice is the one a workspace limit of `cap` gives, moved
- * to the front (most recently used); NULL if none.  A plan chosen under
+/* The cached plan for d (geometry and batch) in dtype dt under the current
+ * TF32 setting whose choice is the one a workspace limit of `cap` gives,
+ * moved to the front (most recently used); NULL if none.  A plan chosen under
  * limit L whose algorithms need ws is the choice for every limit in
  * [ws, L]: each op's heuristics are walked in the same order and the first
  * that fits is taken, and nothing before it fitted under L. */
-static cuda_conv_plan *plan_lookup(cuda_ctx *c, const mltk_conv2d_desc *d, size_t cap)
+static cuda_conv_plan *plan_lookup(cuda_ctx *c, const mltk_conv2d_desc *d, mltk_dtype dt,
+                                   size_t cap)
 {
     for (cuda_conv_plan **pp = &c->plans; *pp; pp = &(*pp)->next) {
         cuda_conv_plan *p = *pp;
-        if (p->d.N != d->N || p->tf32 != c->tf32 || p->ws > cap || cap > p->cap
-            || !same_geometry(&p->d, d))
+        if (p->d.N != d->N || p->dt != dt || p->tf32 != c->tf32 || p->ws > cap
+            || cap > p->cap || !same_geometry(&p->d, d))
             continue;
         *pp = p->next;
         p->next = c->plans;
@@ -196,8 +191,7 @@ static cuda_conv_plan *plan_lookup(cuda_ctx *c, const mltk_conv2d_desc *d, size_
 }
 
 /* push p to the front; beyond CONV_MAX_PLANS drop the least recently used
- * (the last).  Only descriptors and choices go: what a caller was told
- * about workspace lives in the budgets. */
+ * (the last) */
 static void plan_insert(cuda_ctx *c, cuda_conv_plan *p)
 {
     p->next = c->plans;
@@ -213,17 +207,23 @@ static void plan_insert(cuda_ctx *c, cuda_conv_plan *p)
     }
 }
 
-/* The math type a descriptor carries into cuDNN's algorithm queries: with
- * TF32 off only true fp32 (FMA), with it on the default, which lets cuDNN
- * offer TF32 tensor-core algorithms. */
-static cudnnMathType_t query_math(const cuda_ctx *c)
+/* The math type a descriptor carries into cuDNN's algorithm queries: in
+ * f32 with TF32 off only true fp32 (FMA), with it on the default, which
+ * lets cuDNN offer TF32 tensor-core algorithms; in bf16 and f16 tensor
+ * cores. */
+static cudnnMathType_t query_math(const cuda_ctx *c, mltk_dtype dt)
 {
+    if (dt != MLTK_F32)
+        return CUDNN_TENSOR_OP_MATH;
     return c->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 }
 
-static int math_ok(const cuda_ctx *c, cudnnMathType_t m)
+static int math_ok(const cuda_ctx *c, mltk_dtype dt, cudnnMathType_t m)
 {
-    /* never ALLOW_CONVERSION (fp16 inside); tensor cores only with TF32 on */
+    /* never ALLOW_CONVERSION (f32 data converted to f16 inside) */
+    if (dt != MLTK_F32)
+        return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    /* f32: tensor cores only with TF32 on */
     return m == CUDNN_FMA_MATH
         || (c->tf32 && (m == CUDNN_DEFAULT_MATH || m == CUDNN_TENSOR_OP_MATH));
 }
@@ -266,17 +266,19 @@ static const int *fallbacks(int op)
                                                            : FALLBACK_BWD_FILTER;
 }
 
-/* The first fallback algorithm of `op` (in FMA math) whose workspace at
- * (x, y) is at most `cap`: *algo, *m and its size *ws; 0 if none fits. */
+/* The first fallback algorithm of `op` (in FMA math for f32, the default
+ * math for bf16 and f16) whose workspace at (x, y) is at most `cap`:
+ * *algo, *m and its size *ws; 0 if none fits. */
 static int fallback_fit(cuda_ctx *c, cuda_conv_plan *p, int op, cudnnTensorDescriptor_t x,
                         cudnnTensorDescriptor_t y, size_t cap, int *algo,
                         cudnnMathType_t *m, size_t *ws)
 {
+    const cudnnMathType_t fm = p->dt == MLTK_F32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
     for (const int *a = fallbacks(op); *a >= 0; a++) {
-        size_t sz = algo_ws(c, p, op, *a, CUDNN_FMA_MATH, x, y);
+        size_t sz = algo_ws(c, p, op, *a, fm, x, y);
         if (sz <= cap) {
             *algo = *a;
-            *m = CUDNN_FMA_MATH;
+            *m = fm;
             *ws = sz;
             return 1;
         }
@@ -296,9 +298,9 @@ static int choose_algo(cuda_ctx *c, cuda_conv_plan *p, int op, size_t cap, int *
     /* the heuristics read the descriptor's math type, which the size
      * queries below (algo_ws) leave at whatever they tried last: set the
      * one of the current TF32 policy before every query */
-    cudnnStatus_t st = cudnnSetConvolutionMathType(p->conv[op], query_math(c));
+    cudnnStatus_t st = cudnnSetConvolutionMathType(p->conv[op], query_math(c, p->dt));
     if (st != CUDNN_STATUS_SUCCESS)
-        return cuda_fail_dnn("conv2d: math type", st);
+        return dnn_fail(c, "conv2d: cudnnSetConvolutionMathType", st, &p->d, p->dt);
     if (op == OP_FWD) {
         cudnnConvolutionFwdAlgoPerf_t perf[MAXA];
         st = cudnnGetConvolutionForwardAlgorithm_v7(c->dnn, p->x, p->w, p->conv[op], p->y,
@@ -333,7 +335,7 @@ static int choose_algo(cuda_ctx *c, cuda_conv_plan *p, int op, size_t cap, int *
     if (st != CUDNN_STATUS_SUCCESS)
         got = 0;
     for (int i = 0; i < got && i < MAXA; i++) {
-        if (algos[i] < 0 || !math_ok(c, maths[i]))
+        if (algos[i] < 0 || !math_ok(c, p->dt, maths[i]))
             continue;
         size_t sz = algo_ws(c, p, op, algos[i], maths[i], p->x, p->y);
         if (sz <= cap) {
@@ -347,49 +349,54 @@ static int choose_algo(cuda_ctx *c, cuda_conv_plan *p, int op, size_t cap, int *
         return MLTK_OK;
     if (cap < CONV_WS_CAP)
         return MLTK_ERR_UNSUPPORTED;  /* within a caller's buffer: conv_prepare retries */
-    mltk_log(MLTK_LOG_ERROR, "cuda: conv2d: cuDNN offers no deterministic %s algorithm for "
-             "C=%lld H=%lld W=%lld K=%lld R=%lld S=%lld groups=%lld",
-             op == OP_FWD ? "forward" : op == OP_BWD_DATA ? "backward-data"
-                                                         : "backward-filter",
-             (long long)p->d.C, (long long)p->d.H, (long long)p->d.W, (long long)p->d.K,
-             (long long)p->d.R, (long long)p->d.S, (long long)p->d.groups);
-    return MLTK_ERR_UNSUPPORTED;
+    const mltk_conv2d_desc *d = &p->d;
+    return cuda_failf(c, MLTK_ERR_UNSUPPORTED, "conv2d: cuDNN offers no deterministic %s "
+                      "algorithm within %zu bytes of workspace for x %s (%lld, %lld, %lld, "
+                      "%lld), w (%lld, %lld, %lld, %lld), groups %lld",
+                      op == OP_FWD ? "forward" : op == OP_BWD_DATA ? "backward-data"
+                                                                  : "backward-filter",
+                      cap, mltk_dtype_name(p->dt), (long long)d->N, (long long)d->C,
+                      (long long)d->H, (long long)d->W, (long long)d->K,
+                      (long long)(d->C / d->groups), (long long)d->R, (long long)d->S,
+                      (long long)d->groups);
 }
 
 #define DNN_GO(op, call)                                                      \
     do {                                                                      \
         cudnnStatus_t s_ = (call);                                            \
         if (s_ != CUDNN_STATUS_SUCCESS) {                                     \
-            rc = cuda_fail_dnn((op), s_);                                     \
+            rc = dnn_fail(c, (op), s_, d, dt);                                \
             goto fail;                                                        \
         }                                                                     \
     } while (0)
 
-/* A new plan for d (0 < d->N <= conv_chunk(d)) whose algorithms each need
- * at most `cap` bytes of workspace, at the front of the cache.
- * MLTK_ERR_UNSUPPORTED when no deterministic algorithm fits (logged only
- * for cap = CONV_WS_CAP; a smaller cap is a try the caller may retry). */
-static int plan_create(cuda_ctx *c, const mltk_conv2d_desc *d, size_t cap,
+/* A new plan for d (0 < d->N <= conv_chunk(d)) in dtype dt whose
+ * algorithms each need at most `cap` bytes of workspace, at the front of
+ * the cache.  MLTK_ERR_UNSUPPORTED when no deterministic algorithm fits
+ * (reported only for cap = CONV_WS_CAP; a smaller cap is a try the caller
+ * may retry). */
+static int plan_create(cuda_ctx *c, const mltk_conv2d_desc *d, mltk_dtype dt, size_t cap,
                        cuda_conv_plan **out)
 {
     int rc = MLTK_OK;
     cuda_conv_plan *p = calloc(1, sizeof *p);
     if (!p)
-        return MLTK_ERR_NOMEM;
+        return cuda_failf(c, MLTK_ERR_NOMEM, "conv2d: out of host memory for a plan");
     p->d = *d;
+    p->dt = dt;
     p->tf32 = c->tf32;
     p->cap = cap;
     DNN_GO("conv2d: descriptors", cudnnCreateTensorDescriptor(&p->x));
     DNN_GO("conv2d: descriptors", cudnnCreateTensorDescriptor(&p->y));
     DNN_GO("conv2d: descriptors", cudnnCreateFilterDescriptor(&p->w));
     DNN_GO("conv2d: tensor descriptors",
-           cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)d->N,
+           cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, dnn_type(dt), (int)d->N,
                                       (int)d->C, (int)d->H, (int)d->W));
     DNN_GO("conv2d: tensor descriptors",
-           cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)d->N,
+           cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, dnn_type(dt), (int)d->N,
                                       (int)d->K, (int)d->P, (int)d->Q));
     DNN_GO("conv2d: filter descriptor",
-           cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)d->K,
+           cudnnSetFilter4dDescriptor(p->w, dnn_type(dt), CUDNN_TENSOR_NCHW, (int)d->K,
                                       (int)(d->C / d->groups), (int)d->R, (int)d->S));
     for (int i = 0; i < 3; i++) {
         DNN_GO("conv2d: descriptors", cudnnCreateConvolutionDescriptor(&p->conv[i]));
@@ -397,9 +404,11 @@ static int plan_create(cuda_ctx *c, const mltk_conv2d_desc *d, size_t cap,
                cudnnSetConvolution2dDescriptor(p->conv[i], (int)d->pad_h, (int)d->pad_w,
                                                (int)d->stride_h, (int)d->stride_w,
                                                (int)d->dil_h, (int)d->dil_w,
-                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+                                               CUDNN_CROSS_CORRELATION,
+                                               CUDNN_DATA_FLOAT));  /* f32 compute */
         DNN_GO("conv2d: group count", cudnnSetConvolutionGroupCount(p->conv[i], (int)d->groups));
-        DNN_GO("conv2d: math type", cudnnSetConvolutionMathType(p->conv[i], query_math(c)));
+        DNN_GO("conv2d: math type",
+               cudnnSetConvolutionMathType(p->conv[i], query_math(c, dt)));
     }
     for (int op = 0; op < 3; op++) {
         size_t ws = 0;
@@ -416,62 +425,19 @@ fail:
     return rc;
 }
 
-/* the plan for d under limit cap: cached, or made now */
-static int plan_get(cuda_ctx *c, const mltk_conv2d_desc *d, size_t cap, cuda_conv_plan **out)
+/* the plan for d in dt under limit cap: cached, or made now */
+static int plan_get(cuda_ctx *c, const mltk_conv2d_desc *d, mltk_dtype dt, size_t cap,
+                    cuda_conv_plan **out)
 {
-    cuda_conv_plan *p = plan_lookup(c, d, cap);
+    cuda_conv_plan *p = plan_lookup(c, d, dt, cap);
     if (p) {
         *out = p;
         return MLTK_OK;
     }
-    return plan_create(c, d, cap, out);
+    return plan_create(c, d, dt, cap, out);
 }
 
-/* ---- workspace budgets ---- */
-
-/* Remember that a caller was told `ws` bytes for d (batch d->N): a second
- * report of the same geometry and batch keeps the smaller size, which
- * every buffer sized from either report holds. */
-static int budget_note(cuda_ctx *c, const mltk_conv2d_desc *d, size_t ws)
-{
-    for (int i = 0; i < c->n_conv_budgets; i++) {
-        cuda_conv_budget *b = &c->conv_budgets[i];
-        if (b->d.N == d->N && same_geometry(&b->d, d)) {
-            b->ws = ws < b->ws ? ws : b->ws;
-            return MLTK_OK;
-        }
-    }
-    if (c->n_conv_budgets == c->cap_conv_budgets) {
-        int cap = c->cap_conv_budgets ? 2 * c->cap_conv_budgets : 16;
-        cuda_conv_budget *nb = realloc(c->conv_budgets, (size_t)cap * sizeof *nb);
-        if (!nb)
-            return MLTK_ERR_NOMEM;
-        c->conv_budgets = nb;
-        c->cap_conv_budgets = cap;
-    }
-    c->conv_budgets[c->n_conv_budgets].d = *d;
-    c->conv_budgets[c->n_conv_budgets].ws = ws;
-    c->n_conv_budgets++;
-    return MLTK_OK;
-}
-
-/* The workspace an op on d (a chunk of d->N images) may assume the
- * caller's buffer holds: the smallest size reported for this geometry at
- * a batch >= d->N (a layer sizes its buffer for its largest batch and runs
- * that or fewer images), or CONV_WS_UNKNOWN when none was reported (or a
- * report could not be recorded). */
-static size_t budget_of(const cuda_ctx *c, const mltk_conv2d_desc *d)
-{
-    if (c->conv_budgets_lost)
-        return CONV_WS_UNKNOWN;
-    size_t best = CONV_WS_UNKNOWN;
-    for (int i = 0; i < c->n_conv_budgets; i++) {
-        const cuda_conv_budget *b = &c->conv_budgets[i];
-        if (b->d.N >= d->N && b->ws < best && same_geometry(&b->d, d))
-            best = b->ws;
-    }
-    return best;
-}
+/* ---- workspace ---- */
 
 /* At least `bytes` of the context's own convolution workspace (grows,
  * never shrinks; the old block goes back to the cache, stream-ordered). */
@@ -481,8 +447,7 @@ static int own_ws(cuda_ctx *c, size_t bytes, void **ptr, const char *op)
         void *p = NULL;
         int rc = cuda_mem_alloc(c, bytes, &p);
         if (rc) {
-            mltk_log(MLTK_LOG_ERROR, "cuda: %s: cannot allocate %zu bytes of convolution "
-                     "workspace", op, bytes);
+            (void)op;  /* cuda_mem_alloc has said how many bytes it could not get */
             return rc;
         }
         void *old = c->conv_ws;
@@ -496,27 +461,24 @@ static int own_ws(cuda_ctx *c, size_t bytes, void **ptr, const char *op)
     return MLTK_OK;
 }
 
-/* The plan for one chunk d and the workspace to hand cuDNN with it: the
- * caller's `ws` when its known size (budget_of; 0 for NULL) admits a plan,
- * which is then chosen within it; else the context's own workspace, grown
- * to what a plan chosen within CONV_WS_CAP needs.  Either way cuDNN is
- * never told of more workspace than the buffer it gets has. */
-static int conv_prepare(cuda_ctx *c, const mltk_conv2d_desc *d, void *ws, cuda_conv_plan **out,
-                        void **ws_out, const char *op)
+/* The plan for one chunk d in dt and the workspace to hand cuDNN with it:
+ * the call's `ws` of ws_bytes when a plan fits it (chosen within it; a
+ * NULL ws is a limit of 0); else the context's own workspace, grown to
+ * what a plan chosen within CONV_WS_CAP needs.  Either way cuDNN is never
+ * told of more workspace than the buffer it gets has. */
+static int conv_prepare(cuda_ctx *c, const mltk_conv2d_desc *d, mltk_dtype dt, void *ws,
+                        size_t ws_bytes, cuda_conv_plan **out, void **ws_out, const char *op)
 {
-    size_t budget = ws ? budget_of(c, d) : 0;
-    if (budget != CONV_WS_UNKNOWN) {
-        size_t cap = budget < CONV_WS_CAP ? budget : CONV_WS_CAP;
-        int rc = plan_get(c, d, cap, out);
-        if (rc == MLTK_OK) {
-            *ws_out = ws;
-            return MLTK_OK;
-        }
-        if (rc != MLTK_ERR_UNSUPPORTED || cap == CONV_WS_CAP)
-            return rc;
-        /* nothing fits the caller's buffer: use our own */
+    size_t cap = !ws ? 0 : ws_bytes < CONV_WS_CAP ? ws_bytes : CONV_WS_CAP;
+    int rc = plan_get(c, d, dt, cap, out);
+    if (rc == MLTK_OK) {
+        *ws_out = ws;
+        return MLTK_OK;
     }
-    int rc = plan_get(c, d, CONV_WS_CAP, out);
+    if (rc != MLTK_ERR_UNSUPPORTED || cap == CONV_WS_CAP)
+        return rc;
+    /* nothing fits the caller's buffer: use our own */
+    rc = plan_get(c, d, dt, CONV_WS_CAP, out);
     if (rc)
         return rc;
     if ((*out)->ws == 0) {
@@ -524,229 +486,200 @@ static int conv_prepare(cuda_ctx *c, const mltk_conv2d_desc *d, void *ws, cuda_c
         return MLTK_OK;
     }
     mltk_log(MLTK_LOG_DEBUG, "cuda: %s: batch %lld runs in the backend's own %zu-byte "
-             "workspace (%s)", op, (long long)d->N, (*out)->ws,
-             budget == CONV_WS_UNKNOWN ? "no size reported for the caller's buffer"
-                                       : "no algorithm fits the caller's buffer");
+             "workspace (no algorithm fits the call's %zu bytes)", op, (long long)d->N,
+             (*out)->ws, ws ? ws_bytes : (size_t)0);
     return own_ws(c, (*out)->ws, ws_out, op);
 }
 
 /* set op's descriptor to the math type of the plan's algorithm (the size
  * queries of other plans' choices may have changed it) */
-static int use_math(cuda_conv_plan *p, int op, const char *what)
+static int use_math(cuda_ctx *c, cuda_conv_plan *p, int op, const char *what)
 {
-    DNN_TRY(what, cudnnSetConvolutionMathType(p->conv[op], p->math[op]));
-    return MLTK_OK;
+    cudnnStatus_t st = cudnnSetConvolutionMathType(p->conv[op], p->math[op]);
+    return st == CUDNN_STATUS_SUCCESS ? MLTK_OK : dnn_fail(c, what, st, &p->d, p->dt);
 }
 
 /* ---- convolution ops ---- */
 
-static int act_ok(mltk_act act)
+/* bytes per element of a conv dtype */
+static size_t esize(mltk_dtype dt)
 {
-    return act == MLTK_ACT_NONE || act == MLTK_ACT_RELU || act == MLTK_ACT_LEAKY_RELU
-        || act == MLTK_ACT_SIGMOID || act == MLTK_ACT_TANH;
+    return dt == MLTK_F32 ? 4 : 2;
 }
 
-/* The workspace for d at its first chunk's batch (min(N, conv_chunk)),
- * chosen within CONV_WS_CAP and remembered as the caller's budget. */
-size_t cuda_conv2d_workspace(void *ctx, const mltk_conv2d_desc *d)
+/* What run will use of the call's workspace (see the top of the file), for
+ * the first chunk's batch min(N, conv_chunk).  A failure to plan is
+ * reported (logged: no call is running) and answers 0; run then fails the
+ * same way with its message. */
+size_t cuda_conv2d_workspace(cuda_ctx *c, const mltk_op_call *call)
 {
-    cuda_ctx *c = ctx;
-    if (!c || !desc_valid(d) || d->N == 0 || cu_set_device(c))
+    const mltk_conv2d_desc *d = &((const mltk_conv2d_params *)call->params)->d;
+    const mltk_dtype dt = mltk_op_dtype(call);
+    if (d->N == 0 || cu_set_device(c))
         return 0;
     int64_t nb = conv_chunk(d);
-    if (nb == 0) {
-        (void)conv_too_large(d, "conv2d_workspace");
-        return 0;  /* the ops refuse d the same way */
-    }
+    if (nb == 0)
+        return 0;  /* the ops refuse d (conv_too_large) */
     mltk_conv2d_desc dc = *d;
     dc.N = d->N < nb ? d->N : nb;
     cuda_conv_plan *p;
-    if (plan_get(c, &dc, CONV_WS_CAP, &p))
-        return 0;
-    if (budget_note(c, &dc, p->ws)) {
-        /* without the record no op may trust any caller's buffer size */
-        mltk_log(MLTK_LOG_WARN, "cuda: conv2d_workspace: out of memory for the workspace "
-                 "records; convolutions use the backend's own workspace from now on");
-        c->conv_budgets_lost = 1;
+    if (call->ws) {
+        size_t cap = call->ws_bytes < CONV_WS_CAP ? call->ws_bytes : CONV_WS_CAP;
+        /* no fit within the buffer: run uses the backend's own workspace */
+        return plan_get(c, &dc, dt, cap, &p) ? 0 : p->ws;
     }
-    return p->ws;
+    return plan_get(c, &dc, dt, CONV_WS_CAP, &p) ? 0 : p->ws;
 }
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
-int cuda_conv2d_forward(void *ctx, float *y, const float *x, const float *w, const float *b,
-                        const mltk_conv2d_desc *d, mltk_act act, float alpha, void *ws)
+int cuda_conv2d_forward(cuda_ctx *c, mltk_dtype dt, void *y, const void *x, const void *w,
+                        const void *b, const mltk_conv2d_desc *d, mltk_act act, float alpha,
+                        void *ws, size_t ws_bytes)
 {
-    cuda_ctx *c = ctx;
     const char *op = "conv2d_forward";
-    CU_ENTER(c);
-    if (!desc_valid(d) || !act_ok(act))
-        return MLTK_ERR_INVALID;
     if (d->N == 0)
         return MLTK_OK;
-    if (!y || !x || !w)
-        return MLTK_ERR_INVALID;
     const int64_t nb = conv_chunk(d);
     if (nb == 0)
-        return conv_too_large(d, op);
-    const int64_t in = d->C * d->H * d->W, out = d->K * d->P * d->Q;
+        return conv_too_large(c, d, op);
+    const size_t in = (size_t)(d->C * d->H * d->W) * esize(dt);
+    const size_t out = (size_t)(d->K * d->P * d->Q) * esize(dt);
     for (int64_t n0 = 0; n0 < d->N; n0 += nb) {
         mltk_conv2d_desc dc = *d;
         dc.N = d->N - n0 < nb ? d->N - n0 : nb;
         cuda_conv_plan *p;
         void *wsp;
-        int rc = conv_prepare(c, &dc, ws, &p, &wsp, op);
+        int rc = conv_prepare(c, &dc, dt, ws, ws_bytes, &p, &wsp, op);
         if (!rc)
-            rc = use_math(p, OP_FWD, "conv2d_forward: math type");
+            rc = use_math(c, p, OP_FWD, "conv2d_forward: cudnnSetConvolutionMathType");
         if (rc)
             return rc;
-        DNN_TRY("conv2d_forward: cudnnConvolutionForward",
-                cudnnConvolutionForward(c->dnn, &ONE, p->x, x + n0 * in, p->w, w,
-                                        p->conv[OP_FWD],
-                                        (cudnnConvolutionFwdAlgo_t)p->algo[OP_FWD], wsp,
-                                        p->ws, &ZERO, p->y, y + n0 * out));
+        cudnnStatus_t st = cudnnConvolutionForward(
+            c->dnn, &ONE, p->x, (const char *)x + (size_t)n0 * in, p->w, w, p->conv[OP_FWD],
+            (cudnnConvolutionFwdAlgo_t)p->algo[OP_FWD], wsp, p->ws, &ZERO, p->y,
+            (char *)y + (size_t)n0 * out);
+        if (st != CUDNN_STATUS_SUCCESS)
+            return dnn_fail(c, "conv2d_forward: cudnnConvolutionForward", st, &dc, dt);
     }
     if (b || act != MLTK_ACT_NONE)
         CU_TRY("conv2d_forward: bias and activation",
-               ck_chan_bias_act(c->stream, y, b, d->N, d->K, d->P * d->Q, act, alpha));
+               ck_chan_bias_act(c->stream, dt, y, b, d->N, d->K, d->P * d->Q, act, alpha));
     return MLTK_OK;
 }
 
-int cuda_conv2d_backward_data(void *ctx, float *dx, const float *dy, const float *w,
-                              const mltk_conv2d_desc *d, void *ws)
+int cuda_conv2d_backward_data(cuda_ctx *c, mltk_dtype dt, void *dx, const void *dy,
+                              const void *w, const mltk_conv2d_desc *d, void *ws,
+                              size_t ws_bytes)
 {
-    cuda_ctx *c = ctx;
     const char *op = "conv2d_backward_data";
-    CU_ENTER(c);
-    if (!desc_valid(d))
-        return MLTK_ERR_INVALID;
     if (d->N == 0)
         return MLTK_OK;
-    if (!dx || !dy || !w)
-        return MLTK_ERR_INVALID;
     const int64_t nb = conv_chunk(d);
     if (nb == 0)
-        return conv_too_large(d, op);
-    const int64_t in = d->C * d->H * d->W, out = d->K * d->P * d->Q;
+        return conv_too_large(c, d, op);
+    const size_t in = (size_t)(d->C * d->H * d->W) * esize(dt);
+    const size_t out = (size_t)(d->K * d->P * d->Q) * esize(dt);
     for (int64_t n0 = 0; n0 < d->N; n0 += nb) {
         mltk_conv2d_desc dc = *d;
         dc.N = d->N - n0 < nb ? d->N - n0 : nb;
         cuda_conv_plan *p;
         void *wsp;
-        int rc = conv_prepare(c, &dc, ws, &p, &wsp, op);
+        int rc = conv_prepare(c, &dc, dt, ws, ws_bytes, &p, &wsp, op);
         if (!rc)
-            rc = use_math(p, OP_BWD_DATA, "conv2d_backward_data: math type");
+            rc = use_math(c, p, OP_BWD_DATA, "conv2d_backward_data: "
+                          "cudnnSetConvolutionMathType");
         if (rc)
             return rc;
-        DNN_TRY("conv2d_backward_data: cudnnConvolutionBackwardData",
-                cudnnConvolutionBackwardData(c->dnn, &ONE, p->w, w, p->y, dy + n0 * out,
-                                             p->conv[OP_BWD_DATA],
-                                             (cudnnConvolutionBwdDataAlgo_t)
-                                                 p->algo[OP_BWD_DATA],
-                                             wsp, p->ws, &ZERO, p->x, dx + n0 * in));
+        cudnnStatus_t st = cudnnConvolutionBackwardData(
+            c->dnn, &ONE, p->w, w, p->y, (const char *)dy + (size_t)n0 * out,
+            p->conv[OP_BWD_DATA], (cudnnConvolutionBwdDataAlgo_t)p->algo[OP_BWD_DATA], wsp,
+            p->ws, &ZERO, p->x, (char *)dx + (size_t)n0 * in);
+        if (st != CUDNN_STATUS_SUCCESS)
+            return dnn_fail(c, "conv2d_backward_data: cudnnConvolutionBackwardData", st, &dc,
+                            dt);
     }
     return MLTK_OK;
 }
 
-int cuda_conv2d_backward_filter(void *ctx, float *dw, float *db, const float *dy,
-                                const float *x, const mltk_conv2d_desc *d, void *ws)
+int cuda_conv2d_backward_filter(cuda_ctx *c, mltk_dtype dt, void *dw, void *db,
+                                const void *dy, const void *x, const mltk_conv2d_desc *d,
+                                void *ws, size_t ws_bytes)
 {
-    cuda_ctx *c = ctx;
     const char *op = "conv2d_backward_filter";
-    CU_ENTER(c);
-    if (!desc_valid(d) || !dw)
-        return MLTK_ERR_INVALID;
-    const size_t wbytes = (size_t)(d->K * (d->C / d->groups) * d->R * d->S) * sizeof(float);
+    const size_t wbytes = (size_t)(d->K * (d->C / d->groups) * d->R * d->S) * esize(dt);
     if (d->N == 0) {
-        CU_TRY("conv2d_backward_filter", cudaMemsetAsync(dw, 0, wbytes, c->stream));
+        /* no images: both gradients are zero */
+        CU_TRY(op, cudaMemsetAsync(dw, 0, wbytes, c->stream));
         if (db)
-            CU_TRY("conv2d_backward_filter",
-                   cudaMemsetAsync(db, 0, (size_t)d->K * sizeof(float), c->stream));
+            CU_TRY(op, cudaMemsetAsync(db, 0, (size_t)d->K * esize(dt), c->stream));
         return MLTK_OK;
     }
-    if (!dy || !x)
-        return MLTK_ERR_INVALID;
     const int64_t nb = conv_chunk(d);
     if (nb == 0)
-        return conv_too_large(d, op);
-    const int64_t in = d->C * d->H * d->W, out = d->K * d->P * d->Q;
+        return conv_too_large(c, d, op);
+    const size_t in = (size_t)(d->C * d->H * d->W) * esize(dt);
+    const size_t out = (size_t)(d->K * d->P * d->Q) * esize(dt);
     int rc;
     for (int64_t n0 = 0; n0 < d->N; n0 += nb) {
         mltk_conv2d_desc dc = *d;
         dc.N = d->N - n0 < nb ? d->N - n0 : nb;
         cuda_conv_plan *p;
         void *wsp;
-        rc = conv_prepare(c, &dc, ws, &p, &wsp, op);
+        rc = conv_prepare(c, &dc, dt, ws, ws_bytes, &p, &wsp, op);
         if (!rc)
-            rc = use_math(p, OP_BWD_FILTER, "conv2d_backward_filter: math type");
+            rc = use_math(c, p, OP_BWD_FILTER, "conv2d_backward_filter: "
+                          "cudnnSetConvolutionMathType");
         if (rc)
             return rc;
         /* the first chunk overwrites dw, the others add to it */
-        DNN_TRY("conv2d_backward_filter: cudnnConvolutionBackwardFilter",
-                cudnnConvolutionBackwardFilter(c->dnn, &ONE, p->x, x + n0 * in, p->y,
-                                               dy + n0 * out, p->conv[OP_BWD_FILTER],
-                                               (cudnnConvolutionBwdFilterAlgo_t)
-                                                   p->algo[OP_BWD_FILTER],
-                                               wsp, p->ws, n0 == 0 ? &ZERO : &ONE, p->w,
-                                               dw));
+        cudnnStatus_t st = cudnnConvolutionBackwardFilter(
+            c->dnn, &ONE, p->x, (const char *)x + (size_t)n0 * in, p->y,
+            (const char *)dy + (size_t)n0 * out, p->conv[OP_BWD_FILTER],
+            (cudnnConvolutionBwdFilterAlgo_t)p->algo[OP_BWD_FILTER], wsp, p->ws,
+            n0 == 0 ? &ZERO : &ONE, p->w, dw);
+        if (st != CUDNN_STATUS_SUCCESS)
+            return dnn_fail(c, "conv2d_backward_filter: cudnnConvolutionBackwardFilter", st,
+                            &dc, dt);
     }
     if (db) {
         /* db[k] = sum of dy over (n, p, q), per-channel partials in double
          * (own kernels, 64-bit indices: the whole batch at once) */
         const int64_t L = d->P * d->Q, chunks = ck_chan_chunks(d->N, L);
         void *part;
-        rc = cuda_scratch(c, (size_t)(chunks * d->K * 2) * sizeof(double), &part,
-                          "conv2d_backward_filter");
+        rc = cuda_scratch(c, (size_t)(chunks * d->K * 2) * sizeof(double), &part, op);
         if (rc)
             return rc;
+        if (dt == MLTK_F32)
+            CU_TRY("conv2d_backward_filter: bias gradient",
+                   ck_chan_sums(c->stream, CK_CHAN_SUM, part, dy, NULL, NULL, d->N, d->K, L));
+        else
+            CU_TRY("conv2d_backward_filter: bias gradient",
+                   ck_chan_sums_dt(c->stream, dt, part, dy, d->N, d->K, L));
         CU_TRY("conv2d_backward_filter: bias gradient",
-               ck_chan_sums(c->stream, CK_CHAN_SUM, part, dy, NULL, NULL, d->N, d->K, L));
-        CU_TRY("conv2d_backward_filter: bias gradient",
-               ck_chan_total(c->stream, db, part, chunks, d->K));
+               ck_chan_total(c->stream, dt, db, part, chunks, d->K));
     }
     return MLTK_OK;
 }
 
 /* ---- pooling ---- */
 
-static int pool_desc_valid(const mltk_pool2d_desc *d)
-{
-    if (!d || d->N < 0 || d->C < 1 || d->H < 1 || d->W < 1 || d->R < 1 || d->S < 1
-        || d->stride_h < 1 || d->stride_w < 1 || d->pad_h < 0 || d->pad_w < 0
-        || 2 * d->pad_h > d->R || 2 * d->pad_w > d->S)
-        return 0;
-    int64_t eh = d->H + 2 * d->pad_h - d->R, ew = d->W + 2 * d->pad_w - d->S;
-    return eh >= 0 && ew >= 0 && d->P == eh / d->stride_h + 1
-        && d->Q == ew / d->stride_w + 1;
-}
-
-int cuda_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
+int cuda_pool2d_forward(cuda_ctx *c, mltk_pool kind, float *y, const float *x,
                         const mltk_pool2d_desc *d)
 {
-    cuda_ctx *c = ctx;
-    CU_ENTER(c);
-    if (!pool_desc_valid(d) || (kind != MLTK_POOL_MAX && kind != MLTK_POOL_AVG))
-        return MLTK_ERR_INVALID;
     if (d->N == 0)
         return MLTK_OK;
-    if (!y || !x)
-        return MLTK_ERR_INVALID;
     CU_TRY("pool2d_forward", ck_pool_forward(c->stream, kind, y, x, d));
     return MLTK_OK;
 }
 
-int cuda_pool2d_backward(void *ctx, mltk_pool kind, float *dx, const float *dy,
-                         const float *x, const float *y, const mltk_pool2d_desc *d)
+/* max pooling recomputes each window's first maximum from x; y is not
+ * needed */
+int cuda_pool2d_backward(cuda_ctx *c, mltk_pool kind, float *dx, const float *dy,
+                         const float *x, const mltk_pool2d_desc *d)
 {
-    cuda_ctx *c = ctx;
-    (void)y;
-    CU_ENTER(c);
-    if (!pool_desc_valid(d) || (kind != MLTK_POOL_MAX && kind != MLTK_POOL_AVG))
-        return MLTK_ERR_INVALID;
     if (d->N == 0)
         return MLTK_OK;
-    if (!dx || !dy || (kind == MLTK_POOL_MAX && !x))
-        return MLTK_ERR_INVALID;
     CU_TRY("pool2d_backward", ck_pool_backward(c->stream, kind, dx, dy, x, d));
     return MLTK_OK;
 }

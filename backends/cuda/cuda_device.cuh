@@ -1,6 +1,7 @@
 /* cuda_device.cuh - device-side helpers both .cu files of the cuda
  * backend share: launch geometry, grid-stride loops, block reductions
- * in a fixed order, and the per-channel launch over (N, C, L) tensors.
+ * in a fixed order, the per-channel launch over (N, C, L) tensors, and
+ * the bf16 and f16 storage types with their conversions.
  *
  * Every reduction here combines values in an order fixed by the block
  * size alone (warp shuffles down, then the warps' results in a second
@@ -17,6 +18,8 @@
 #include <stdint.h>
 #include <math.h>
 #include <cuda_runtime.h>
+
+#include <mltk/backend.h>
 
 /* ---- launch geometry ---- */
 
@@ -128,6 +131,71 @@ __device__ __forceinline__ float ck_block_max(float v)
     __syncthreads();
     return r;
 }
+
+/* ---- bf16 and f16 storage ---- */
+
+/* Storage types, 16 bits each: values are loaded into float (ck_ld,
+ * exact) and stored from float (ck_st), rounded to nearest, ties to even,
+ * with the cpu backend's bit rules (cpu.c's f_to_bf16 / f_to_f16): a NaN
+ * stays a quiet NaN of the same sign and upper payload, f16 overflows to
+ * inf from 65520 up and keeps its subnormals.  The conversions are written
+ * on the bits rather than with cuda_bf16.h / cuda_fp16.h, whose NaN
+ * results are canonical, so that a cast gives the cpu's bits. */
+struct ck_bf16 { uint16_t v; };
+struct ck_f16 { uint16_t v; };
+
+__device__ __forceinline__ uint16_t ck_bf16_bits(float f)
+{
+    const uint32_t x = __float_as_uint(f);
+    const uint32_t r = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    const uint32_t q = (x >> 16) | 0x0040u;
+    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? q : r);
+}
+
+__device__ __forceinline__ uint16_t ck_f16_bits(float f)
+{
+    const uint32_t x = __float_as_uint(f);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    const uint32_t a = x & 0x7fffffffu;
+    const uint32_t norm = (a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13;  /* rebias -112 */
+    const uint32_t sub = __float_as_uint(__fadd_rn(__uint_as_float(a), 0.5f)) - 0x3f000000u;
+    const uint32_t nan = 0x7e00u | ((a >> 13) & 0x3ffu);
+    uint32_t r = a < 0x38800000u ? sub : norm;
+    r = a >= 0x47800000u ? 0x7c00u : r;  /* >= 65536: inf (65520 rounds there) */
+    r = a > 0x7f800000u ? nan : r;
+    return (uint16_t)(r | sign);
+}
+
+__device__ __forceinline__ float ck_f16_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t e = h & 0x7c00u, m = h & 0x3ffu;
+    const uint32_t norm = ((uint32_t)(h & 0x7fffu) << 13) + 0x38000000u;  /* rebias +112 */
+    const uint32_t inf = ((uint32_t)(h & 0x7fffu) << 13) | 0x7f800000u;
+    const float sub = __fmul_rn((float)m, 5.9604644775390625e-8f);  /* m 2^-24, exact */
+    uint32_t r = e == 0x7c00u ? inf : norm;
+    r = e == 0 ? __float_as_uint(sub) : r;
+    return __uint_as_float(r | sign);
+}
+
+__device__ __forceinline__ float ck_ld(const float *p) { return *p; }
+__device__ __forceinline__ float ck_ld(const ck_bf16 *p)
+{
+    return __uint_as_float((uint32_t)p->v << 16);
+}
+__device__ __forceinline__ float ck_ld(const ck_f16 *p) { return ck_f16_float(p->v); }
+
+__device__ __forceinline__ void ck_st(float *p, float v) { *p = v; }
+__device__ __forceinline__ void ck_st(ck_bf16 *p, float v) { p->v = ck_bf16_bits(v); }
+__device__ __forceinline__ void ck_st(ck_f16 *p, float v) { p->v = ck_f16_bits(v); }
+
+/* CALL with T_ the storage type of dt (f32 for anything else) */
+#define CK_DT_DISPATCH(dt, CALL)                                              \
+    switch (dt) {                                                             \
+    case MLTK_BF16: { typedef ck_bf16 T_; CALL; } break;                      \
+    case MLTK_F16:  { typedef ck_f16 T_; CALL; } break;                       \
+    default:        { typedef float T_; CALL; } break;                        \
+    }
 
 /* ---- per-channel elementwise work over (N, C, L) ---- */
 

@@ -1,8 +1,8 @@
-/* cuda_kernels.cu - the cuda backend's kernels for the ABI 1.0 ops and the
- * elementwise ops of 1.1: fill, axpby, activations and their fused bias
- * epilogues, deterministic reductions, softmax cross-entropy and the other
- * losses, gathers, Philox random numbers, dropout masks, and the fused
- * SGD / Adam / RMSprop updates.
+/* cuda_kernels.cu - the cuda backend's kernels for the core ops: fill,
+ * axpby, activations and their fused bias epilogues (f32, bf16 and f16),
+ * casts between those, deterministic reductions and the non-finite check,
+ * softmax cross-entropy and the other losses, gathers, Philox random
+ * numbers, dropout masks, and the fused SGD / Adam / RMSprop updates.
  *
  * What this is: kernels that compute what the cpu backend computes, with
  * the same formulas in the same precision (fp32 values, double where the
@@ -13,8 +13,12 @@
  * FMA the cpu build does not use.  Reductions use fixed partitions
  * (cuda_kernels.h) and fixed-order block reductions (cuda_device.cuh).
  *
- * What this is not: argument checking (the host .c files do it), or the
- * normalisation and pooling kernels (cuda_nn_kernels.cu).
+ * Low-precision tensors (bf16, f16) are loaded into float, computed in
+ * float and rounded back (cuda_device.cuh), so an elementwise op in bf16
+ * is the f32 op followed by a cast.
+ *
+ * What this is not: argument checking (the core does it, core/op.c), or
+ * the normalisation and pooling kernels (cuda_nn_kernels.cu).
  */
 #include <stdint.h>
 #include <math.h>
@@ -153,76 +157,97 @@ __device__ __forceinline__ float act_bwd(float dy, float s, float alpha)
     }
 }
 
-/* ---- elementwise ---- */
+/* ---- elementwise (T: float, ck_bf16 or ck_f16; computed in float) ---- */
 
-__global__ void k_fill(float *x, float v, int64_t n)
+template <class T>
+__global__ void k_fill(T *x, float v, int64_t n)
 {
     CK_FOR(i, n)
-        x[i] = v;
+        ck_st(&x[i], v);
 }
 
-__global__ void k_scale_2d(float *c, int64_t ldc, int64_t rows, int64_t cols, float beta)
+/* batch b, row r: c + b sc + r ldc; one block row per (b, r) line */
+template <class T>
+__global__ void k_scale_2d(T *c, int64_t ldc, int64_t sc, int64_t rows, int64_t lines,
+                           int64_t cols, float beta)
 {
-    CK_FOR_Y(r, rows) {
-        float *cr = c + r * ldc;
+    CK_FOR_Y(l, lines) {
+        T *cr = c + (l / rows) * sc + (l % rows) * ldc;
         CK_FOR_X(j, cols)
-            cr[j] = beta == 0.0f ? 0.0f : beta * cr[j];
+            ck_st(&cr[j], beta == 0.0f ? 0.0f : beta * ck_ld(&cr[j]));
     }
 }
 
-__global__ void k_axpby(float *y, float a, const float *x, float b, int64_t n)
+template <class T>
+__global__ void k_axpby(T *y, float a, const T *x, float b, int64_t n)
 {
     if (b == 0.0f) {
         CK_FOR(i, n)
-            y[i] = a * x[i];
+            ck_st(&y[i], a * ck_ld(&x[i]));
     } else {
         CK_FOR(i, n)
-            y[i] = a * x[i] + b * y[i];
+            ck_st(&y[i], a * ck_ld(&x[i]) + b * ck_ld(&y[i]));
     }
 }
 
-__global__ void k_mul(float *z, const float *x, const float *y, int64_t n)
+template <class T>
+__global__ void k_mul(T *z, const T *x, const T *y, int64_t n)
 {
     CK_FOR(i, n)
-        z[i] = x[i] * y[i];
+        ck_st(&z[i], ck_ld(&x[i]) * ck_ld(&y[i]));
 }
 
-template <int A>
-__global__ void k_act_fwd(float *y, const float *x, float alpha, int64_t n)
+template <class T, int A>
+__global__ void k_act_fwd(T *y, const T *x, float alpha, int64_t n)
 {
     CK_FOR(i, n)
-        y[i] = act_fwd<A>(x[i], alpha);
+        ck_st(&y[i], act_fwd<A>(ck_ld(&x[i]), alpha));
 }
 
-template <int A, int S_IS_Y>
-__global__ void k_act_bwd(float *dx, const float *dy, const float *s, float alpha, int64_t n)
+template <class T, int A, int S_IS_Y>
+__global__ void k_act_bwd(T *dx, const T *dy, const T *s, float alpha, int64_t n)
 {
     CK_FOR(i, n)
-        dx[i] = act_bwd<A, S_IS_Y>(dy[i], s[i], alpha);
+        ck_st(&dx[i], act_bwd<A, S_IS_Y>(ck_ld(&dy[i]), ck_ld(&s[i]), alpha));
 }
 
-template <int A>
-__global__ void k_bias_act(float *y, const float *b, int64_t rows, int64_t cols, float alpha)
+/* y (batch, rows, cols) with row stride ldy and batch stride sy: one block
+ * row per (b, r) line; b may be NULL (the activation alone: nothing is
+ * added, so -0 stays -0) */
+template <class TY, class TB, int A>
+__global__ void k_bias_act(TY *y, int64_t ldy, int64_t sy, int64_t rows, int64_t lines,
+                           int64_t cols, const TB *b, float alpha)
 {
-    CK_FOR_Y(r, rows) {
-        float *yr = y + r * cols;
-        CK_FOR_X(j, cols)
-            yr[j] = act_fwd<A>(yr[j] + b[j], alpha);
+    CK_FOR_Y(l, lines) {
+        TY *yr = y + (l / rows) * sy + (l % rows) * ldy;
+        CK_FOR_X(j, cols) {
+            float v = ck_ld(&yr[j]);
+            if (b)
+                v += ck_ld(&b[j]);
+            ck_st(&yr[j], act_fwd<A>(v, alpha));
+        }
     }
 }
 
-template <int A>
+template <class T, int A>
 struct bias_act_chan {
-    float *y;
-    const float *b;
+    T *y;
+    const T *b;
     float alpha;
     __device__ void operator()(int64_t i, int64_t c) const
     {
-        y[i] = act_fwd<A>(y[i] + (b ? b[c] : 0.0f), alpha);
+        ck_st(&y[i], act_fwd<A>(ck_ld(&y[i]) + (b ? ck_ld(&b[c]) : 0.0f), alpha));
     }
 };
 
-/* call F<act>::run(args...) for the activation chosen at run time */
+template <class TY, class TX>
+__global__ void k_cast(TY *y, const TX *x, int64_t n)
+{
+    CK_FOR(i, n)
+        ck_st(&y[i], ck_ld(&x[i]));
+}
+
+/* call CALL with A_ the activation chosen at run time */
 #define ACT_DISPATCH(act, CALL)                                               \
     switch (act) {                                                            \
     case MLTK_ACT_RELU:       { const int A_ = MLTK_ACT_RELU; CALL; } break;      \
@@ -235,134 +260,200 @@ struct bias_act_chan {
     default:                  { const int A_ = MLTK_ACT_NONE; CALL; } break;      \
     }
 
-extern "C" cudaError_t ck_fill(cudaStream_t s, float *x, float v, int64_t n)
-{
-    if (n <= 0)
-        return cudaSuccess;
-    k_fill<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(x, v, n);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t ck_scale_2d(cudaStream_t s, float *c, int64_t ldc, int64_t rows,
-                                   int64_t cols, float beta)
-{
-    if (rows <= 0 || cols <= 0)
-        return cudaSuccess;
-    k_scale_2d<<<ck_grid_2d(rows, cols), CK_THREADS, 0, s>>>(c, ldc, rows, cols, beta);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t ck_axpby(cudaStream_t s, float *y, float a, const float *x, float b,
-                                int64_t n)
-{
-    if (n <= 0)
-        return cudaSuccess;
-    k_axpby<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(y, a, x, b, n);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t ck_mul(cudaStream_t s, float *z, const float *x, const float *y,
-                              int64_t n)
-{
-    if (n <= 0)
-        return cudaSuccess;
-    k_mul<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(z, x, y, n);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t ck_act_forward(cudaStream_t s, mltk_act act, float alpha, float *y,
-                                      const float *x, int64_t n)
+extern "C" cudaError_t ck_fill(cudaStream_t s, mltk_dtype dt, void *x, float v, int64_t n)
 {
     if (n <= 0)
         return cudaSuccess;
     const unsigned g = ck_blocks(n, CK_THREADS);
-    ACT_DISPATCH(act, (k_act_fwd<A_><<<g, CK_THREADS, 0, s>>>(y, x, alpha, n)));
+    CK_DT_DISPATCH(dt, (k_fill<T_><<<g, CK_THREADS, 0, s>>>((T_ *)x, v, n)));
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_act_backward(cudaStream_t s, mltk_act act, float alpha, float *dx,
-                                       const float *dy, const float *src, int src_is_y,
-                                       int64_t n)
+extern "C" cudaError_t ck_scale_2d(cudaStream_t s, mltk_dtype dt, void *c, int64_t ldc,
+                                   int64_t sc, int64_t batch, int64_t rows, int64_t cols,
+                                   float beta)
+{
+    if (batch <= 0 || rows <= 0 || cols <= 0)
+        return cudaSuccess;
+    const dim3 g = ck_grid_2d(batch * rows, cols);
+    CK_DT_DISPATCH(dt, (k_scale_2d<T_><<<g, CK_THREADS, 0, s>>>((T_ *)c, ldc, sc, rows,
+                                                                 batch * rows, cols, beta)));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t ck_axpby(cudaStream_t s, mltk_dtype dt, void *y, float a, const void *x,
+                                float b, int64_t n)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    const unsigned g = ck_blocks(n, CK_THREADS);
+    CK_DT_DISPATCH(dt, (k_axpby<T_><<<g, CK_THREADS, 0, s>>>((T_ *)y, a, (const T_ *)x, b, n)));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t ck_mul(cudaStream_t s, mltk_dtype dt, void *z, const void *x,
+                              const void *y, int64_t n)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    const unsigned g = ck_blocks(n, CK_THREADS);
+    CK_DT_DISPATCH(dt, (k_mul<T_><<<g, CK_THREADS, 0, s>>>((T_ *)z, (const T_ *)x,
+                                                            (const T_ *)y, n)));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t ck_act_forward(cudaStream_t s, mltk_dtype dt, mltk_act act, float alpha,
+                                      void *y, const void *x, int64_t n)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    const unsigned g = ck_blocks(n, CK_THREADS);
+    CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (k_act_fwd<T_, A_><<<g, CK_THREADS, 0, s>>>(
+                                              (T_ *)y, (const T_ *)x, alpha, n))));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t ck_act_backward(cudaStream_t s, mltk_dtype dt, mltk_act act, float alpha,
+                                       void *dx, const void *dy, const void *src,
+                                       int src_is_y, int64_t n)
 {
     if (n <= 0)
         return cudaSuccess;
     const unsigned g = ck_blocks(n, CK_THREADS);
     if (src_is_y) {
-        ACT_DISPATCH(act, (k_act_bwd<A_, 1><<<g, CK_THREADS, 0, s>>>(dx, dy, src, alpha, n)));
+        CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (k_act_bwd<T_, A_, 1><<<g, CK_THREADS, 0, s>>>(
+                                                  (T_ *)dx, (const T_ *)dy, (const T_ *)src,
+                                                  alpha, n))));
     } else {
-        ACT_DISPATCH(act, (k_act_bwd<A_, 0><<<g, CK_THREADS, 0, s>>>(dx, dy, src, alpha, n)));
+        CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (k_act_bwd<T_, A_, 0><<<g, CK_THREADS, 0, s>>>(
+                                                  (T_ *)dx, (const T_ *)dy, (const T_ *)src,
+                                                  alpha, n))));
     }
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_bias_act(cudaStream_t s, float *y, const float *b, int64_t rows,
-                                   int64_t cols, mltk_act act, float alpha)
+extern "C" cudaError_t ck_bias_act(cudaStream_t s, mltk_dtype dt, void *y, int64_t ldy,
+                                   int64_t sy, int64_t batch, int64_t rows, int64_t cols,
+                                   mltk_dtype bdt, const void *b, mltk_act act, float alpha)
 {
-    if (rows <= 0 || cols <= 0)
+    if (batch <= 0 || rows <= 0 || cols <= 0)
         return cudaSuccess;
-    const dim3 g = ck_grid_2d(rows, cols);
-    ACT_DISPATCH(act, (k_bias_act<A_><<<g, CK_THREADS, 0, s>>>(y, b, rows, cols, alpha)));
+    const dim3 g = ck_grid_2d(batch * rows, cols);
+    const int64_t lines = batch * rows;
+    if (!b || bdt == MLTK_F32 || dt == MLTK_F32) {
+        /* the bias in f32 (gemm's) or none */
+        CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (k_bias_act<T_, float, A_><<<g, CK_THREADS, 0,
+                                                                          s>>>(
+                                                  (T_ *)y, ldy, sy, rows, lines, cols,
+                                                  (const float *)b, alpha))));
+    } else {
+        /* the bias in y's dtype (the bias_act op) */
+        CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (k_bias_act<T_, T_, A_><<<g, CK_THREADS, 0, s>>>(
+                                                  (T_ *)y, ldy, sy, rows, lines, cols,
+                                                  (const T_ *)b, alpha))));
+    }
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_chan_bias_act(cudaStream_t s, float *y, const float *b, int64_t N,
-                                        int64_t C, int64_t L, mltk_act act, float alpha)
+extern "C" cudaError_t ck_chan_bias_act(cudaStream_t s, mltk_dtype dt, void *y, const void *b,
+                                        int64_t N, int64_t C, int64_t L, mltk_act act,
+                                        float alpha)
 {
     cudaError_t e = cudaSuccess;
-    ACT_DISPATCH(act, (e = ck_launch_chan(s, bias_act_chan<A_>{ y, b, alpha }, N, C, L)));
+    CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (e = ck_launch_chan(
+                                              s, bias_act_chan<T_, A_>{ (T_ *)y, (const T_ *)b,
+                                                                        alpha },
+                                              N, C, L))));
     return e;
+}
+
+extern "C" cudaError_t ck_cast(cudaStream_t s, void *y, mltk_dtype ty, const void *x,
+                               mltk_dtype tx, int64_t n)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    if (ty == tx) {
+        if (y == x)
+            return cudaSuccess;
+        return cudaMemcpyAsync(y, x, (size_t)n * (tx == MLTK_F32 ? 4 : 2),
+                               cudaMemcpyDeviceToDevice, s);
+    }
+    const unsigned g = ck_blocks(n, CK_THREADS);
+    /* T_ is the source's type, the destination is dispatched inside */
+    switch (ty) {
+    case MLTK_BF16:
+        CK_DT_DISPATCH(tx, (k_cast<ck_bf16, T_><<<g, CK_THREADS, 0, s>>>((ck_bf16 *)y,
+                                                                         (const T_ *)x, n)));
+        break;
+    case MLTK_F16:
+        CK_DT_DISPATCH(tx, (k_cast<ck_f16, T_><<<g, CK_THREADS, 0, s>>>((ck_f16 *)y,
+                                                                        (const T_ *)x, n)));
+        break;
+    default:
+        CK_DT_DISPATCH(tx, (k_cast<float, T_><<<g, CK_THREADS, 0, s>>>((float *)y,
+                                                                       (const T_ *)x, n)));
+        break;
+    }
+    return cudaGetLastError();
 }
 
 /* ---- clipping ---- */
 
 /* NaN stays NaN, as torch.clamp leaves it */
-__global__ void k_clamp(float *x, int64_t n, float lo, float hi)
+template <class T>
+__global__ void k_clamp(T *x, int64_t n, float lo, float hi)
 {
     CK_FOR(i, n) {
-        float v = x[i];
+        float v = ck_ld(&x[i]);
         v = v < lo ? lo : v;
-        x[i] = v > hi ? hi : v;
+        ck_st(&x[i], v > hi ? hi : v);
     }
 }
 
 /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6) applied
  * when below 1 (a NaN coefficient propagates) */
-__global__ void k_scale_to_norm(float *x, int64_t n, const float *sumsq, float max_norm)
+template <class T>
+__global__ void k_scale_to_norm(T *x, int64_t n, const float *sumsq, float max_norm)
 {
     const float coef = max_norm / (sqrtf(sumsq[0]) + 1e-6f);
     if (coef >= 1.0f)
         return;
     CK_FOR(i, n)
-        x[i] = x[i] * coef;
+        ck_st(&x[i], ck_ld(&x[i]) * coef);
 }
 
-extern "C" cudaError_t ck_clamp(cudaStream_t s, float *x, int64_t n, float lo, float hi)
+extern "C" cudaError_t ck_clamp(cudaStream_t s, mltk_dtype dt, void *x, int64_t n, float lo,
+                                float hi)
 {
     if (n <= 0)
         return cudaSuccess;
-    k_clamp<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(x, n, lo, hi);
+    const unsigned g = ck_blocks(n, CK_THREADS);
+    CK_DT_DISPATCH(dt, (k_clamp<T_><<<g, CK_THREADS, 0, s>>>((T_ *)x, n, lo, hi)));
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_scale_to_norm(cudaStream_t s, float *x, int64_t n,
+extern "C" cudaError_t ck_scale_to_norm(cudaStream_t s, mltk_dtype dt, void *x, int64_t n,
                                         const float *sumsq, float max_norm)
 {
     if (n <= 0)
         return cudaSuccess;
-    k_scale_to_norm<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(x, n, sumsq, max_norm);
+    const unsigned g = ck_blocks(n, CK_THREADS);
+    CK_DT_DISPATCH(dt, (k_scale_to_norm<T_><<<g, CK_THREADS, 0, s>>>((T_ *)x, n, sumsq,
+                                                                      max_norm)));
     return cudaGetLastError();
 }
 
 /* ---- reductions ---- */
 
 /* part[b] = sum over block b's contiguous range (of squares when sq) */
-__global__ void k_sum_part(const float *x, int64_t n, int64_t per, int sq, double *part)
+template <class T>
+__global__ void k_sum_part(const T *x, int64_t n, int64_t per, int sq, double *part)
 {
     const int64_t b0 = (int64_t)blockIdx.x * per;
     const int64_t b1 = b0 + per < n ? b0 + per : n;
     double acc = 0.0;
     for (int64_t i = b0 + threadIdx.x; i < b1; i += blockDim.x) {
-        double v = x[i];
+        double v = ck_ld(&x[i]);
         acc += sq ? v * v : v;
     }
     acc = ck_block_sum(acc);
@@ -386,7 +477,8 @@ __global__ void k_finish_sum(float *out, const double *part, int64_t n, double m
 }
 
 /* column sums of rows [k RC, (k+1) RC) for chunk k = blockIdx.y */
-__global__ void k_sum_rows_part(const float *x, int64_t rows, int64_t cols, int64_t chunks,
+template <class T>
+__global__ void k_sum_rows_part(const T *x, int64_t rows, int64_t cols, int64_t chunks,
                                 double *part)
 {
     CK_FOR_Y(k, chunks) {
@@ -395,29 +487,32 @@ __global__ void k_sum_rows_part(const float *x, int64_t rows, int64_t cols, int6
         CK_FOR_X(j, cols) {
             double acc = 0.0;
             for (int64_t r = r0; r < r1; r++)
-                acc += x[r * cols + j];
+                acc += ck_ld(&x[r * cols + j]);
             part[k * cols + j] = acc;
         }
     }
 }
 
-__global__ void k_sum_rows_finish(float *out, const double *part, int64_t chunks,
-                                  int64_t cols, float beta)
+template <class T>
+__global__ void k_sum_rows_finish(T *out, const double *part, int64_t chunks, int64_t cols,
+                                  float beta)
 {
     CK_FOR(j, cols) {
         double acc = 0.0;
         for (int64_t k = 0; k < chunks; k++)
             acc += part[k * cols + j];
-        out[j] = beta == 0.0f ? (float)acc : (float)(acc + (double)beta * out[j]);
+        ck_st(&out[j], beta == 0.0f ? (float)acc
+                                    : (float)(acc + (double)beta * ck_ld(&out[j])));
     }
 }
 
-extern "C" cudaError_t ck_sum(cudaStream_t s, float *out, const float *x, int64_t n,
-                              int squares, double *part)
+extern "C" cudaError_t ck_sum(cudaStream_t s, mltk_dtype dt, float *out, const void *x,
+                              int64_t n, int squares, double *part)
 {
     const int64_t nb = ck_reduce_parts(n);
     const int64_t per = (n + nb - 1) / nb;
-    k_sum_part<<<(unsigned)nb, CK_THREADS, 0, s>>>(x, n, per, squares, part);
+    CK_DT_DISPATCH(dt, (k_sum_part<T_><<<(unsigned)nb, CK_THREADS, 0, s>>>(
+                            (const T_ *)x, n, per, squares, part)));
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return e;
@@ -431,15 +526,16 @@ extern "C" cudaError_t ck_finish_sum(cudaStream_t s, float *out, const double *p
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_sum_rows(cudaStream_t s, float *out, const float *x, int64_t rows,
-                                   int64_t cols, float beta, double *part)
+extern "C" cudaError_t ck_sum_rows(cudaStream_t s, mltk_dtype dt, void *out, const void *x,
+                                   int64_t rows, int64_t cols, float beta, double *part)
 {
     if (cols <= 0)
         return cudaSuccess;
     const int64_t chunks = ck_row_chunks(rows);
     if (rows > 0) {
-        k_sum_rows_part<<<ck_grid_2d(chunks, cols), CK_THREADS, 0, s>>>(x, rows, cols,
-                                                                         chunks, part);
+        const dim3 g = ck_grid_2d(chunks, cols);
+        CK_DT_DISPATCH(dt, (k_sum_rows_part<T_><<<g, CK_THREADS, 0, s>>>(
+                                (const T_ *)x, rows, cols, chunks, part)));
     } else {
         /* no rows: the sums are 0 */
         cudaError_t e = cudaMemsetAsync(part, 0, (size_t)cols * sizeof(double), s);
@@ -449,76 +545,118 @@ extern "C" cudaError_t ck_sum_rows(cudaStream_t s, float *out, const float *x, i
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return e;
-    k_sum_rows_finish<<<ck_blocks(cols, CK_THREADS), CK_THREADS, 0, s>>>(out, part, chunks,
-                                                                          cols, beta);
+    const unsigned g = ck_blocks(cols, CK_THREADS);
+    CK_DT_DISPATCH(dt, (k_sum_rows_finish<T_><<<g, CK_THREADS, 0, s>>>((T_ *)out, part, chunks,
+                                                                        cols, beta)));
     return cudaGetLastError();
 }
 
-/* ---- index checks ---- */
+/* ---- non-finite check ---- */
 
-__global__ void k_check_labels(int *flag, const int32_t *labels, int64_t N, int64_t C)
+/* 1 when one of the values packed in word w (one f32, or two 16-bit
+ * values) has its exponent all ones (NaN or inf) */
+template <int BITS16, int EXP16>
+__device__ __forceinline__ int word_nonfinite(uint32_t w)
 {
-    CK_FOR(i, N) {
-        int32_t l = labels[i];
-        if (l < 0 || (int64_t)l >= C)
-            flag[0] = 1;
+    if (!BITS16)
+        return (w & 0x7f800000u) == 0x7f800000u;
+    return (w & (uint32_t)EXP16) == (uint32_t)EXP16
+        || ((w >> 16) & (uint32_t)EXP16) == (uint32_t)EXP16;
+}
+
+/* Block b's answer in part[b] (0 or 1): the 16-byte vectors [0, nv) and
+ * then the elements [tail, n) one by one (as 32-bit words or 16-bit
+ * halves), each spread over the grid by the same rule.  EXP16 is the
+ * exponent mask of the 16-bit type (0 for f32). */
+template <int BITS16, int EXP16>
+__global__ void k_nonfinite_part(const void *x, int64_t nv, int64_t tail, int64_t n,
+                                 double *part)
+{
+    int any = 0;
+    const uint4 *v = (const uint4 *)x;
+    CK_FOR(i, nv) {
+        const uint4 q = v[i];
+        any |= word_nonfinite<BITS16, EXP16>(q.x) | word_nonfinite<BITS16, EXP16>(q.y)
+             | word_nonfinite<BITS16, EXP16>(q.z) | word_nonfinite<BITS16, EXP16>(q.w);
     }
-}
-
-__global__ void k_check_index(int *flag, const int32_t *idx, int64_t n)
-{
-    CK_FOR(i, n)
-        if (idx[i] < 0)
-            flag[0] = 1;
-}
-
-/* every id an integer value in [0, vocab) (NaN is not) */
-__global__ void k_check_ids(int *flag, const float *ids, int64_t n, int64_t vocab)
-{
-    CK_FOR(i, n) {
-        float v = ids[i];
-        if (!(v >= 0.0f) || !((double)v < (double)vocab) || v != floorf(v))
-            flag[0] = 1;
+    for (int64_t i = tail + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        if (BITS16) {
+            const uint32_t h = ((const uint16_t *)x)[i];
+            any |= (h & (uint32_t)EXP16) == (uint32_t)EXP16;
+        } else {
+            any |= word_nonfinite<0, 0>(((const uint32_t *)x)[i]);
+        }
     }
+    any = __syncthreads_or(any);
+    if (threadIdx.x == 0)
+        part[blockIdx.x] = any ? 1.0 : 0.0;
 }
 
-extern "C" cudaError_t ck_check_labels(cudaStream_t s, int *flag, const int32_t *labels,
-                                       int64_t N, int64_t C)
+/* flag[0] = 1 when a block saw one and 1 > flag[0] (so a NaN flag stays) */
+__global__ void k_nonfinite_finish(float *flag, const double *part, int64_t nb)
 {
-    if (N <= 0)
-        return cudaSuccess;
-    k_check_labels<<<ck_blocks(N, CK_THREADS), CK_THREADS, 0, s>>>(flag, labels, N, C);
-    return cudaGetLastError();
+    int any = 0;
+    for (int64_t i = threadIdx.x; i < nb; i += blockDim.x)
+        any |= part[i] != 0.0;
+    any = __syncthreads_or(any);
+    if (threadIdx.x == 0 && any && 1.0f > flag[0])
+        flag[0] = 1.0f;
 }
 
-extern "C" cudaError_t ck_check_index(cudaStream_t s, int *flag, const int32_t *idx, int64_t n)
+extern "C" cudaError_t ck_nonfinite(cudaStream_t s, mltk_dtype dt, float *flag, const void *x,
+                                    int64_t n, double *part)
 {
     if (n <= 0)
         return cudaSuccess;
-    k_check_index<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(flag, idx, n);
+    const int64_t nb = ck_reduce_parts(n);
+    const int64_t es = dt == MLTK_F32 ? 4 : 2;
+    const int64_t nv = ((uintptr_t)x & 15) == 0 ? n * es / 16 : 0;
+    const int64_t tail = nv * 16 / es;
+    if (dt == MLTK_BF16)
+        k_nonfinite_part<1, 0x7f80><<<(unsigned)nb, CK_THREADS, 0, s>>>(x, nv, tail, n, part);
+    else if (dt == MLTK_F16)
+        k_nonfinite_part<1, 0x7c00><<<(unsigned)nb, CK_THREADS, 0, s>>>(x, nv, tail, n, part);
+    else
+        k_nonfinite_part<0, 0><<<(unsigned)nb, CK_THREADS, 0, s>>>(x, nv, tail, n, part);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return e;
+    k_nonfinite_finish<<<1, 1024, 0, s>>>(flag, part, nb);
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_check_ids(cudaStream_t s, int *flag, const float *ids, int64_t n,
-                                    int64_t vocab)
+/* ---- label guards ---- */
+
+/* label l of a row of C classes is usable; else raise CK_BAD_LABEL */
+__device__ __forceinline__ int label_ok(unsigned *flag, int32_t l, int64_t C)
 {
-    if (n <= 0)
-        return cudaSuccess;
-    k_check_ids<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(flag, ids, n, vocab);
-    return cudaGetLastError();
+    if (l >= 0 && (int64_t)l < C)
+        return 1;
+    atomicOr(flag, (unsigned)CK_BAD_LABEL);
+    return 0;
 }
-
 /* ---- softmax cross-entropy and accuracy ---- */
 
 /* One block per row.  As cpu.c: m = row max, s = sum e^(x - m), the row's
  * loss (m - x[y]) + log s; d = e / s * scale, d[y] = (e_y / s - 1) scale.
- * The exponentials are summed in double (the cpu sums floats). */
-__global__ void k_softmax_xent(double *rows, float *dl, const float *logits,
+ * The exponentials are summed in double (the cpu sums floats).  A bad
+ * label (uniform across the block) gives loss 0 and a zero gradient row. */
+__global__ void k_softmax_xent(unsigned *flag, double *rows, float *dl, const float *logits,
                                const int32_t *labels, int64_t N, int64_t C, float scale)
 {
     for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
         const float *x = logits + r * C;
         float *d = dl ? dl + r * C : NULL;
+        const int32_t y = labels[r];
+        if (!label_ok(flag, y, C)) {
+            if (threadIdx.x == 0)
+                rows[r] = 0.0;
+            if (d)
+                for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+                    d[c] = 0.0f;
+            continue;
+        }
         float m = -INFINITY;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
             m = fmaxf(m, x[c]);
@@ -531,7 +669,6 @@ __global__ void k_softmax_xent(double *rows, float *dl, const float *logits,
             acc += e;
         }
         const float sf = (float)ck_block_sum(acc);
-        const int32_t y = labels[r];
         if (threadIdx.x == 0)
             rows[r] = (double)((m - x[y]) + logf(sf));
         if (d) {
@@ -546,8 +683,8 @@ __global__ void k_softmax_xent(double *rows, float *dl, const float *logits,
 
 /* One warp per row: the first maximum as cpu.c's scan finds it (a NaN in
  * column 0 wins, later NaNs never do), compared with the label. */
-__global__ void k_count_correct(double *rows, const float *logits, const int32_t *labels,
-                                int64_t N, int64_t C)
+__global__ void k_count_correct(unsigned *flag, double *rows, const float *logits,
+                                const int32_t *labels, int64_t N, int64_t C)
 {
     const int lane = threadIdx.x & 31;
     const int64_t warps = ((int64_t)gridDim.x * blockDim.x) >> 5;
@@ -572,28 +709,30 @@ __global__ void k_count_correct(double *rows, const float *logits, const int32_t
         }
         if (lane == 0) {
             long long best = isnan(x[0]) || bi < 0 ? 0 : bi;
-            rows[r] = best == (long long)labels[r] ? 1.0 : 0.0;
+            const int32_t y = labels[r];
+            rows[r] = label_ok(flag, y, C) && best == (long long)y ? 1.0 : 0.0;
         }
     }
 }
 
-extern "C" cudaError_t ck_softmax_xent(cudaStream_t s, double *rows, float *dl,
+extern "C" cudaError_t ck_softmax_xent(cudaStream_t s, unsigned *flag, double *rows, float *dl,
                                        const float *logits, const int32_t *labels,
                                        int64_t N, int64_t C, float scale)
 {
     if (N <= 0)
         return cudaSuccess;
-    k_softmax_xent<<<ck_blocks(N, 1), ck_row_threads(C), 0, s>>>(rows, dl, logits, labels,
-                                                                  N, C, scale);
+    k_softmax_xent<<<ck_blocks(N, 1), ck_row_threads(C), 0, s>>>(flag, rows, dl, logits,
+                                                                  labels, N, C, scale);
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_count_correct(cudaStream_t s, double *rows, const float *logits,
-                                        const int32_t *labels, int64_t N, int64_t C)
+extern "C" cudaError_t ck_count_correct(cudaStream_t s, unsigned *flag, double *rows,
+                                        const float *logits, const int32_t *labels, int64_t N,
+                                        int64_t C)
 {
     if (N <= 0)
         return cudaSuccess;
-    k_count_correct<<<ck_blocks(N * 32, CK_THREADS), CK_THREADS, 0, s>>>(rows, logits,
+    k_count_correct<<<ck_blocks(N * 32, CK_THREADS), CK_THREADS, 0, s>>>(flag, rows, logits,
                                                                          labels, N, C);
     return cudaGetLastError();
 }
@@ -605,8 +744,11 @@ __global__ void k_xent_weights(double *wsum, const int32_t *labels, const float 
 {
     double a = 0.0, b = 0.0;
     if (w) {
-        for (int64_t i = threadIdx.x; i < N; i += blockDim.x)
-            a += (double)w[labels[i]];
+        for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+            const int32_t l = labels[i];
+            if (l >= 0 && (int64_t)l < C)  /* a bad label is k_softmax_xent_ex's to flag */
+                a += (double)w[l];
+        }
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
             b += (double)w[c];
     }
@@ -622,13 +764,23 @@ __global__ void k_xent_weights(double *wsum, const int32_t *labels, const float 
  *   rows[r] = (1 - ls) w[y] (lse - z[y]) + ls/C (sw lse - sum_c w[c] z[c])
  *   d[c] = ((1 - ls) w[y] + ls/C sw) p[c] - ls/C w[c] - [c == y] (1 - ls) w[y],
  * times grad_scale / W. */
-__global__ void k_softmax_xent_ex(double *rows, float *dl, const float *logits,
+__global__ void k_softmax_xent_ex(unsigned *flag, double *rows, float *dl, const float *logits,
                                   const int32_t *labels, const float *w, const double *wsum,
                                   int64_t N, int64_t C, double ls, double grad_scale)
 {
     const double lsc = ls / (double)C, sw = wsum[1], scale = grad_scale / wsum[0];
     for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
         const float *z = logits + r * C;
+        const int32_t y = labels[r];
+        if (!label_ok(flag, y, C)) {
+            /* as k_softmax_xent: the row counts 0 */
+            if (threadIdx.x == 0)
+                rows[r] = 0.0;
+            if (dl)
+                for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+                    dl[r * C + c] = 0.0f;
+            continue;
+        }
         float mf = -INFINITY;
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
             mf = fmaxf(mf, z[c]);
@@ -640,7 +792,6 @@ __global__ void k_softmax_xent_ex(double *rows, float *dl, const float *logits,
         }
         s = ck_block_sum(s);
         wz = ck_block_sum(wz);
-        const int32_t y = labels[r];
         const double lse = m + log(s);
         const double wy = w ? (double)w[y] : 1.0;
         if (threadIdx.x == 0) {
@@ -668,15 +819,16 @@ extern "C" cudaError_t ck_xent_weights(cudaStream_t s, double *wsum, const int32
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_softmax_xent_ex(cudaStream_t s, double *rows, float *dl,
-                                          const float *logits, const int32_t *labels,
-                                          const float *weights, const double *wsum,
-                                          int64_t N, int64_t C, double ls, double grad_scale)
+extern "C" cudaError_t ck_softmax_xent_ex(cudaStream_t s, unsigned *flag, double *rows,
+                                          float *dl, const float *logits,
+                                          const int32_t *labels, const float *weights,
+                                          const double *wsum, int64_t N, int64_t C, double ls,
+                                          double grad_scale)
 {
     if (N <= 0)
         return cudaSuccess;
     k_softmax_xent_ex<<<ck_blocks(N, 1), ck_row_threads(C), 0, s>>>(
-        rows, dl, logits, labels, weights, wsum, N, C, ls, grad_scale);
+        flag, rows, dl, logits, labels, weights, wsum, N, C, ls, grad_scale);
     return cudaGetLastError();
 }
 
@@ -778,35 +930,43 @@ extern "C" cudaError_t ck_kl_div(cudaStream_t s, double *rows, float *d, const f
 
 /* ---- gathers ---- */
 
+/* dst row i = src row idx[i] in units of T; an index outside [0, M)
+ * gives zeros (and CK_BAD_INDEX) */
 template <class T>
-__global__ void k_gather(T *dst, const T *src, const int32_t *idx, int64_t n, int64_t units)
+__global__ void k_gather(unsigned *flag, T *dst, const T *src, int64_t M, const int32_t *idx,
+                         int64_t n, int64_t units)
 {
     CK_FOR_Y(i, n) {
-        const T *s = src + (int64_t)idx[i] * units;
+        const int32_t k = idx[i];
+        const int ok = k >= 0 && (int64_t)k < M;
+        if (!ok && blockIdx.x == 0 && threadIdx.x == 0)
+            atomicOr(flag, (unsigned)CK_BAD_INDEX);
+        const T *s = src + (ok ? (int64_t)k : 0) * units;
         T *d = dst + i * units;
         CK_FOR_X(j, units)
-            d[j] = s[j];
+            d[j] = ok ? s[j] : T();
     }
 }
 
-extern "C" cudaError_t ck_gather_rows(cudaStream_t s, void *dst, const void *src,
-                                      const int32_t *idx, int64_t n, size_t row_bytes)
+extern "C" cudaError_t ck_gather_rows(cudaStream_t s, unsigned *flag, void *dst,
+                                      const void *src, int64_t M, const int32_t *idx,
+                                      int64_t n, size_t row_bytes)
 {
     if (n <= 0 || row_bytes == 0)
         return cudaSuccess;
     const uintptr_t al = (uintptr_t)dst | (uintptr_t)src | (uintptr_t)row_bytes;
     if ((al & 15) == 0) {
         int64_t u = (int64_t)(row_bytes / 16);
-        k_gather<uint4><<<ck_grid_2d(n, u), CK_THREADS, 0, s>>>((uint4 *)dst,
-                                                                 (const uint4 *)src, idx, n, u);
+        k_gather<uint4><<<ck_grid_2d(n, u), CK_THREADS, 0, s>>>(
+            flag, (uint4 *)dst, (const uint4 *)src, M, idx, n, u);
     } else if ((al & 3) == 0) {
         int64_t u = (int64_t)(row_bytes / 4);
         k_gather<uint32_t><<<ck_grid_2d(n, u), CK_THREADS, 0, s>>>(
-            (uint32_t *)dst, (const uint32_t *)src, idx, n, u);
+            flag, (uint32_t *)dst, (const uint32_t *)src, M, idx, n, u);
     } else {
         int64_t u = (int64_t)row_bytes;
         k_gather<unsigned char><<<ck_grid_2d(n, u), CK_THREADS, 0, s>>>(
-            (unsigned char *)dst, (const unsigned char *)src, idx, n, u);
+            flag, (unsigned char *)dst, (const unsigned char *)src, M, idx, n, u);
     }
     return cudaGetLastError();
 }

@@ -8,8 +8,11 @@
  * softmax, embedding, LAMB, augmentation).  Every launcher
  * enqueues work on stream `s` and returns cudaGetLastError(): a launch
  * that could not be configured fails here, a fault while running shows up
- * at the next synchronisation.  Arguments are checked by the callers
- * (the host .c files); launchers trust them.
+ * at the next synchronisation.  Arguments were checked by the core
+ * (core/op.c) before the op reached the backend; launchers trust them.
+ * Data in backend memory that the core cannot see (labels, ids, indices)
+ * are guarded in the kernels themselves: a bad value raises a bit of the
+ * context's device flag (CK_BAD_*) and reads nothing out of bounds.
  *
  * Scratch: kernels that reduce write per-block partial sums in double to
  * a caller-provided scratch array whose size the ck_*_parts() functions
@@ -86,71 +89,100 @@ typedef struct ck_piece {
     int64_t seg;
 } ck_piece;
 
-/* ---- cuda_kernels.cu: elementwise ---- */
+/* ---- device-side data errors ---- */
 
-cudaError_t ck_fill(cudaStream_t s, float *x, float v, int64_t n);
-/* c (rows, ldc)[:, :cols] = beta * c, or 0 (not read) when beta == 0 */
-cudaError_t ck_scale_2d(cudaStream_t s, float *c, int64_t ldc, int64_t rows, int64_t cols,
-                        float beta);
-cudaError_t ck_axpby(cudaStream_t s, float *y, float a, const float *x, float b, int64_t n);
-cudaError_t ck_mul(cudaStream_t s, float *z, const float *x, const float *y, int64_t n);
-cudaError_t ck_act_forward(cudaStream_t s, mltk_act act, float alpha, float *y,
-                           const float *x, int64_t n);
+/* Bits a kernel ORs into the context's device flag (an unsigned int) when
+ * the data in backend memory are bad; the op then writes zeros where the
+ * bad value would have been read and the next download or sync reports
+ * the flag (cuda.c).  Integer atomics only. */
+enum {
+    CK_BAD_LABEL = 1u,   /* a label outside [0, C) */
+    CK_BAD_ID = 2u,      /* an embedding id not an integer in [0, vocab) */
+    CK_BAD_INDEX = 4u    /* a gather index outside [0, rows of src) */
+};
+
+/* ---- cuda_kernels.cu: elementwise, in the dtype dt (f32, bf16, f16) ----
+ * Low-precision values are widened to float exactly, computed in float and
+ * rounded back to nearest, ties to even (a NaN stays a quiet NaN of the
+ * same sign and upper payload), as the cpu backend's cast does. */
+
+cudaError_t ck_fill(cudaStream_t s, mltk_dtype dt, void *x, float v, int64_t n);
+/* batch b, row r of c: c + b sc + r ldc, cols elements: = beta c, or 0
+ * (not read) when beta == 0 */
+cudaError_t ck_scale_2d(cudaStream_t s, mltk_dtype dt, void *c, int64_t ldc, int64_t sc,
+                        int64_t batch, int64_t rows, int64_t cols, float beta);
+cudaError_t ck_axpby(cudaStream_t s, mltk_dtype dt, void *y, float a, const void *x, float b,
+                     int64_t n);
+cudaError_t ck_mul(cudaStream_t s, mltk_dtype dt, void *z, const void *x, const void *y,
+                   int64_t n);
+cudaError_t ck_act_forward(cudaStream_t s, mltk_dtype dt, mltk_act act, float alpha, void *y,
+                           const void *x, int64_t n);
 /* dx = dy * act'(.) from `src`, the activation's output when src_is_y,
  * else its input */
-cudaError_t ck_act_backward(cudaStream_t s, mltk_act act, float alpha, float *dx,
-                            const float *dy, const float *src, int src_is_y, int64_t n);
-/* y (rows, cols) = act(y + b[col]) */
-cudaError_t ck_bias_act(cudaStream_t s, float *y, const float *b, int64_t rows,
-                        int64_t cols, mltk_act act, float alpha);
-/* y (N, C, L) = act(y + b[c]), b may be NULL (the conv epilogue) */
-cudaError_t ck_chan_bias_act(cudaStream_t s, float *y, const float *b, int64_t N,
+cudaError_t ck_act_backward(cudaStream_t s, mltk_dtype dt, mltk_act act, float alpha,
+                            void *dx, const void *dy, const void *src, int src_is_y,
+                            int64_t n);
+/* y (batch, rows, cols), row stride ldy, batch stride sy, in dt: y =
+ * act(y + b[col]); b (cols) in bdt (f32 or dt) or NULL (act only): the
+ * bias_act op and gemm's epilogue */
+cudaError_t ck_bias_act(cudaStream_t s, mltk_dtype dt, void *y, int64_t ldy, int64_t sy,
+                        int64_t batch, int64_t rows, int64_t cols, mltk_dtype bdt,
+                        const void *b, mltk_act act, float alpha);
+/* y (N, C, L) = act(y + b[c]), y and b in dt, b may be NULL (the conv
+ * epilogue) */
+cudaError_t ck_chan_bias_act(cudaStream_t s, mltk_dtype dt, void *y, const void *b, int64_t N,
                              int64_t C, int64_t L, mltk_act act, float alpha);
 /* x = min(max(x, lo), hi), NaN kept */
-cudaError_t ck_clamp(cudaStream_t s, float *x, int64_t n, float lo, float hi);
+cudaError_t ck_clamp(cudaStream_t s, mltk_dtype dt, void *x, int64_t n, float lo, float hi);
 /* x *= c where c = max_norm / (sqrt(sumsq[0]) + 1e-6) < 1 (read on the device) */
-cudaError_t ck_scale_to_norm(cudaStream_t s, float *x, int64_t n, const float *sumsq,
-                             float max_norm);
+cudaError_t ck_scale_to_norm(cudaStream_t s, mltk_dtype dt, void *x, int64_t n,
+                             const float *sumsq, float max_norm);
+/* y (n) in ty = x (n) in tx, each of f32, bf16, f16; bf16 <-> f16 goes
+ * through f32 (exact), so it is rounded once; ty == tx copies */
+cudaError_t ck_cast(cudaStream_t s, void *y, mltk_dtype ty, const void *x, mltk_dtype tx,
+                    int64_t n);
 
 /* ---- cuda_kernels.cu: reductions (part: ck_reduce_parts(n) doubles) ---- */
 
-cudaError_t ck_sum(cudaStream_t s, float *out, const float *x, int64_t n, int squares,
-                   double *part);
-/* out (cols) = column sums of x (rows, cols) + beta out; part holds
- * ck_row_chunks(rows) * cols doubles */
-cudaError_t ck_sum_rows(cudaStream_t s, float *out, const float *x, int64_t rows,
-                        int64_t cols, float beta, double *part);
+cudaError_t ck_sum(cudaStream_t s, mltk_dtype dt, float *out, const void *x, int64_t n,
+                   int squares, double *part);
+/* out (cols) = column sums of x (rows, cols) + beta out, both in dt; part
+ * holds ck_row_chunks(rows) * cols doubles */
+cudaError_t ck_sum_rows(cudaStream_t s, mltk_dtype dt, void *out, const void *x,
+                        int64_t rows, int64_t cols, float beta, double *part);
 /* out[0] = (float)(sum of part[0..n) * mul / divc [/ *div when div is not
  * NULL]), summed in a fixed order by one block */
 cudaError_t ck_finish_sum(cudaStream_t s, float *out, const double *part, int64_t n,
                           double mul, double divc, const double *div);
+/* flag[0] = 1 if any of x (n, in dt) is a NaN or an infinity and 1 >
+ * flag[0]; else flag unchanged.  Two launches: per-block answers over a
+ * partition fixed by n (16-byte loads where x is aligned), then one block
+ * combines them.  part: ck_reduce_parts(n) doubles. */
+cudaError_t ck_nonfinite(cudaStream_t s, mltk_dtype dt, float *flag, const void *x, int64_t n,
+                         double *part);
 
 /* ---- cuda_kernels.cu: losses and metrics (rows: N doubles of scratch) ---- */
 
-/* flag[0] = 1 when a label lies outside [0, C) (never cleared here) */
-cudaError_t ck_check_labels(cudaStream_t s, int *flag, const int32_t *labels, int64_t N,
-                            int64_t C);
-/* flag[0] = 1 when an index is negative */
-cudaError_t ck_check_index(cudaStream_t s, int *flag, const int32_t *idx, int64_t n);
-/* flag[0] = 1 when an id is not an integer in [0, vocab) */
-cudaError_t ck_check_ids(cudaStream_t s, int *flag, const float *ids, int64_t n,
-                         int64_t vocab);
+/* In the label ops a label outside [0, C) raises CK_BAD_LABEL in `flag`
+ * and its row counts as 0 (loss, gradient row, correct). */
 /* rows[r] = row r's loss; dl (N, C) = scale (softmax - onehot) when not NULL */
-cudaError_t ck_softmax_xent(cudaStream_t s, double *rows, float *dl, const float *logits,
-                            const int32_t *labels, int64_t N, int64_t C, float scale);
+cudaError_t ck_softmax_xent(cudaStream_t s, unsigned *flag, double *rows, float *dl,
+                            const float *logits, const int32_t *labels, int64_t N, int64_t C,
+                            float scale);
 /* rows[r] = 1 when row r's first maximum is its label, else 0 */
-cudaError_t ck_count_correct(cudaStream_t s, double *rows, const float *logits,
-                             const int32_t *labels, int64_t N, int64_t C);
+cudaError_t ck_count_correct(cudaStream_t s, unsigned *flag, double *rows,
+                             const float *logits, const int32_t *labels, int64_t N,
+                             int64_t C);
 /* wsum[0] = W (sum of the targets' weights, N without weights), wsum[1] =
  * sum of the class weights (C without) */
 cudaError_t ck_xent_weights(cudaStream_t s, double *wsum, const int32_t *labels,
                             const float *weights, int64_t N, int64_t C);
 /* rows[r] = the numerator of row r's loss (cpu_misc.c's formula); dl =
  * grad_scale / wsum[0] * its gradient when not NULL */
-cudaError_t ck_softmax_xent_ex(cudaStream_t s, double *rows, float *dl, const float *logits,
-                               const int32_t *labels, const float *weights,
-                               const double *wsum, int64_t N, int64_t C, double ls,
-                               double grad_scale);
+cudaError_t ck_softmax_xent_ex(cudaStream_t s, unsigned *flag, double *rows, float *dl,
+                               const float *logits, const int32_t *labels,
+                               const float *weights, const double *wsum, int64_t N,
+                               int64_t C, double ls, double grad_scale);
 /* part (ck_reduce_parts(n)): per-block sums of the element losses of
  * kind (0 mse, 1 l1, 2 bce with logits); d = scale * gradient when not NULL */
 cudaError_t ck_pointwise(cudaStream_t s, int kind, double *part, float *d, const float *x,
@@ -162,9 +194,10 @@ cudaError_t ck_kl_div(cudaStream_t s, double *rows, float *d, const float *stude
 
 /* ---- cuda_kernels.cu: data movement and random numbers ---- */
 
-/* dst row i = src row idx[i], rows of row_bytes bytes */
-cudaError_t ck_gather_rows(cudaStream_t s, void *dst, const void *src, const int32_t *idx,
-                           int64_t n, size_t row_bytes);
+/* dst row i = src row idx[i], rows of row_bytes bytes; an index outside
+ * [0, M) gives a row of zeros and raises CK_BAD_INDEX */
+cudaError_t ck_gather_rows(cudaStream_t s, unsigned *flag, void *dst, const void *src,
+                           int64_t M, const int32_t *idx, int64_t n, size_t row_bytes);
 /* x[i] = lo + (hi - lo) u(seed, offset + i) */
 cudaError_t ck_rng_uniform(cudaStream_t s, float *x, int64_t n, float lo, float hi,
                            uint64_t seed, uint64_t offset);
@@ -239,9 +272,13 @@ enum {
 cudaError_t ck_chan_sums(cudaStream_t s, int mode, double *part, const float *a,
                          const float *b, const float *mean, int64_t N, int64_t C,
                          int64_t L);
-/* db[c] = (float) total of s1 (conv bias gradient) */
-cudaError_t ck_chan_total(cudaStream_t s, float *out, const double *part, int64_t chunks,
-                          int64_t C);
+/* part as ck_chan_sums(CK_CHAN_SUM) for `a` in dt (the conv bias gradient
+ * of a bf16 or f16 convolution) */
+cudaError_t ck_chan_sums_dt(cudaStream_t s, mltk_dtype dt, double *part, const void *a,
+                            int64_t N, int64_t C, int64_t L);
+/* out[c] (in dt) = the total of s1 (conv bias gradient) */
+cudaError_t ck_chan_total(cudaStream_t s, mltk_dtype dt, void *out, const double *part,
+                          int64_t chunks, int64_t C);
 
 /* batch norm, training: from CK_CHAN_SHIFTED partials, save mean and
  * invstd, update running statistics (when not NULL) and write per-channel
@@ -289,21 +326,27 @@ cudaError_t ck_softmax_backward(cudaStream_t s, float *dx, const float *dy, cons
 
 /* ---- cuda_nn_kernels.cu: copies, embedding, augmentation ---- */
 
-/* dst (rows, dst_ld) [:, :cols] += src (rows, src_ld) [:, :cols] */
-cudaError_t ck_add_2d(cudaStream_t s, float *dst, int64_t dst_ld, const float *src,
-                      int64_t src_ld, int64_t rows, int64_t cols);
-cudaError_t ck_embedding_forward(cudaStream_t s, float *y, const float *table,
-                                 const float *ids, int64_t n, int64_t dim);
+/* dst (rows, dst_ld) [:, :cols] += src (rows, src_ld) [:, :cols], in dt */
+cudaError_t ck_add_2d(cudaStream_t s, mltk_dtype dt, void *dst, int64_t dst_ld,
+                      const void *src, int64_t src_ld, int64_t rows, int64_t cols);
+/* y (n, dim) = table rows by id; an id that is not an integer in [0,
+ * vocab) gives a row of zeros and raises CK_BAD_ID */
+cudaError_t ck_embedding_forward(cudaStream_t s, unsigned *flag, float *y, const float *table,
+                                 const float *ids, int64_t n, int64_t dim, int64_t vocab);
 /* dtable (vocab, dim), zeroed by the caller, += dy rows by id, each
- * table row summed in the order of the ids */
-cudaError_t ck_embedding_backward(cudaStream_t s, float *dtable, const float *dy,
-                                  const float *ids, int64_t n, int64_t dim, int64_t vocab);
-/* the shifts and flips of rows (3 ints per row: sh, sw, f), then the gather */
+ * table row summed in the order of the ids; a bad id adds nothing and
+ * raises CK_BAD_ID */
+cudaError_t ck_embedding_backward(cudaStream_t s, unsigned *flag, float *dtable,
+                                  const float *dy, const float *ids, int64_t n, int64_t dim,
+                                  int64_t vocab);
+/* the shifts and flips of rows (3 ints per row: sh, sw, f), then the
+ * gather from x (M, C, H, W); an index outside [0, M) gives a zero image
+ * and raises CK_BAD_INDEX */
 cudaError_t ck_augment_params(cudaStream_t s, int *prm, int64_t rows, int64_t pad,
                               int flip, uint64_t seed, uint64_t offset);
-cudaError_t ck_augment_gather(cudaStream_t s, float *y, const float *x, const int32_t *idx,
-                              const int *prm, int64_t rows, int64_t C, int64_t H,
-                              int64_t W);
+cudaError_t ck_augment_gather(cudaStream_t s, unsigned *flag, float *y, const float *x,
+                              int64_t M, const int32_t *idx, const int *prm, int64_t rows,
+                              int64_t C, int64_t H, int64_t W);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
-/* cuda_nn_kernels.cu - the cuda backend's kernels for the modelling ops of ABI 1.1
- * and 1.2: pooling, batch and layer normalisation, row softmax, strided
+/* cuda_nn_kernels.cu - the cuda backend's kernels for the modelling ops:
+ * pooling, batch and layer normalisation, row softmax, strided
  * accumulation, embedding lookups and their gradient, LAMB, and the
  * augmenting image gather.
  *
@@ -12,7 +12,11 @@
  * gathered the same way (each table row adds its ids' rows in id order).
  * Statistics are summed in double over fixed chunks and combined in chunk
  * order; nothing here uses floating-point atomics, so every result is
- * bit-identical from run to run.
+ * bit-identical from run to run.  Embedding ids and gather indices are
+ * guarded here (cuda_kernels.h's CK_BAD_*): a bad one reads nothing and
+ * writes zeros.  Everything is f32 except the strided accumulation and
+ * the per-channel sums behind the conv bias gradient, which also take bf16
+ * and f16.
  *
  * What this is not: convolution (cuDNN, cuda_conv.c) or the elementwise
  * and loss kernels (cuda_kernels.cu).
@@ -180,13 +184,15 @@ __device__ __forceinline__ void chan_accum(int mode, double v, double b, double 
     }
 }
 
-/* L > 1: block (k, c) sums images [k per, (k+1) per) of channel c */
-__global__ void k_chan_sums_planes(int mode, double *part, const float *a, const float *b,
+/* L > 1: block (k, c) sums images [k per, (k+1) per) of channel c; `a`
+ * in f32, or bf16 / f16 for the conv bias gradient (CK_CHAN_SUM) */
+template <class T>
+__global__ void k_chan_sums_planes(int mode, double *part, const T *a, const float *b,
                                    const float *mean, int64_t N, int64_t C, int64_t L,
                                    int64_t per, int64_t chunks)
 {
     CK_FOR_Y(c, C) {
-        const double ref = mode == CK_CHAN_SHIFTED ? (double)a[c * L]
+        const double ref = mode == CK_CHAN_SHIFTED ? (double)ck_ld(&a[c * L])
                          : mode == CK_CHAN_GRAD ? (double)mean[c] : 0.0;
         for (int64_t k = blockIdx.x; k < chunks; k += gridDim.x) {
             const int64_t n0 = k * per, n1 = n0 + per < N ? n0 + per : N;
@@ -194,7 +200,8 @@ __global__ void k_chan_sums_planes(int mode, double *part, const float *a, const
             for (int64_t n = n0; n < n1; n++) {
                 const int64_t o = (n * C + c) * L;
                 for (int64_t l = threadIdx.x; l < L; l += blockDim.x)
-                    chan_accum(mode, a[o + l], b ? (double)b[o + l] : 0.0, ref, &s1, &s2);
+                    chan_accum(mode, ck_ld(&a[o + l]), b ? (double)b[o + l] : 0.0, ref, &s1,
+                               &s2);
             }
             s1 = ck_block_sum(s1);
             s2 = ck_block_sum(s2);
@@ -207,42 +214,61 @@ __global__ void k_chan_sums_planes(int mode, double *part, const float *a, const
 }
 
 /* L == 1, x (N, C): thread per channel, rows in chunks of CK_ROW_CHUNK */
-__global__ void k_chan_sums_cols(int mode, double *part, const float *a, const float *b,
+template <class T>
+__global__ void k_chan_sums_cols(int mode, double *part, const T *a, const float *b,
                                  const float *mean, int64_t N, int64_t C, int64_t chunks)
 {
     CK_FOR_Y(k, chunks) {
         const int64_t r0 = k * CK_ROW_CHUNK;
         const int64_t r1 = r0 + CK_ROW_CHUNK < N ? r0 + CK_ROW_CHUNK : N;
         CK_FOR_X(c, C) {
-            const double ref = mode == CK_CHAN_SHIFTED ? (double)a[c]
+            const double ref = mode == CK_CHAN_SHIFTED ? (double)ck_ld(&a[c])
                              : mode == CK_CHAN_GRAD ? (double)mean[c] : 0.0;
             double s1 = 0.0, s2 = 0.0;
             for (int64_t r = r0; r < r1; r++)
-                chan_accum(mode, a[r * C + c], b ? (double)b[r * C + c] : 0.0, ref, &s1, &s2);
+                chan_accum(mode, ck_ld(&a[r * C + c]), b ? (double)b[r * C + c] : 0.0, ref,
+                           &s1, &s2);
             part[(k * C + c) * 2] = s1;
             part[(k * C + c) * 2 + 1] = s2;
         }
     }
 }
 
-extern "C" cudaError_t ck_chan_sums(cudaStream_t s, int mode, double *part, const float *a,
-                                    const float *b, const float *mean, int64_t N, int64_t C,
-                                    int64_t L)
+template <class T>
+static cudaError_t chan_sums(cudaStream_t s, int mode, double *part, const T *a,
+                             const float *b, const float *mean, int64_t N, int64_t C,
+                             int64_t L)
 {
     if (N <= 0 || C <= 0 || L <= 0)
         return cudaSuccess;
     const int64_t chunks = ck_chan_chunks(N, L);
     if (L == 1) {
-        k_chan_sums_cols<<<ck_grid_2d(chunks, C), CK_THREADS, 0, s>>>(mode, part, a, b, mean,
-                                                                       N, C, chunks);
+        k_chan_sums_cols<T><<<ck_grid_2d(chunks, C), CK_THREADS, 0, s>>>(mode, part, a, b,
+                                                                          mean, N, C, chunks);
     } else {
         const int threads = L >= 256 ? 256 : L >= 128 ? 128 : L >= 64 ? 64 : 32;
         const int64_t bx = chunks < CK_MAX_BLOCKS_X ? chunks : CK_MAX_BLOCKS_X;
         dim3 grid((unsigned)bx, ck_blocks_y(C), 1);
-        k_chan_sums_planes<<<grid, threads, 0, s>>>(mode, part, a, b, mean, N, C, L,
-                                                    ck_chan_images(N, L), chunks);
+        k_chan_sums_planes<T><<<grid, threads, 0, s>>>(mode, part, a, b, mean, N, C, L,
+                                                       ck_chan_images(N, L), chunks);
     }
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t ck_chan_sums(cudaStream_t s, int mode, double *part, const float *a,
+                                    const float *b, const float *mean, int64_t N, int64_t C,
+                                    int64_t L)
+{
+    return chan_sums<float>(s, mode, part, a, b, mean, N, C, L);
+}
+
+extern "C" cudaError_t ck_chan_sums_dt(cudaStream_t s, mltk_dtype dt, double *part,
+                                       const void *a, int64_t N, int64_t C, int64_t L)
+{
+    cudaError_t e = cudaSuccess;
+    CK_DT_DISPATCH(dt, (e = chan_sums<T_>(s, CK_CHAN_SUM, part, (const T_ *)a, NULL, NULL, N,
+                                          C, L)));
+    return e;
 }
 
 /* the chunks' sums of channel c, in chunk order */
@@ -258,21 +284,23 @@ __device__ __forceinline__ void chan_totals(const double *part, int64_t chunks, 
     *s2 = b;
 }
 
-__global__ void k_chan_total(float *out, const double *part, int64_t chunks, int64_t C)
+template <class T>
+__global__ void k_chan_total(T *out, const double *part, int64_t chunks, int64_t C)
 {
     CK_FOR(c, C) {
         double s1, s2;
         chan_totals(part, chunks, C, c, &s1, &s2);
-        out[c] = (float)s1;
+        ck_st(&out[c], (float)s1);
     }
 }
 
-extern "C" cudaError_t ck_chan_total(cudaStream_t s, float *out, const double *part,
-                                     int64_t chunks, int64_t C)
+extern "C" cudaError_t ck_chan_total(cudaStream_t s, mltk_dtype dt, void *out,
+                                     const double *part, int64_t chunks, int64_t C)
 {
     if (C <= 0)
         return cudaSuccess;
-    k_chan_total<<<ck_blocks(C, CK_THREADS), CK_THREADS, 0, s>>>(out, part, chunks, C);
+    const unsigned g = ck_blocks(C, CK_THREADS);
+    CK_DT_DISPATCH(dt, (k_chan_total<T_><<<g, CK_THREADS, 0, s>>>((T_ *)out, part, chunks, C)));
     return cudaGetLastError();
 }
 
@@ -611,25 +639,37 @@ extern "C" cudaError_t ck_softmax_backward(cudaStream_t s, float *dx, const floa
 
 /* ---- strided accumulation, embedding ---- */
 
-__global__ void k_add_2d(float *dst, int64_t dst_ld, const float *src, int64_t src_ld,
-                         int64_t rows, int64_t cols)
+template <class T>
+__global__ void k_add_2d(T *dst, int64_t dst_ld, const T *src, int64_t src_ld, int64_t rows,
+                         int64_t cols)
 {
     CK_FOR_Y(r, rows) {
-        float *d = dst + r * dst_ld;
-        const float *s = src + r * src_ld;
+        T *d = dst + r * dst_ld;
+        const T *s = src + r * src_ld;
         CK_FOR_X(j, cols)
-            d[j] += s[j];
+            ck_st(&d[j], ck_ld(&d[j]) + ck_ld(&s[j]));
     }
 }
 
-__global__ void k_emb_fwd(float *y, const float *table, const float *ids, int64_t n,
-                          int64_t dim)
+/* an id is an integer value in [0, vocab) (NaN is not) */
+__device__ __forceinline__ int id_ok(float v, int64_t vocab)
+{
+    return v >= 0.0f && (double)v < (double)vocab && v == floorf(v);
+}
+
+/* a bad id gives a row of zeros and raises CK_BAD_ID */
+__global__ void k_emb_fwd(unsigned *flag, float *y, const float *table, const float *ids,
+                          int64_t n, int64_t dim, int64_t vocab)
 {
     CK_FOR_Y(i, n) {
-        const float *src = table + (int64_t)ids[i] * dim;
+        const float v = ids[i];
+        const int ok = id_ok(v, vocab);
+        if (!ok && blockIdx.x == 0 && threadIdx.x == 0)
+            atomicOr(flag, (unsigned)CK_BAD_ID);
+        const float *src = table + (ok ? (int64_t)v : 0) * dim;
         float *d = y + i * dim;
         CK_FOR_X(j, dim)
-            d[j] = src[j];
+            d[j] = ok ? src[j] : 0.0f;
     }
 }
 
@@ -637,8 +677,8 @@ __global__ void k_emb_fwd(float *y, const float *table, const float *ids, int64_
  * (a tile at a time through shared memory) and adds the dy rows of its
  * own ids, thread j on column j, so each element is summed in id order. */
 #define EMB_TILE 256
-__global__ void k_emb_bwd(float *dt, const float *dy, const float *ids, int64_t n,
-                          int64_t dim, int64_t vocab, int64_t per)
+__global__ void k_emb_bwd(unsigned *flag, float *dt, const float *dy, const float *ids,
+                          int64_t n, int64_t dim, int64_t vocab, int64_t per)
 {
     __shared__ int64_t sid[EMB_TILE];
     for (int64_t b = blockIdx.x; b * per < vocab; b += gridDim.x) {
@@ -646,8 +686,14 @@ __global__ void k_emb_bwd(float *dt, const float *dy, const float *ids, int64_t 
         for (int64_t t0 = 0; t0 < n; t0 += EMB_TILE) {
             const int cnt = n - t0 < EMB_TILE ? (int)(n - t0) : EMB_TILE;
             __syncthreads();
-            for (int k = threadIdx.x; k < cnt; k += blockDim.x)
-                sid[k] = (int64_t)ids[t0 + k];
+            for (int k = threadIdx.x; k < cnt; k += blockDim.x) {
+                /* a bad id matches no block's rows; block 0 raises the flag */
+                const float v = ids[t0 + k];
+                const int ok = id_ok(v, vocab);
+                if (!ok && b == 0)
+                    atomicOr(flag, (unsigned)CK_BAD_ID);
+                sid[k] = ok ? (int64_t)v : -1;
+            }
             __syncthreads();
             for (int k = 0; k < cnt; k++) {
                 const int64_t id = sid[k];
@@ -662,28 +708,31 @@ __global__ void k_emb_bwd(float *dt, const float *dy, const float *ids, int64_t 
     }
 }
 
-extern "C" cudaError_t ck_add_2d(cudaStream_t s, float *dst, int64_t dst_ld,
-                                 const float *src, int64_t src_ld, int64_t rows, int64_t cols)
+extern "C" cudaError_t ck_add_2d(cudaStream_t s, mltk_dtype dt, void *dst, int64_t dst_ld,
+                                 const void *src, int64_t src_ld, int64_t rows, int64_t cols)
 {
     if (rows <= 0 || cols <= 0)
         return cudaSuccess;
-    k_add_2d<<<ck_grid_2d(rows, cols), CK_THREADS, 0, s>>>(dst, dst_ld, src, src_ld, rows,
-                                                            cols);
+    const dim3 g = ck_grid_2d(rows, cols);
+    CK_DT_DISPATCH(dt, (k_add_2d<T_><<<g, CK_THREADS, 0, s>>>((T_ *)dst, dst_ld,
+                                                               (const T_ *)src, src_ld, rows,
+                                                               cols)));
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_embedding_forward(cudaStream_t s, float *y, const float *table,
-                                            const float *ids, int64_t n, int64_t dim)
+extern "C" cudaError_t ck_embedding_forward(cudaStream_t s, unsigned *flag, float *y,
+                                            const float *table, const float *ids, int64_t n,
+                                            int64_t dim, int64_t vocab)
 {
     if (n <= 0 || dim <= 0)
         return cudaSuccess;
-    k_emb_fwd<<<ck_grid_2d(n, dim), CK_THREADS, 0, s>>>(y, table, ids, n, dim);
+    k_emb_fwd<<<ck_grid_2d(n, dim), CK_THREADS, 0, s>>>(flag, y, table, ids, n, dim, vocab);
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_embedding_backward(cudaStream_t s, float *dtable, const float *dy,
-                                             const float *ids, int64_t n, int64_t dim,
-                                             int64_t vocab)
+extern "C" cudaError_t ck_embedding_backward(cudaStream_t s, unsigned *flag, float *dtable,
+                                             const float *dy, const float *ids, int64_t n,
+                                             int64_t dim, int64_t vocab)
 {
     if (n <= 0 || dim <= 0 || vocab <= 0)
         return cudaSuccess;
@@ -691,7 +740,7 @@ extern "C" cudaError_t ck_embedding_backward(cudaStream_t s, float *dtable, cons
     const int64_t blocks = vocab < 512 ? vocab : 512;
     const int64_t per = (vocab + blocks - 1) / blocks;
     const int threads = dim <= 32 ? 32 : dim <= 64 ? 64 : dim <= 128 ? 128 : 256;
-    k_emb_bwd<<<(unsigned)blocks, threads, 0, s>>>(dtable, dy, ids, n, dim, vocab, per);
+    k_emb_bwd<<<(unsigned)blocks, threads, 0, s>>>(flag, dtable, dy, ids, n, dim, vocab, per);
     return cudaGetLastError();
 }
 
@@ -816,9 +865,11 @@ __global__ void k_augment_params(int *prm, int64_t rows, int64_t pad, int flip, 
     }
 }
 
-/* one block row per output image row (i, ch, h); threads along w */
-__global__ void k_augment_gather(float *y, const float *x, const int32_t *idx, const int *prm,
-                                 int64_t rows, int64_t C, int64_t H, int64_t W)
+/* one block row per output image row (i, ch, h); threads along w; an
+ * index outside [0, M) gives zeros and raises CK_BAD_INDEX */
+__global__ void k_augment_gather(unsigned *flag, float *y, const float *x, int64_t M,
+                                 const int32_t *idx, const int *prm, int64_t rows, int64_t C,
+                                 int64_t H, int64_t W)
 {
     const int64_t lines = rows * C * H;
     CK_FOR_Y(b, lines) {
@@ -828,8 +879,12 @@ __global__ void k_augment_gather(float *y, const float *x, const int32_t *idx, c
         const int f = prm[3 * i + 2];
         float *d = y + b * W;
         const int64_t hs = h + sh;
-        const float *s = hs >= 0 && hs < H
-            ? x + (((int64_t)idx[i] * C + ch) * H + hs) * W : NULL;
+        const int32_t k = idx[i];
+        const int ok = k >= 0 && (int64_t)k < M;
+        if (!ok && rem == 0 && blockIdx.x == 0 && threadIdx.x == 0)
+            atomicOr(flag, (unsigned)CK_BAD_INDEX);
+        const float *s = ok && hs >= 0 && hs < H
+            ? x + (((int64_t)k * C + ch) * H + hs) * W : NULL;
         CK_FOR_X(w, W) {
             const int64_t ws = (f ? W - 1 - w : w) + sw;
             d[w] = s && ws >= 0 && ws < W ? s[ws] : 0.0f;
@@ -847,15 +902,16 @@ extern "C" cudaError_t ck_augment_params(cudaStream_t s, int *prm, int64_t rows,
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_augment_gather(cudaStream_t s, float *y, const float *x,
-                                         const int32_t *idx, const int *prm, int64_t rows,
-                                         int64_t C, int64_t H, int64_t W)
+extern "C" cudaError_t ck_augment_gather(cudaStream_t s, unsigned *flag, float *y,
+                                         const float *x, int64_t M, const int32_t *idx,
+                                         const int *prm, int64_t rows, int64_t C, int64_t H,
+                                         int64_t W)
 {
     if (rows <= 0 || C <= 0 || H <= 0 || W <= 0)
         return cudaSuccess;
     const int threads = W <= 32 ? 32 : W <= 64 ? 64 : W <= 128 ? 128 : 256;
     const int64_t bx = (W + threads - 1) / threads;
     dim3 grid((unsigned)(bx < 1024 ? bx : 1024), ck_blocks_y(rows * C * H), 1);
-    k_augment_gather<<<grid, threads, 0, s>>>(y, x, idx, prm, rows, C, H, W);
+    k_augment_gather<<<grid, threads, 0, s>>>(flag, y, x, M, idx, prm, rows, C, H, W);
     return cudaGetLastError();
 }

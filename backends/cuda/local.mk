@@ -1,5 +1,5 @@
-# The cuda backend: cuBLAS sgemm, cuDNN convolution and own kernels on one
-# NVIDIA GPU.  Built only when configure found nvcc, the CUDA runtime,
+# The cuda backend: cuBLAS gemm (f32, bf16, f16), cuDNN convolution and own
+# kernels on one NVIDIA GPU.  Built only when configure found nvcc, the CUDA runtime,
 # cuBLAS and cuDNN (HAVE_CUDA); its sources are distributed either way.
 #
 # The host .c files go through the C compiler with the project's warnings.

@@ -82,16 +82,25 @@ MLTK_API void mltk_log(mltk_log_level level, const char *fmt, ...) MLTK_PRINTF(2
 
 #define MLTK_MAX_DIMS 6
 
+/* Element types.  Stable numbers, only ever appended. */
 typedef enum mltk_dtype {
     MLTK_F32  = 0,
     MLTK_I32  = 1,
-    MLTK_F16  = 2,
-    MLTK_BF16 = 3,
-    MLTK_U8   = 4
+    MLTK_F16  = 2,   /* IEEE binary16 */
+    MLTK_BF16 = 3,   /* bfloat16: the upper half of an f32 */
+    MLTK_U8   = 4,
+    MLTK_I8   = 5,
+    MLTK_I64  = 6,
+    MLTK_DTYPE_COUNT  /* not a dtype */
 } mltk_dtype;
 
+/* Bytes per element (0 for an unknown dtype); "f32", "bf16", ... or "?". */
 MLTK_API size_t mltk_dtype_size(mltk_dtype dt);
 MLTK_API const char *mltk_dtype_name(mltk_dtype dt);
+/* 1 for f32, f16 and bf16. */
+MLTK_API int mltk_dtype_is_float(mltk_dtype dt);
+/* The dtype called `name` ("f32", "bf16", ...), or -1. */
+MLTK_API int mltk_dtype_parse(const char *name);
 
 typedef struct mltk_shape {
     int     ndim;
@@ -106,16 +115,33 @@ MLTK_API int mltk_shape_equal(const mltk_shape *a, const mltk_shape *b);
 /* Build a shape from n dims. */
 MLTK_API mltk_shape mltk_shape_make(int ndim, const int64_t *dims);
 
-/* A tensor is a view: `data` points at backend memory (host memory on the
- * cpu backend, device memory on cuda).  It never owns what it points at.
- * At run time shape.dim[0] is the batch dimension. */
+/* A tensor is a typed view: `data` points at backend memory (host memory
+ * on the cpu backend, device memory on cuda).  It never owns what it
+ * points at.  `stride` counts elements; all 0 means contiguous row-major,
+ * so a designated initialiser `{ .data = p, .shape = s, .dtype = MLTK_F32 }`
+ * or mltk_tensor_make() describes a dense tensor.  At run time
+ * shape.dim[0] is the batch dimension. */
 typedef struct mltk_tensor {
     void      *data;
     mltk_shape shape;
     mltk_dtype dtype;
+    int64_t    stride[MLTK_MAX_DIMS];
 } mltk_tensor;
 
 MLTK_API int64_t mltk_tensor_numel(const mltk_tensor *t);
+/* A contiguous view of `data` with the given dims. */
+MLTK_API mltk_tensor mltk_tensor_make(void *data, mltk_dtype dt, int ndim,
+                                      const int64_t *dims);
+MLTK_API mltk_tensor mltk_tensor_1d(void *data, mltk_dtype dt, int64_t n);
+MLTK_API mltk_tensor mltk_tensor_2d(void *data, mltk_dtype dt, int64_t rows, int64_t cols);
+/* The same memory seen as (rows, numel / rows); `t` must be contiguous. */
+MLTK_API mltk_tensor mltk_tensor_rows(const mltk_tensor *t, int64_t rows);
+/* The stride of dimension d in elements, derived when all are 0. */
+MLTK_API int64_t mltk_tensor_stride(const mltk_tensor *t, int d);
+/* 1 if the tensor is contiguous row-major (strides all 0 or dense). */
+MLTK_API int mltk_tensor_is_contiguous(const mltk_tensor *t);
+/* "f32 (128, 784)" into buf; returns buf. */
+MLTK_API char *mltk_tensor_str(const mltk_tensor *t, char *buf, size_t len);
 
 /* ---- plugin parameters -------------------------------------------------- */
 

@@ -9,8 +9,10 @@
  * with mltk_params_*() without further checks.
  *
  * Versioning: structs start with their own size and only ever grow at the
- * end; each member added after ABI 1.0 is commented with the minor that
- * added it.  The core refuses a plugin whose major differs from
+ * end; each member added after ABI 2.0 is commented with the minor that
+ * added it.  ABI 2 broke ABI 1 once (typed tensors and the op table of
+ * backend.h); a plugin built for ABI 1 is refused with a message saying
+ * to rebuild it.  The core refuses a plugin whose major differs from
  * MLTK_ABI_MAJOR or whose minor is newer than MLTK_ABI_MINOR, and never
  * reads a vtable member past the size the plugin reported.
  *
@@ -27,8 +29,8 @@
 extern "C" {
 #endif
 
-#define MLTK_ABI_MAJOR 1
-#define MLTK_ABI_MINOR 2
+#define MLTK_ABI_MAJOR 2
+#define MLTK_ABI_MINOR 0
 
 #define MLTK_PLUGIN_SYMBOL_PREFIX "mltk_plugin_"
 
@@ -90,7 +92,7 @@ typedef struct mltk_init {
  *   zeros          0
  *   default        U(-b, b), b = 1 / sqrt(fan_in) (PyTorch's default for
  *                  nn.Linear and nn.Conv2d weights and biases)
- * Returns MLTK_ERR_CONFIG for another name.  (ABI 1.1) */
+ * Returns MLTK_ERR_CONFIG for another name. */
 MLTK_API int mltk_init_named(const char *name, double fan_in, double fan_out,
                              double std, mltk_init *out, char **err);
 
@@ -114,13 +116,24 @@ MLTK_API int mltk_layer_add_buffer(mltk_layer_setup_t *s, const char *name,
  * it in checkpoints and weight files under "layer.name" and restores it on
  * resume; the layer updates it in place.  Returns its index in
  * mltk_layer_run.buffers (a float tensor of `shape`), or a negative
- * status.  (ABI 1.2) */
+ * status. */
 MLTK_API int mltk_layer_add_state(mltk_layer_setup_t *s, const char *name,
                                   const mltk_shape *shape, float init);
 /* The largest batch the layer will see. */
 MLTK_API int64_t mltk_layer_max_batch(const mltk_layer_setup_t *s);
-/* The backend the layer will run on (to check for optional ops). */
+/* The backend the layer will run on. */
 MLTK_API const struct mltk_backend *mltk_layer_backend(const mltk_layer_setup_t *s);
+/* Declare that the layer runs `op` in dtype `dt`: MLTK_OK, or
+ * MLTK_ERR_UNSUPPORTED with *err naming the op, the dtype, the layer and
+ * the backend when the backend does not run it.  Called from setup, so
+ * that a session a backend cannot run is refused before training. */
+MLTK_API int mltk_layer_need_op(mltk_layer_setup_t *s, mltk_op op, mltk_dtype dt,
+                                char **err);
+/* The dtype of the run's matrix products ([run] precision): MLTK_F32, or
+ * MLTK_BF16 when the layer should compute its products in bf16 with f32
+ * accumulation from the bf16 copies of its parameters
+ * (mltk_layer_run.params_lp) and keep its outputs in f32. */
+MLTK_API mltk_dtype mltk_layer_precision(const mltk_layer_setup_t *s);
 
 /* Everything a forward or backward call sees.  Borrowed for the call. */
 typedef struct mltk_layer_run {
@@ -139,10 +152,12 @@ typedef struct mltk_layer_run {
     mltk_tensor *buffers;  /* [n_buffers] scratch views */
     uint64_t     seed;     /* run seed, for layers that draw random numbers */
     uint64_t     step;     /* global step, 0-based */
-    /* ABI 1.1 */
     int          frozen;   /* the layer's `freeze = true`: its parameters do
                             * not move, and layers with running statistics
                             * (batchnorm) must not update them */
+    mltk_tensor *params_lp;/* [n_params] the parameters in the run's
+                            * precision (bf16 copies refreshed after every
+                            * update), or NULL when it is f32 */
 } mltk_layer_run;
 
 struct mltk_layer_i {
@@ -180,29 +195,31 @@ struct mltk_loss_i {
      * not a classification set). */
     int  (*setup)(void *self, const mltk_shape *pred, mltk_target_kind target,
                   const mltk_shape *target_shape, int64_t n_classes, char **err);
-    /* loss[0] (backend memory) = mean loss over the batch; if dpred->data
-     * != NULL, dpred = d loss / d pred (overwritten). */
+    /* loss (a 1-element f32 tensor, backend memory) = mean loss over the
+     * batch; if dpred->data != NULL, dpred = grad_scale * d loss / d pred
+     * (overwritten).  grad_scale is 1 unless the core scales the loss
+     * (mixed precision). */
     int  (*forward)(void *self, const struct mltk_backend *be,
                     const mltk_tensor *pred, const mltk_tensor *target,
-                    float *loss, mltk_tensor *dpred);
+                    const mltk_tensor *loss, const mltk_tensor *dpred,
+                    float grad_scale);
 };
 
 /* ---- optimizers ----------------------------------------------------------- */
 
-/* One optimizer step over the flat buffers (ABI 1.1).  Borrowed for the
- * call. */
+/* One optimizer step over the flat f32 buffers.  Borrowed for the call. */
 struct mltk_opt_step {
-    uint32_t       size;      /* sizeof(struct mltk_opt_step) */
-    float         *p;         /* parameters (n) */
-    const float   *g;         /* gradients (n) */
-    float *const  *state;     /* state_slots buffers of n floats */
-    int64_t        n;
-    float          lr;        /* scheduled learning rate */
-    int64_t        t;         /* 1-based step */
-    const float   *lr_scale;  /* per element (n), or NULL for all 1 */
-    int            n_seg;     /* parameter tensors in the buffer */
-    const int64_t *seg_off;   /* (n_seg + 1) element offsets, host memory */
-    float         *scratch;   /* 2 * n_seg floats of backend memory */
+    uint32_t           size;      /* sizeof(struct mltk_opt_step) */
+    const mltk_tensor *p;         /* parameters (n), f32 */
+    const mltk_tensor *g;         /* gradients (n), f32 */
+    const mltk_tensor *state;     /* [state_slots] buffers like p */
+    int64_t            n;
+    float              lr;        /* scheduled learning rate */
+    int64_t            t;         /* 1-based step */
+    const mltk_tensor *lr_scale;  /* per element (n), or NULL for all 1 */
+    int                n_seg;     /* parameter tensors in the buffer */
+    const int64_t     *seg_off;   /* (n_seg + 1) element offsets, host memory */
+    const mltk_tensor *scratch;   /* 2 * n_seg floats of backend memory */
 };
 
 struct mltk_optimizer_i {
@@ -213,18 +230,12 @@ struct mltk_optimizer_i {
      * The core allocates `slots` zeroed buffers of n floats each, laid out
      * like the parameter buffer, and checkpoints them. */
     int  (*state_slots)(void *self);
-    /* One update of the flat buffers: p (n), g (n), state[slot] (n each).
-     * lr is the scheduled learning rate; t the 1-based step. */
-    int  (*step)(void *self, const struct mltk_backend *be, float *p,
-                 const float *g, float *const *state, int64_t n, float lr,
-                 int64_t t);
-    /* ABI 1.1, optional: the step with everything the core knows; the
-     * core calls it instead of `step` when present. */
-    int  (*step2)(void *self, const struct mltk_backend *be,
-                  const struct mltk_opt_step *st);
+    /* One update of the flat buffers, written in the ops of backend.h. */
+    int  (*step)(void *self, const struct mltk_backend *be,
+                 const struct mltk_opt_step *st);
 };
 
-/* ---- learning-rate schedules (ABI 1.1) ------------------------------------ */
+/* ---- learning-rate schedules ---------------------------------------------- */
 
 typedef struct mltk_sched_state {
     double  base_lr;         /* the optimizer's lr (after linear scaling) */
@@ -244,7 +255,7 @@ struct mltk_schedule_i {
     /* optional: the monitored metric after each epoch (reduce_on_plateau) */
     void   (*observe)(void *self, const char *metric, double value,
                       const mltk_sched_state *st);
-    /* ABI 1.2, optional (a schedule whose rate depends on more than
+    /* optional (a schedule whose rate depends on more than
      * mltk_sched_state): its own state as one line of text, which a
      * checkpoint keeps.  save_state writes at most cap bytes including
      * the NUL and returns the length of the whole text (as snprintf);

@@ -3,14 +3,13 @@
  * What this is: a loss plugin for classification: pred (B, C) raw logits,
  * target (B) int32 class indices.  Without options the loss is the batch
  * mean of -log softmax(pred)[target] with gradient
- * (softmax(pred) - onehot(target)) / B, from the backend's fused
- * softmax_xent op.  With `label_smoothing` (eps) and/or class `weights`
- * (w) it follows PyTorch's nn.CrossEntropyLoss exactly, through the
- * backend's softmax_xent_ex op:
+ * (softmax(pred) - onehot(target)) / B.  With `label_smoothing` (eps)
+ * and/or class `weights` (w) it follows PyTorch's nn.CrossEntropyLoss
+ * exactly:
  *   loss = sum_i [ (1 - eps) w[y_i] (-logp_i[y_i])
  *                  + eps/C sum_c w[c] (-logp_i[c]) ] / sum_i w[y_i]
- * (w = 1 without weights, so the denominator is B).  Both ops are
- * numerically stable (max-subtracted).
+ * (w = 1 without weights, so the denominator is B).  Every case is one
+ * fused softmax_xent op, numerically stable (max-subtracted).
  *
  * What this is not: probability (soft) targets or ignore_index.
  */
@@ -38,7 +37,7 @@ static void xent_destroy(void *self)
     if (!x)
         return;
     if (x->weights && x->be)
-        x->be->i->free(x->be->ctx, x->weights);
+        mltk_be_free(x->be, x->weights);
     free(x->weights_host);
     free(x);
 }
@@ -140,43 +139,44 @@ static int upload_weights(xent *x, const struct mltk_backend *be)
     if (x->weights && x->be == be)
         return MLTK_OK;
     if (x->weights && x->be)
-        x->be->i->free(x->be->ctx, x->weights);
+        mltk_be_free(x->be, x->weights);
     x->weights = NULL;
     x->be = be;
-    rc = be->i->alloc(be->ctx, (size_t)x->n_weights * sizeof(float), &p);
+    rc = mltk_be_alloc(be, (size_t)x->n_weights * sizeof(float), &p);
     if (rc)
         return rc;
     x->weights = p;
-    return be->i->upload(be->ctx, p, x->weights_host, (size_t)x->n_weights * sizeof(float));
+    return mltk_be_upload(be, p, x->weights_host, (size_t)x->n_weights * sizeof(float));
 }
 
-/* pred (B, C), target (B) int32 -> loss[0]; dpred (B, C) when wanted */
+/* pred (B, C), target (B) int32 -> loss (1); dpred (B, C) = grad_scale *
+ * d loss / d pred when wanted */
 static int xent_forward(void *self, const struct mltk_backend *be,
                         const mltk_tensor *pred, const mltk_tensor *target,
-                        float *loss, mltk_tensor *dpred)
+                        const mltk_tensor *loss, const mltk_tensor *dpred,
+                        float grad_scale)
 {
     xent *x = self;
-    int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
-    float *dl = dpred ? dpred->data : NULL;
+    const int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
+    const mltk_xent_params xp = { .label_smoothing = x->smoothing,
+                                  .grad_scale = grad_scale };
+    mltk_tensor logits, labels, dlogits, weights;
     int rc;
 
     if (x->classes < 1)
         return MLTK_ERR_INVALID;
     if (rows == 0)  /* an empty batch has no mean; call its loss 0 */
-        return be->i->fill(be->ctx, loss, 0.0f, 1);
-    if (x->smoothing == 0.0f && x->n_weights == 0)
-        return be->i->softmax_xent(be->ctx, loss, dl, pred->data, target->data,
-                                   rows, x->classes, 1.0f);
-    if (!MLTK_BACKEND_HAS(be, softmax_xent_ex))
-        return MLTK_ERR_UNSUPPORTED;
+        return mltk_op_fill(be, loss, 0.0f);
     if (x->n_weights > 0) {
         rc = upload_weights(x, be);
         if (rc)
             return rc;
     }
-    return be->i->softmax_xent_ex(be->ctx, loss, dl, pred->data, target->data,
-                                  x->n_weights > 0 ? x->weights : NULL, rows,
-                                  x->classes, x->smoothing, 1.0f);
+    logits = mltk_tensor_2d(pred->data, pred->dtype, rows, x->classes);
+    labels = mltk_tensor_1d(target->data, target->dtype, rows);
+    dlogits = mltk_tensor_2d(dpred ? dpred->data : NULL, pred->dtype, rows, x->classes);
+    weights = mltk_tensor_1d(x->n_weights > 0 ? x->weights : NULL, MLTK_F32, x->classes);
+    return mltk_op_softmax_xent(be, loss, &dlogits, &logits, &labels, &weights, &xp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

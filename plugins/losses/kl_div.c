@@ -8,7 +8,7 @@
  * averaged over the batch (PyTorch's
  *     alpha * T * T * F.kl_div(F.log_softmax(s / T, 1), F.softmax(t / T, 1),
  *                              reduction = "batchmean")),
- * from the backend's kl_div_logits op with double accumulation; the T^2
+ * from the kl_div_logits op with double accumulation; the T^2
  * keeps the gradient's scale independent of T (Hinton et al., 2015).  Its
  * gradient with respect to the student logits is
  * alpha * T * (softmax(s / T) - softmax(t / T)) / B.
@@ -91,26 +91,29 @@ static int kl_setup(void *self, const mltk_shape *pred, mltk_target_kind target,
 
 /* ---- forward -------------------------------------------------------------- */
 
-/* student (B, C), teacher (B, C) -> loss[0]; dpred (B, C) when wanted */
+/* student (B, C), teacher (B, C) -> loss (1); dpred (B, C) = grad_scale *
+ * d loss / d student when wanted */
 static int kl_forward(void *self, const struct mltk_backend *be,
                       const mltk_tensor *pred, const mltk_tensor *target,
-                      float *loss, mltk_tensor *dpred)
+                      const mltk_tensor *loss, const mltk_tensor *dpred, float grad_scale)
 {
     kl *k = self;
-    int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
+    const int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
+    /* the op's gradient carries alpha through its scale; its loss does not */
+    const mltk_kl_params kp = { .T = k->T, .grad_scale = k->alpha * grad_scale };
+    mltk_tensor student, teacher, dstudent;
     int rc;
 
     if (k->classes < 1)
         return MLTK_ERR_INVALID;
     if (rows == 0)  /* an empty batch has no mean; call its loss 0 */
-        return be->i->fill(be->ctx, loss, 0.0f, 1);
-    if (!MLTK_BACKEND_HAS(be, kl_div_logits))
-        return MLTK_ERR_UNSUPPORTED;
-    rc = be->i->kl_div_logits(be->ctx, loss, dpred ? dpred->data : NULL, pred->data,
-                              target->data, rows, k->classes, k->T, k->alpha);
-    /* the op's loss is unweighted; its gradient already carries alpha */
+        return mltk_op_fill(be, loss, 0.0f);
+    student = mltk_tensor_2d(pred->data, pred->dtype, rows, k->classes);
+    teacher = mltk_tensor_2d(target->data, target->dtype, rows, k->classes);
+    dstudent = mltk_tensor_2d(dpred ? dpred->data : NULL, pred->dtype, rows, k->classes);
+    rc = mltk_op_kl_div_logits(be, loss, &dstudent, &student, &teacher, &kp);
     if (rc == MLTK_OK && k->alpha != 1.0f)
-        rc = be->i->axpby(be->ctx, loss, k->alpha, loss, 0.0f, 1);
+        rc = mltk_op_axpby(be, loss, k->alpha, loss, 0.0f);
     return rc;
 }
 

@@ -12,7 +12,7 @@
  *                    probabilities t in [0, 1], gradient (sigmoid(x) - t) /
  *                    count (nn.BCEWithLogitsLoss; the stable form keeps
  *                    large logits finite)
- * all from the backend's pointwise_loss op, accumulated in double.
+ * all from the pointwise_loss op, accumulated in double.
  *
  * What this is not: sum reductions, per-element weights, pos_weight or the
  * smooth (Huber) L1.  Targets outside [0, 1] for bce_with_logits are the
@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <mltk/plugin.h>
 
-/* the backend's pointwise_loss kind of each (backend.h) */
-#define mse_KIND 0
-#define l1_KIND 1
-#define bce_with_logits_KIND 2
+/* the pointwise_loss op's kind of each (backend.h) */
+#define mse_KIND MLTK_LOSS_MSE
+#define l1_KIND MLTK_LOSS_L1
+#define bce_with_logits_KIND MLTK_LOSS_BCE_LOGITS
 #if !defined(PW_LOSS)
 #error "build with -DPW_LOSS=mse|l1|bce_with_logits"
 #endif
@@ -91,22 +91,25 @@ static int pw_setup(void *self, const mltk_shape *pred, mltk_target_kind target,
 
 /* ---- forward -------------------------------------------------------------- */
 
-/* pred, target (B, ...) -> loss[0]; dpred (B, ...) when wanted */
+/* pred, target (B, ...) read as (B * numel) -> loss (1); dpred (B, ...) =
+ * grad_scale * d loss / d pred when wanted */
 static int pw_forward(void *self, const struct mltk_backend *be,
-                       const mltk_tensor *pred, const mltk_tensor *target,
-                       float *loss, mltk_tensor *dpred)
+                      const mltk_tensor *pred, const mltk_tensor *target,
+                      const mltk_tensor *loss, const mltk_tensor *dpred, float grad_scale)
 {
     pw *l = self;
-    int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
+    const int64_t rows = pred->shape.ndim > 0 ? pred->shape.dim[0] : 0;
+    const mltk_pointwise_params pp = { .kind = PW_KIND, .grad_scale = grad_scale };
+    mltk_tensor p, t, dp;
 
     if (l->numel < 1)
         return MLTK_ERR_INVALID;
     if (rows == 0)  /* an empty batch has no mean; call its loss 0 */
-        return be->i->fill(be->ctx, loss, 0.0f, 1);
-    if (!MLTK_BACKEND_HAS(be, pointwise_loss))
-        return MLTK_ERR_UNSUPPORTED;
-    return be->i->pointwise_loss(be->ctx, PW_KIND, loss, dpred ? dpred->data : NULL,
-                                 pred->data, target->data, rows * l->numel, 1.0f);
+        return mltk_op_fill(be, loss, 0.0f);
+    p = mltk_tensor_1d(pred->data, pred->dtype, rows * l->numel);
+    t = mltk_tensor_1d(target->data, target->dtype, rows * l->numel);
+    dp = mltk_tensor_1d(dpred ? dpred->data : NULL, pred->dtype, rows * l->numel);
+    return mltk_op_pointwise_loss(be, loss, &dp, &p, &t, &pp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */

@@ -7,7 +7,7 @@
  *     m = beta1 m + (1 - beta1) g';  v = beta2 v + (1 - beta2) g'^2
  *     p -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
  * Two state slots: the first (m) and second (v) moment estimates.
- * step2 passes the core's per-element rate factor (lr_mult, freeze) on.
+ * The core's per-element rate factor (lr_mult, freeze) is passed on.
  *
  * What this is not: AMSGrad or a learning-rate schedule.  `lr` is the base
  * rate the core's schedule starts from; step() uses the rate it is given.
@@ -75,30 +75,19 @@ static int adam_state_slots(void *self)
     return 2;
 }
 
-/* p (n), g (n), state[0] = m (n), state[1] = v (n) */
-static int adam_step(void *self, const struct mltk_backend *be, float *p,
-                     const float *g, float *const *state, int64_t n, float lr,
-                     int64_t t)
+/* p (n), g (n), state[0] = m (n), state[1] = v (n), lr_scale (n) or NULL */
+static int adam_step(void *self, const struct mltk_backend *be,
+                     const struct mltk_opt_step *st)
 {
     const adam *o = self;
-
-    if (n == 0)
-        return MLTK_OK;
-    return be->i->adam_step(be->ctx, p, g, state[0], state[1], n, lr, o->beta1,
-                            o->beta2, o->eps, o->weight_decay, o->decoupled, t, NULL);
-}
-
-/* the same with the per-element rate factor (lr_mult, freeze) */
-static int adam_step2(void *self, const struct mltk_backend *be,
-                      const struct mltk_opt_step *st)
-{
-    const adam *o = self;
+    const mltk_adam_params ap = { .lr = st->lr, .beta1 = o->beta1, .beta2 = o->beta2,
+                                  .eps = o->eps, .weight_decay = o->weight_decay,
+                                  .decoupled = o->decoupled, .t = st->t };
 
     if (st->n == 0)
         return MLTK_OK;
-    return be->i->adam_step(be->ctx, st->p, st->g, st->state[0], st->state[1], st->n,
-                            st->lr, o->beta1, o->beta2, o->eps, o->weight_decay,
-                            o->decoupled, st->t, st->lr_scale);
+    return mltk_op_adam_step(be, st->p, &st->state[0], &st->state[1], st->g, st->lr_scale,
+                             &ap);
 }
 
 /* ---- entry ---------------------------------------------------------------- */
@@ -109,7 +98,6 @@ static const struct mltk_optimizer_i adam_iface = {
     .destroy = adam_destroy,
     .state_slots = adam_state_slots,
     .step = adam_step,
-    .step2 = adam_step2,
 };
 
 MLTK_PLUGIN(adam, MLTK_KIND_OPTIMIZER, &adam_iface)

@@ -63,30 +63,20 @@ static int adamw_state_slots(void *self)
     return 2;
 }
 
-/* p (n), g (n), state[0] = m (n), state[1] = v (n) */
-static int adamw_step(void *self, const struct mltk_backend *be, float *p,
-                      const float *g, float *const *state, int64_t n, float lr,
-                      int64_t t)
+/* p (n), g (n), state[0] = m (n), state[1] = v (n), lr_scale (n) or NULL;
+ * the decay is decoupled */
+static int adamw_step(void *self, const struct mltk_backend *be,
+                      const struct mltk_opt_step *st)
 {
     const adamw *o = self;
-
-    if (n == 0)
-        return MLTK_OK;
-    return be->i->adam_step(be->ctx, p, g, state[0], state[1], n, lr, o->beta1,
-                            o->beta2, o->eps, o->weight_decay, 1, t, NULL);
-}
-
-/* the same with the per-element rate factor (lr_mult, freeze) */
-static int adamw_step2(void *self, const struct mltk_backend *be,
-                       const struct mltk_opt_step *st)
-{
-    const adamw *o = self;
+    const mltk_adam_params ap = { .lr = st->lr, .beta1 = o->beta1, .beta2 = o->beta2,
+                                  .eps = o->eps, .weight_decay = o->weight_decay,
+                                  .decoupled = 1, .t = st->t };
 
     if (st->n == 0)
         return MLTK_OK;
-    return be->i->adam_step(be->ctx, st->p, st->g, st->state[0], st->state[1], st->n,
-                            st->lr, o->beta1, o->beta2, o->eps, o->weight_decay, 1,
-                            st->t, st->lr_scale);
+    return mltk_op_adam_step(be, st->p, &st->state[0], &st->state[1], st->g, st->lr_scale,
+                             &ap);
 }
 
 /* ---- entry ---------------------------------------------------------------- */
@@ -97,7 +87,6 @@ static const struct mltk_optimizer_i adamw_iface = {
     .destroy = adamw_destroy,
     .state_slots = adamw_state_slots,
     .step = adamw_step,
-    .step2 = adamw_step2,
 };
 
 MLTK_PLUGIN(adamw, MLTK_KIND_OPTIMIZER, &adamw_iface)

@@ -1,7 +1,7 @@
 /* lamb.c - LAMB, layer-wise adaptive moments (You et al. 2019).
  *
- * What this is: an optimizer plugin handing each step to the backend's
- * fused lamb_step.  Adam's moments with bias correction give a direction
+ * What this is: an optimizer plugin handing each step to the fused
+ * lamb_step op.  Adam's moments with bias correction give a direction
  * per element, and each parameter tensor's step is scaled by its trust
  * ratio:
  *     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
@@ -9,10 +9,10 @@
  *     trust = ||p|| / ||r|| per tensor (1 when either norm is 0)
  *     p -= lr * trust * r
  * Two state slots (m, v).  The trust ratio needs to know where each
- * tensor lies in the flat buffer, which only the ABI 1.1 step2 call
- * carries, so the core always calls step2; `step` (the ABI 1.0 call,
- * without tensor boundaries) refuses with MLTK_ERR_UNSUPPORTED rather than
- * silently computing one trust ratio for the whole model.
+ * tensor lies in the flat buffer: the step's segment offsets (seg_off,
+ * host memory), with 2 * n_seg floats of backend scratch for the norms;
+ * the op refuses a step without them rather than silently computing one
+ * trust ratio for the whole model.
  *
  * What this is not: a learning-rate schedule, or the trust-ratio clipping
  * some implementations add.  `lr` is the base rate the core's schedule
@@ -67,27 +67,20 @@ static int lamb_state_slots(void *self)
     return 2;
 }
 
-static int lamb_step(void *self, const struct mltk_backend *be, float *p,
-                     const float *g, float *const *state, int64_t n, float lr,
-                     int64_t t)
-{
-    (void)self; (void)be; (void)p; (void)g; (void)state; (void)n; (void)lr; (void)t;
-    return MLTK_ERR_UNSUPPORTED;
-}
-
-/* p, g, state[0] = m, state[1] = v (n each); one trust ratio per segment */
-static int lamb_step2(void *self, const struct mltk_backend *be,
-                      const struct mltk_opt_step *st)
+/* p, g, state[0] = m, state[1] = v (n each), lr_scale (n) or NULL; one
+ * trust ratio per segment [seg_off[s], seg_off[s + 1]) */
+static int lamb_step(void *self, const struct mltk_backend *be,
+                     const struct mltk_opt_step *st)
 {
     const lamb *o = self;
+    const mltk_lamb_params lp = { .lr = st->lr, .beta1 = o->beta1, .beta2 = o->beta2,
+                                  .eps = o->eps, .weight_decay = o->weight_decay,
+                                  .t = st->t, .n_seg = st->n_seg, .seg_off = st->seg_off };
 
     if (st->n == 0)
         return MLTK_OK;
-    if (!MLTK_BACKEND_HAS(be, lamb_step))
-        return MLTK_ERR_UNSUPPORTED;
-    return be->i->lamb_step(be->ctx, st->p, st->g, st->state[0], st->state[1], st->n,
-                            st->lr, o->beta1, o->beta2, o->eps, o->weight_decay, st->t,
-                            st->seg_off, st->n_seg, st->scratch, st->lr_scale);
+    return mltk_op_lamb_step(be, st->p, &st->state[0], &st->state[1], st->scratch, st->g,
+                             st->lr_scale, &lp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */
@@ -98,7 +91,6 @@ static const struct mltk_optimizer_i lamb_iface = {
     .destroy = lamb_destroy,
     .state_slots = lamb_state_slots,
     .step = lamb_step,
-    .step2 = lamb_step2,
 };
 
 MLTK_PLUGIN(lamb, MLTK_KIND_OPTIMIZER, &lamb_iface)

@@ -57,36 +57,22 @@ static int rmsprop_state_slots(void *self)
     return 1 + (o->momentum > 0.0f) + (o->centered != 0);
 }
 
-static int rmsprop_update(const rmsprop *o, const struct mltk_backend *be, float *p,
-                          const float *g, float *const *state, int64_t n, float lr,
-                          const float *lr_scale)
+/* p (n), g (n), state[0] = sq (n), then mom (n) when momentum > 0, then
+ * gavg (n) when centered; lr_scale (n) or NULL */
+static int rmsprop_step(void *self, const struct mltk_backend *be,
+                        const struct mltk_opt_step *st)
 {
-    float *mom = o->momentum > 0.0f ? state[1] : NULL;
-    float *gavg = o->centered ? state[o->momentum > 0.0f ? 2 : 1] : NULL;
+    const rmsprop *o = self;
+    const mltk_tensor *mom = o->momentum > 0.0f ? &st->state[1] : NULL;
+    const mltk_tensor *gavg = o->centered ? &st->state[o->momentum > 0.0f ? 2 : 1] : NULL;
+    const mltk_rmsprop_params rp = { .lr = st->lr, .alpha = o->alpha, .eps = o->eps,
+                                     .weight_decay = o->weight_decay,
+                                     .momentum = o->momentum, .centered = o->centered };
 
-    if (n == 0)
+    if (st->n == 0)
         return MLTK_OK;
-    if (!MLTK_BACKEND_HAS(be, rmsprop_step))
-        return MLTK_ERR_UNSUPPORTED;
-    return be->i->rmsprop_step(be->ctx, p, g, state[0], mom, gavg, n, lr, o->alpha,
-                               o->eps, o->weight_decay, o->momentum, o->centered,
-                               lr_scale);
-}
-
-static int rmsprop_step(void *self, const struct mltk_backend *be, float *p,
-                        const float *g, float *const *state, int64_t n, float lr,
-                        int64_t t)
-{
-    (void)t;
-    return rmsprop_update(self, be, p, g, state, n, lr, NULL);
-}
-
-/* the same with the per-element rate factor (lr_mult, freeze) */
-static int rmsprop_step2(void *self, const struct mltk_backend *be,
-                         const struct mltk_opt_step *st)
-{
-    return rmsprop_update(self, be, st->p, st->g, st->state, st->n, st->lr,
-                          st->lr_scale);
+    return mltk_op_rmsprop_step(be, st->p, &st->state[0], mom, gavg, st->g, st->lr_scale,
+                                &rp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */
@@ -97,7 +83,6 @@ static const struct mltk_optimizer_i rmsprop_iface = {
     .destroy = rmsprop_destroy,
     .state_slots = rmsprop_state_slots,
     .step = rmsprop_step,
-    .step2 = rmsprop_step2,
 };
 
 MLTK_PLUGIN(rmsprop, MLTK_KIND_OPTIMIZER, &rmsprop_iface)

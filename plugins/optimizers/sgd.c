@@ -8,7 +8,7 @@
  *     d  = nesterov ? g' + momentum * b : b    (d = g' without momentum)
  *     p -= lr * d
  * One state slot (the momentum buffer b) when momentum > 0, none otherwise.
- * step2 passes the core's per-element rate factor (lr_mult, freeze) on.
+ * The core's per-element rate factor (lr_mult, freeze) is passed on.
  *
  * What this is not: a learning-rate schedule.  `lr` here is the base rate
  * the core's schedule starts from; step() uses the rate it is given.
@@ -75,32 +75,21 @@ static int sgd_state_slots(void *self)
     return o->momentum > 0.0f ? 1 : 0;
 }
 
-/* p (n), g (n), state[0] = momentum buffer (n) when momentum > 0 */
-static int sgd_step(void *self, const struct mltk_backend *be, float *p,
-                    const float *g, float *const *state, int64_t n, float lr,
-                    int64_t t)
+/* p (n), g (n), state[0] = momentum buffer (n) when momentum > 0,
+ * lr_scale (n) or NULL */
+static int sgd_step(void *self, const struct mltk_backend *be,
+                    const struct mltk_opt_step *st)
 {
     const sgd *o = self;
-    float *mom = o->momentum > 0.0f ? state[0] : NULL;
-
-    if (n == 0)
-        return MLTK_OK;
-    return be->i->sgd_step(be->ctx, p, g, mom, n, lr, o->momentum, o->dampening,
-                           o->weight_decay, o->nesterov, t, NULL);
-}
-
-/* the same with the per-element rate factor (lr_mult, freeze) */
-static int sgd_step2(void *self, const struct mltk_backend *be,
-                     const struct mltk_opt_step *st)
-{
-    const sgd *o = self;
-    float *mom = o->momentum > 0.0f ? st->state[0] : NULL;
+    const mltk_sgd_params sp = { .lr = st->lr, .momentum = o->momentum,
+                                 .dampening = o->dampening,
+                                 .weight_decay = o->weight_decay,
+                                 .nesterov = o->nesterov, .t = st->t };
 
     if (st->n == 0)
         return MLTK_OK;
-    return be->i->sgd_step(be->ctx, st->p, st->g, mom, st->n, st->lr, o->momentum,
-                           o->dampening, o->weight_decay, o->nesterov, st->t,
-                           st->lr_scale);
+    return mltk_op_sgd_step(be, st->p, o->momentum > 0.0f ? &st->state[0] : NULL, st->g,
+                            st->lr_scale, &sp);
 }
 
 /* ---- entry ---------------------------------------------------------------- */
@@ -111,7 +100,6 @@ static const struct mltk_optimizer_i sgd_iface = {
     .destroy = sgd_destroy,
     .state_slots = sgd_state_slots,
     .step = sgd_step,
-    .step2 = sgd_step2,
 };
 
 MLTK_PLUGIN(sgd, MLTK_KIND_OPTIMIZER, &sgd_iface)

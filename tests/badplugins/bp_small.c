@@ -1,5 +1,5 @@
 /* bp_small.c - a test plugin that reports a struct mltk_plugin smaller than
- * ABI 1.0's.
+ * the ABI's (MLTK_ABI_MAJOR.0).
  *
  * What this is not: a real layer (see badplugin.h).
  */

@@ -4,8 +4,9 @@
  * installed headers only (`pkg-config --cflags --libs mltk`) and loaded
  * with `--plugin-dir`.  It multiplies its one input by a constant `factor`
  * read from its descriptor-validated parameters, in forward and backward,
- * using only the backend contract (be->i->axpby), so it runs on every
- * backend.
+ * with one op of the backend contract (mltk_op_axpby on typed tensors),
+ * so it runs on every backend.  Its setup declares that op, so that a
+ * backend without it is refused before training starts.
  * What this is not: a learnable scale; it declares no trainable
  * parameters and no buffers.
  */
@@ -42,11 +43,16 @@ static void scale_destroy(void *self)
 static int scale_setup(void *self, mltk_layer_setup_t *s, int n_in,
                        const mltk_shape *in, mltk_shape *out, char **err)
 {
+    int rc;
+
     (void)self;
-    (void)s;
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "scale: expected 1 input, got %d", n_in);
+    /* the one op forward and backward run, in f32 */
+    rc = mltk_layer_need_op(s, MLTK_OP_AXPBY, MLTK_F32, err);
+    if (rc)
+        return rc;
     *out = in[0];
     return MLTK_OK;
 }
@@ -57,20 +63,17 @@ static int scale_setup(void *self, mltk_layer_setup_t *s, int n_in,
 static int scale_forward(void *self, const mltk_layer_run *r)
 {
     const struct scale *sc = self;
-    const struct mltk_backend *be = r->be;
-    return be->i->axpby(be->ctx, r->y->data, sc->factor, r->x[0].data,
-                        0.0f, mltk_tensor_numel(r->y));
+    /* y = a x + b y with b = 0 (y is not read) */
+    return mltk_op_axpby(r->be, r->y, sc->factor, &r->x[0], 0.0f);
 }
 
 /* dy (batch, ...) -> dx (batch, ...): dx = factor * dy */
 static int scale_backward(void *self, const mltk_layer_run *r)
 {
     const struct scale *sc = self;
-    const struct mltk_backend *be = r->be;
     if (!r->dx[0].data) /* the input needs no gradient (it is the data) */
         return MLTK_OK;
-    return be->i->axpby(be->ctx, r->dx[0].data, sc->factor, r->dy->data,
-                        0.0f, mltk_tensor_numel(r->dy));
+    return mltk_op_axpby(r->be, &r->dx[0], sc->factor, r->dy, 0.0f);
 }
 
 /* ---- entry point ---- */

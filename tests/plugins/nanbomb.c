@@ -1,7 +1,7 @@
 /* nanbomb.c - a test layer that turns one training step's output into NaN.
  *
  * What this is: an identity layer (output = input, input gradient =
- * output gradient, both copied with the backend's ops) that, in training
+ * output gradient, both copied through mltk_be_copy()) that, in training
  * mode at the global step `at_step`, fills its output with NaN instead.
  * With `once = true` it does so only the first time that step comes round
  * for this layer instance (a rollback that replays the step then trains
@@ -47,10 +47,14 @@ static void nanbomb_destroy(void *self)
 static int nanbomb_setup(void *self, mltk_layer_setup_t *s, int n_in,
                          const mltk_shape *in, mltk_shape *out, char **err)
 {
+    int rc;
+
     (void)self;
-    (void)s;
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
+    rc = mltk_layer_need_op(s, MLTK_OP_FILL, MLTK_F32, err);
+    if (rc)
+        return rc;
     *out = in[0];
     return MLTK_OK;
 }
@@ -76,10 +80,11 @@ static int nanbomb_forward(void *self, const mltk_layer_run *r)
     if (n == 0)
         return MLTK_OK;
     if (r->mode == MLTK_TRAIN && (int64_t)r->step == b->at_step && !(b->once && b->fired)) {
+        const mltk_tensor y = mltk_tensor_1d(r->y->data, MLTK_F32, n);
         b->fired = 1;
-        return be->i->fill(be->ctx, r->y->data, NAN, n);
+        return mltk_op_fill(be, &y, NAN);
     }
-    return be->i->copy(be->ctx, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
+    return mltk_be_copy(be, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
 }
 
 /* dy (B, ...) -> dx (B, ...) */
@@ -91,7 +96,7 @@ static int nanbomb_backward(void *self, const mltk_layer_run *r)
     (void)self;
     if (!r->dx || !r->dx[0].data || n == 0)
         return MLTK_OK;
-    return be->i->copy(be->ctx, r->dx[0].data, r->dy->data, (size_t)n * sizeof(float));
+    return mltk_be_copy(be, r->dx[0].data, r->dy->data, (size_t)n * sizeof(float));
 }
 
 /* ---- entry ---------------------------------------------------------------- */
