@@ -11,11 +11,11 @@ libmltkcore_la_SOURCES = \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
 	core/session.h core/model.c core/data.c core/session.c core/train.c \
 	core/checkpoint.c core/ops.c core/nvml.c
-libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) \
+libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) $(JANSSON_CFLAGS) \
 	-DMLTK_PLUGIN_DIR='"$(pkglibdir)"' \
 	-DMLTK_BUILD_DIR='"$(abs_top_builddir)"' \
 	-DMLTK_BUILD_PLUGIN_DIRS='"$(MLTK_BUILD_PLUGIN_DIRS)"'
-libmltkcore_la_LIBADD = $(INIH_LIBS) $(ZLIB_LIBS) -ldl -lm
+libmltkcore_la_LIBADD = $(INIH_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) -ldl -lm
 
 lib_LTLIBRARIES += libmltk.la
 libmltk_la_SOURCES =
