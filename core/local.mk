@@ -24,9 +24,12 @@ libmltk_la_LIBADD = libmltkcore.la
 libmltk_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined -version-info $(LIBMLTK_LT_VERSION) \
 	-export-symbols-regex '^mltk_'
 
+# The command draws its plots itself: cairo is linked here, never into
+# libmltk.  Its own files use only the public API (<mltk/mltk.h>).
 bin_PROGRAMS += mltk
-mltk_SOURCES = core/cli/mltk.c
-mltk_LDADD = libmltk.la
+mltk_SOURCES = core/cli/mltk.c core/cli/plot.h core/cli/plot.c core/cli/confusion.c
+mltk_CPPFLAGS = $(AM_CPPFLAGS) $(CAIRO_CFLAGS) $(JANSSON_CFLAGS)
+mltk_LDADD = libmltk.la $(CAIRO_LIBS) $(JANSSON_LIBS) -lm
 
 # file formats and metrics, one fragment each
 include core/tbevents.mk
