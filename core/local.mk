@@ -11,11 +11,11 @@ libmltkcore_la_SOURCES = \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
 	core/session.h core/model.c core/data.c core/session.c core/train.c \
 	core/checkpoint.c core/ops.c core/nvml.c
-libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) \
+libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) $(JANSSON_CFLAGS) \
 	-DMLTK_PLUGIN_DIR='"$(pkglibdir)"' \
 	-DMLTK_BUILD_DIR='"$(abs_top_builddir)"' \
 	-DMLTK_BUILD_PLUGIN_DIRS='"$(MLTK_BUILD_PLUGIN_DIRS)"'
-libmltkcore_la_LIBADD = $(INIH_LIBS) $(ZLIB_LIBS) -ldl -lm
+libmltkcore_la_LIBADD = $(INIH_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) -ldl -lm
 
 lib_LTLIBRARIES += libmltk.la
 libmltk_la_SOURCES =
@@ -24,9 +24,12 @@ libmltk_la_LIBADD = libmltkcore.la
 libmltk_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined -version-info $(LIBMLTK_LT_VERSION) \
 	-export-symbols-regex '^mltk_'
 
+# The command draws its plots itself: cairo is linked here, never into
+# libmltk.  Its own files use only the public API (<mltk/mltk.h>).
 bin_PROGRAMS += mltk
-mltk_SOURCES = core/cli/mltk.c
-mltk_LDADD = libmltk.la
+mltk_SOURCES = core/cli/mltk.c core/cli/plot.h core/cli/plot.c core/cli/confusion.c
+mltk_CPPFLAGS = $(AM_CPPFLAGS) $(CAIRO_CFLAGS) $(JANSSON_CFLAGS)
+mltk_LDADD = libmltk.la $(CAIRO_LIBS) $(JANSSON_LIBS) -lm
 
 # file formats and metrics, one fragment each
 include core/tbevents.mk

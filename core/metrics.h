@@ -210,21 +210,6 @@ MLTK_HIDDEN int mltk_metrics_print(FILE *f, const mltk_metrics *m,
 MLTK_HIDDEN int mltk_metrics_write_confusion_csv(const char *path, const mltk_metrics *m,
                                                  const char *const *names, char **err);
 
-/* A confusion matrix read back from such a CSV. */
-typedef struct mltk_confusion {
-    int      n;
-    char   **names;     /* n column (predicted) names, from the header */
-    char   **row_names; /* n row (true) names */
-    int64_t *count;     /* (n, n), row = true class */
-} mltk_confusion;
-
-/* Read the CSV at `path`.  Errors are MLTK_ERR_IO (cannot open) or
- * MLTK_ERR_DATA "path:line: ..." (a ragged row, a count that is not a
- * non-negative integer, rows != columns).  Free with
- * mltk_confusion_free. */
-MLTK_HIDDEN int mltk_confusion_read(mltk_confusion *c, const char *path, char **err);
-MLTK_HIDDEN void mltk_confusion_free(mltk_confusion *c);
-
 /* ---- writing a file atomically ---------------------------------------------- */
 
 /* Open a temporary file next to `path` for writing; *tmp_path (malloc()ed)

@@ -1,7 +1,6 @@
 # metrics: sources added to the core library (see core/local.mk)
 #
-# metrics.c accumulates evaluation metrics and writes the confusion CSV;
-# plot.c draws training curves and confusion matrices as PNG with cairo.
-libmltkcore_la_SOURCES += core/metrics.h core/metrics.c core/plot.h core/plot.c
-libmltkcore_la_CPPFLAGS += $(CAIRO_CFLAGS)
-libmltkcore_la_LIBADD += $(CAIRO_LIBS)
+# metrics.c accumulates evaluation metrics and writes the confusion CSV.
+# Reading that CSV back and drawing it is the command's (core/cli/plot.c,
+# core/cli/confusion.c, see core/local.mk): libmltk does not link cairo.
+libmltkcore_la_SOURCES += core/metrics.h core/metrics.c

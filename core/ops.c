@@ -23,7 +23,8 @@
  *
  * What this is not: the loop itself or the policy of checkpoints, NaN
  * handling and early stopping (train.c); the file formats (tbevents.c,
- * safetensors.c, metrics.c).
+ * safetensors.c, metrics.c).  JSON is built as jansson values and dumped by
+ * jansson; nothing here escapes or formats JSON text by hand.
  */
 #include "config.h"
 
@@ -39,6 +40,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "session.h"
 #include "metrics.h"
@@ -76,19 +79,57 @@ static void iso_now(char *buf, size_t cap)
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
 }
 
-/* JSON string contents: quotes, backslashes and control characters escaped */
-static void json_str(FILE *f, const char *v)
+/* s as a JSON string: "" for NULL; a string that is not UTF-8 (a host
+ * name, a path) keeps its ASCII and gets '?' for every other byte. */
+static json_t *jstr(const char *s)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
+    json_t *j = json_string(s ? s : "");
+    char *copy = j || !s ? NULL : mltk_strdup(s);
+    for (char *p = copy; p && *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    if (copy)
+        j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+/* v, or null where it is not finite (JSON has no NaN or Infinity) */
+static json_t *jnum(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Dump a record with one member per line, and one element per line in
+ * its arrays; each value itself on one line, "key": value, as
+ * json.dumps writes it. */
+static int dump_record(FILE *f, json_t *rec)
+{
+    const char *key;
+    json_t *v, *e;
+    size_t i;
+    int rc = 0, first = 1;
+    fputc('{', f);
+    json_object_foreach(rec, key, v) {
+        fprintf(f, "%s\n  ", first ? "" : ",");
+        first = 0;
+        json_t *k = json_string(key);
+        rc |= !k || json_dumpf(k, f, JSON_ENCODE_ANY);
+        json_decref(k);
+        fputs(": ", f);
+        if (!json_is_array(v) || !json_array_size(v)) {
+            rc |= json_dumpf(v, f, JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+            continue;
+        }
+        fputc('[', f);
+        json_array_foreach(v, i, e) {
+            fputs(i ? ",\n    " : "\n    ", f);
+            rc |= json_dumpf(e, f, JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        }
+        fputs("\n  ]", f);
     }
-    fputc('"', f);
+    fputs("\n}\n", f);
+    return rc;
 }
 
 /* the events of [alert] on; bit i of alert_mask is alert_events[i] */
@@ -255,51 +296,46 @@ static int write_record(mltk_session_t *s, const char *status, char **err)
     gethostname(host, sizeof host - 1);
     if (strcmp(status, "running") != 0)
         iso_now(ended, sizeof ended);
-    fputs("{\n  \"mltk_version\": ", f);
-    json_str(f, mltk_version());
-    fprintf(f, ",\n  \"plugin_abi\": \"%d.%d\",\n  \"status\": ", MLTK_ABI_MAJOR, MLTK_ABI_MINOR);
-    json_str(f, status);
-    fputs(",\n  \"config\": ", f);
-    json_str(f, s->cfg->path);
-    fprintf(f, ",\n  \"seed\": %" PRIu64 ",\n  \"host\": ", s->seed);
-    json_str(f, host);
-    fprintf(f, ",\n  \"pid\": %ld,\n  \"backend\": ", (long)getpid());
-    json_str(f, s->be.name);
-    fputs(",\n  \"device\": ", f);
-    json_str(f, s->be.i->device_name ? s->be.i->device_name(s->be.ctx) : s->be.name);
-    fputs(",\n  \"started\": ", f);
-    json_str(f, s->started);
-    fputs(",\n  \"ended\": ", f);
-    if (*ended)
-        json_str(f, ended);
-    else
-        fputs("null", f);
-    fprintf(f, ",\n  \"epochs_done\": %" PRId64 ",\n  \"steps\": %" PRIu64, s->epoch_done,
-            s->step);
-    fputs(",\n  \"data\": {\"train\": {\"samples\": ", f);
-    fprintf(f, "%" PRId64 ", \"sha256\": ", s->train.n);
-    json_str(f, s->train.info.checksum);
-    fprintf(f, "}, \"test\": {\"samples\": %" PRId64 ", \"sha256\": ", s->test.n);
-    json_str(f, s->test.info.checksum);
-    fputs("}},\n  \"plugins\": [", f);
-    int first = 1;
-    for (int i = 0; i < mltk_registry_count(s->reg); i++) {
+    json_t *plugins = json_array();
+    for (int i = 0; plugins && i < mltk_registry_count(s->reg); i++) {
         mltk_plugin_info pi;
         if (!mltk_registry_loaded(s->reg, i) || mltk_registry_info(s->reg, i, &pi))
             continue;
-        fputs(first ? "\n    {\"name\": " : ",\n    {\"name\": ", f);
-        first = 0;
-        json_str(f, pi.name);
-        fputs(", \"kind\": ", f);
-        json_str(f, mltk_kind_name(pi.kind));
-        fputs(", \"version\": ", f);
-        json_str(f, pi.version);
-        fputs(", \"library\": ", f);
-        json_str(f, pi.library);
-        fputc('}', f);
+        if (json_array_append_new(plugins, json_pack("{s:o, s:o, s:o, s:o}",
+                                                     "name", jstr(pi.name),
+                                                     "kind", jstr(mltk_kind_name(pi.kind)),
+                                                     "version", jstr(pi.version),
+                                                     "library", jstr(pi.library)))) {
+            json_decref(plugins);
+            plugins = NULL;
+        }
     }
-    fputs("\n  ]\n}\n", f);
-    rc = mltk_atomic_close(f, tmp, path, !ferror(f), err);
+    char abi[32];
+    snprintf(abi, sizeof abi, "%d.%d", MLTK_ABI_MAJOR, MLTK_ABI_MINOR);
+    json_t *rec = json_pack(
+        "{s:o, s:s, s:o, s:o, s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:I, s:I,"
+        " s:{s:{s:I, s:o}, s:{s:I, s:o}}, s:o}",
+        "mltk_version", jstr(mltk_version()), "plugin_abi", abi, "status", jstr(status),
+        "config", jstr(s->cfg->path), "seed", (json_int_t)s->seed, "host", jstr(host),
+        "pid", (json_int_t)getpid(), "backend", jstr(s->be.name),
+        "device", jstr(s->be.i->device_name ? s->be.i->device_name(s->be.ctx) : s->be.name),
+        "started", jstr(s->started), "ended", *ended ? jstr(ended) : json_null(),
+        "epochs_done", (json_int_t)s->epoch_done, "steps", (json_int_t)s->step,
+        "data", "train", "samples", (json_int_t)s->train.n,
+        "sha256", jstr(s->train.info.checksum),
+        "test", "samples", (json_int_t)s->test.n, "sha256", jstr(s->test.info.checksum),
+        "plugins", plugins);
+    if (!rec) {
+        mltk_atomic_close(f, tmp, path, 0, NULL);
+        rc = mltk_errf(err, MLTK_ERR_NOMEM, "%s: out of memory", path);
+        free(path);
+        return rc;
+    }
+    int bad = dump_record(f, rec);
+    json_decref(rec);
+    rc = mltk_atomic_close(f, tmp, path, !bad && !ferror(f), err);
+    if (bad && !rc)
+        rc = mltk_errf(err, MLTK_ERR_IO, "%s: write failed", path);
     free(path);
     return rc;
 }
@@ -585,14 +621,6 @@ int mltk_ops_step(mltk_session_t *s, double loss, double lr, double samples_per_
 
 /* ---- per epoch: the report -------------------------------------------------------------- */
 
-static void json_num(FILE *f, const char *key, double v)
-{
-    if (isfinite(v))
-        fprintf(f, ", \"%s\": %.17g", key, v);
-    else
-        fprintf(f, ", \"%s\": null", key);
-}
-
 static int histograms(mltk_session_t *s, char **err)
 {
     int n = mltk_model_n_tensors(s->model), rc = MLTK_OK;
@@ -660,24 +688,31 @@ int mltk_ops_epoch(mltk_session_t *s, const mltk_epoch_stats *e, char **err)
     if (strcmp(s->be.name, "cpu") != 0)
         mltk_nvml_read(0, &gpu);
     if (s->jsonl) {
-        fprintf(s->jsonl, "{\"epoch\": %d, \"step\": %" PRIu64, e->epoch, s->step);
-        json_num(s->jsonl, "train_loss", e->train_loss);
-        json_num(s->jsonl, "val_loss", e->val_loss);
-        json_num(s->jsonl, "val_acc", e->val_acc);
-        for (int i = 0; i < n_mv; i++)
+        /* one line, "key": value separated by ", " as json.dumps writes it */
+        json_t *line = json_pack("{s:i, s:I, s:o, s:o, s:o}", "epoch", e->epoch,
+                                 "step", (json_int_t)s->step, "train_loss", jnum(e->train_loss),
+                                 "val_loss", jnum(e->val_loss), "val_acc", jnum(e->val_acc));
+        for (int i = 0; line && i < n_mv; i++)
             if (strcmp(mv[i].name, "val_acc") != 0)
-                json_num(s->jsonl, mv[i].name, mv[i].value);
-        json_num(s->jsonl, "samples_per_s", e->samples_per_s);
-        json_num(s->jsonl, "lr", e->lr);
-        json_num(s->jsonl, "wall_s", e->wall_s);
-        json_num(s->jsonl, "cpu_percent", cpu);
-        json_num(s->jsonl, "rss_mb", rss);
-        if (isfinite(gpu.util_percent) || isfinite(gpu.mem_used_mb)) {
-            json_num(s->jsonl, "gpu_util_percent", gpu.util_percent);
-            json_num(s->jsonl, "gpu_mem_mb", gpu.mem_used_mb);
-            json_num(s->jsonl, "gpu_power_w", gpu.power_w);
-        }
-        fputs("}\n", s->jsonl);
+                json_object_set_new(line, mv[i].name, jnum(mv[i].value));
+        const struct { const char *key; double v; } more[] = {
+            { "samples_per_s", e->samples_per_s }, { "lr", e->lr }, { "wall_s", e->wall_s },
+            { "cpu_percent", cpu }, { "rss_mb", rss },
+            { "gpu_util_percent", gpu.util_percent }, { "gpu_mem_mb", gpu.mem_used_mb },
+            { "gpu_power_w", gpu.power_w },
+        };
+        int n_more = isfinite(gpu.util_percent) || isfinite(gpu.mem_used_mb) ? 8 : 5;
+        for (int i = 0; line && i < n_more; i++)
+            json_object_set_new(line, more[i].key, jnum(more[i].v));
+        if (!line)
+            return mltk_errf(err, MLTK_ERR_NOMEM, "writing %s failed: out of memory",
+                             s->jsonl_path);
+        int bad = json_dumpf(line, s->jsonl, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+        json_decref(line);
+        fputc('\n', s->jsonl);
+        if (bad && !ferror(s->jsonl))
+            return mltk_errf(err, MLTK_ERR_NOMEM, "writing %s failed: out of memory",
+                             s->jsonl_path);
         if (fflush(s->jsonl) || ferror(s->jsonl))
             return mltk_errf(err, MLTK_ERR_IO, "writing %s failed: %s", s->jsonl_path,
                              strerror(errno));

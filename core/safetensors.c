@@ -4,19 +4,18 @@
  * in the same directory, fsync, rename, fsync of the directory), and a
  * reader that loads a whole file and validates it strictly before any
  * tensor is handed out: header length against the file and the 100 MB
- * limit, the JSON itself (with a small parser for what a header holds,
- * reporting byte offsets), dtypes, shapes, byte counts, and that the
- * tensors tile the data exactly, with no overlap, hole, missing or
- * trailing byte.
- * What this is not: a general JSON library (no floating-point values are
- * kept, nesting stops at a small depth), nor a converter: tensor bytes go
- * in and out unchanged, little-endian, on a little-endian host.
+ * limit, the JSON itself (parsed by jansson, duplicate keys rejected,
+ * errors reported as byte offsets in the file), dtypes, shapes, byte
+ * counts, and that the tensors tile the data exactly, with no overlap,
+ * hole, missing or trailing byte.
+ * What this is not: a JSON parser (jansson reads and writes the header),
+ * nor a converter: tensor bytes go in and out unchanged, little-endian,
+ * on a little-endian host.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "safetensors.h"
 
@@ -73,88 +74,15 @@ static int shape_bytes(const int64_t *shape, int ndim, size_t size, uint64_t *by
     return 0;
 }
 
-/* ---- strings: a growing buffer, UTF-8, JSON escapes, duplicates --------- */
+/* ---- strings: UTF-8, duplicates ---------------------------------------- */
 
-typedef struct sbuf {
-    char  *s;
-    size_t len, cap;
-    int    oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const void *p, size_t n)
-{
-    if (!b->oom && b->len + n + 1 > b->cap) {
-        size_t cap = 2 * (b->len + n) + 16;
-        char *s = realloc(b->s, cap);
-        b->oom = !s;
-        b->s = s ? s : b->s;
-        b->cap = s ? cap : b->cap;
-    }
-    if (b->oom)
-        return;
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static MLTK_PRINTF(2, 3) void sb_fmt(sbuf *b, const char *fmt, ...)
-{
-    char tmp[64];   /* enough for every use below */
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* Length of the well-formed UTF-8 sequence at p (at most `avail` bytes),
- * or 0: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, size_t avail)
-{
-    unsigned c = p[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2 || c > 0xF4)
-        return 0;
-    n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    if (c == 0xE0 || c == 0xF0)
-        lo = c == 0xE0 ? 0xA0 : 0x90;   /* overlong */
-    if (c == 0xED || c == 0xF4)
-        hi = c == 0xED ? 0x9F : 0x8F;   /* surrogates, beyond U+10FFFF */
-    if (avail < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
-}
-
+/* jansson takes only well-formed UTF-8 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF) as a string. */
 static int utf8_valid(const char *s)
 {
-    size_t len = strlen(s), n;
-    for (size_t i = 0; i < len; i += n)
-        if (!(n = utf8_seq((const unsigned char *)s + i, len - i)))
-            return 0;
-    return 1;
-}
-
-/* s as a JSON string, quotes included; UTF-8 passes through. */
-static void sb_json(sbuf *b, const char *s)
-{
-    static const char from[] = "\"\\\b\f\n\r\t", to[] = "\"\\bfnrt";
-    sb_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        const char *e = strchr(from, *p);
-        if (e)
-            sb_fmt(b, "\\%c", to[e - from]);
-        else if (*p < 0x20)
-            sb_fmt(b, "\\u%04x", *p);
-        else
-            sb_add(b, p, 1);
-    }
-    sb_add(b, "\"", 1);
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
 }
 
 typedef struct named { const char *s; int i; } named;   /* a string, its index */
@@ -227,36 +155,45 @@ static int check_entries(const mltk_st_entry *t, int n, const char *const *kv,
     return rc;
 }
 
-/* The 8-byte length and the padded JSON header, in one buffer. */
-static void build_header(sbuf *b, const mltk_st_entry *t, int n,
-                         const char *const *kv, int n_meta)
+/* The 8-byte length and the JSON header, padded with spaces to a multiple
+ * of 8 bytes, in one malloc()ed buffer of *len bytes; NULL when out of
+ * memory.  Metadata first, then the tensors in the caller's order. */
+static char *build_header(size_t *len, const mltk_st_entry *t, int n,
+                          const char *const *kv, int n_meta)
 {
-    sb_add(b, "\0\0\0\0\0\0\0\0{", 9);
-    for (int i = 0; i < n_meta; i++) {
-        sb_fmt(b, "%s", i ? "," : "\"__metadata__\":{");
-        sb_json(b, kv[2 * i]);
-        sb_add(b, ":", 1);
-        sb_json(b, kv[2 * i + 1]);
+    json_t *top = json_object(), *meta = n_meta ? json_object() : NULL;
+    int bad = !top || (n_meta && json_object_set_new(top, "__metadata__", meta));
+    for (int i = 0; !bad && i < n_meta; i++)
+        bad = json_object_set_new(meta, kv[2 * i], json_string(kv[2 * i + 1]));
+    json_int_t off = 0;
+    for (int i = 0; !bad && i < n; i++) {
+        json_t *shape = json_array();
+        for (int d = 0; shape && d < t[i].ndim; d++)
+            if (json_array_append_new(shape, json_integer(t[i].shape[d]))) {
+                json_decref(shape);
+                shape = NULL;
+            }
+        json_int_t end = off + (json_int_t)t[i].nbytes;
+        bad = !shape || json_object_set_new(top, t[i].name,
+                                            json_pack("{s:s, s:o, s:[I, I]}",
+                                                      "dtype", mltk_st_dtype_name(t[i].dtype),
+                                                      "shape", shape,
+                                                      "data_offsets", off, end));
+        off = end;
     }
-    if (n_meta)
-        sb_fmt(b, "%s", n ? "}," : "}");
-    uint64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        if (i)
-            sb_add(b, ",", 1);
-        sb_json(b, t[i].name);
-        sb_fmt(b, ":{\"dtype\":\"%s\",\"shape\":[", mltk_st_dtype_name(t[i].dtype));
-        for (int d = 0; d < t[i].ndim; d++)
-            sb_fmt(b, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
-        sb_fmt(b, "],\"data_offsets\":[%llu,", (ull)off);
-        off += t[i].nbytes;
-        sb_fmt(b, "%llu]}", (ull)off);
+    char *text = bad ? NULL : json_dumps(top, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(top);
+    size_t tlen = text ? strlen(text) : 0, hlen = (tlen + 7) / 8 * 8;
+    char *b = text ? malloc(8 + hlen) : NULL;
+    if (b) {
+        for (int i = 0; i < 8; i++)
+            b[i] = (char)((uint64_t)hlen >> (8 * i));
+        memcpy(b + 8, text, tlen);
+        memset(b + 8 + tlen, ' ', hlen - tlen);
+        *len = 8 + hlen;
     }
-    sb_add(b, "}", 1);
-    while (!b->oom && b->len % 8)
-        sb_add(b, " ", 1);
-    for (int i = 0; !b->oom && i < 8; i++)
-        b->s[i] = (char)((uint64_t)(b->len - 8) >> (8 * i));
+    free(text);
+    return b;
 }
 
 static int write_all(int fd, const void *p, size_t n)
@@ -284,11 +221,11 @@ int mltk_st_write(const char *path, const mltk_st_entry *t, int n,
     int rc = check_entries(t, n, meta_kv, n_meta, path, err);
     if (rc)
         return rc;
-    sbuf hdr = { 0 };
-    build_header(&hdr, t, n, meta_kv, n_meta);
+    size_t hdr_len = 0;
+    char *hdr = build_header(&hdr_len, t, n, meta_kv, n_meta);
     char *tmp = mltk_strfmt("%s.tmp.%ld", path, (long)getpid());
-    if (hdr.oom || !tmp) {
-        free(hdr.s);
+    if (!hdr || !tmp) {
+        free(hdr);
         free(tmp);
         return NOMEM(path, err);
     }
@@ -300,7 +237,7 @@ int mltk_st_write(const char *path, const mltk_st_entry *t, int n,
     if (fd < 0)
         what = "cannot create temporary file";
     for (int i = -1; !what && i < n; i++)         /* -1: the header */
-        if (write_all(fd, i < 0 ? hdr.s : t[i].data, i < 0 ? hdr.len : t[i].nbytes))
+        if (write_all(fd, i < 0 ? hdr : t[i].data, i < 0 ? hdr_len : t[i].nbytes))
             what = "cannot write temporary file";
     if (!what && fsync(fd))
         what = "cannot sync temporary file";
@@ -331,249 +268,8 @@ int mltk_st_write(const char *path, const mltk_st_entry *t, int n,
         free(dir);
     }
     free(tmp);
-    free(hdr.s);
+    free(hdr);
     return rc;
-}
-
-/* ---- a JSON parser for headers ------------------------------------------ */
-
-/* Headers hold objects, arrays, strings and integers, nothing else. */
-enum { J_OBJ, J_ARR, J_STR, J_INT };
-static const char *const jkind_names[] = {
-    "an object", "an array", "a string", "an integer"
-};
-
-typedef struct jv {
-    int        kind;
-    size_t     off;      /* file offset of the value's first byte */
-    char      *key;      /* in an object: the member's name */
-    size_t     koff;     /* in an object: file offset of the name */
-    char      *s;        /* J_STR: decoded, NUL-terminated */
-    uint64_t   u;        /* J_INT: magnitude */
-    int        neg, big; /* J_INT: negative; magnitude beyond 64 bits */
-    int        n, cap;   /* J_OBJ, J_ARR: members */
-    struct jv *kids;
-} jv;
-
-typedef struct jparse {
-    const unsigned char *p;
-    size_t      len, pos, base;   /* base: file offset of p[0] */
-    const char *path;
-    char      **err;
-} jparse;
-
-#define J_MAX_DEPTH 16
-
-static void jv_free(jv *v)
-{
-    for (int i = 0; i < v->n; i++)
-        jv_free(&v->kids[i]);
-    free(v->kids);
-    free(v->key);
-    free(v->s);
-}
-
-/* "PATH: offset N: ..." for position pos of the header */
-#define JFAIL(j, pos, fmt, ...)                                                \
-    mltk_errf((j)->err, MLTK_ERR_DATA, "%s: offset %zu: " fmt, (j)->path,     \
-              (j)->base + (pos), ##__VA_ARGS__)
-
-static int jpeek(const jparse *j)
-{
-    return j->pos < j->len ? j->p[j->pos] : -1;
-}
-
-static void jws(jparse *j)
-{
-    for (int c; (c = jpeek(j)) == ' ' || c == '\t' || c == '\n' || c == '\r';)
-        j->pos++;
-}
-
-static int junexpected(jparse *j, const char *wanted)
-{
-    int c = jpeek(j);
-    if (c < 0)
-        return JFAIL(j, j->pos, "header ends where %s was expected", wanted);
-    if (c >= 0x20 && c < 0x7f)
-        return JFAIL(j, j->pos, "expected %s, found '%c'", wanted, c);
-    return JFAIL(j, j->pos, "expected %s, found byte 0x%02x", wanted, (unsigned)c);
-}
-
-static int jhex4(jparse *j, unsigned *cp)
-{
-    *cp = 0;
-    for (int i = 0; i < 4; i++, j->pos++) {
-        int c = jpeek(j);
-        const char *h = c >= '0' ? strchr("0123456789abcdef", c | 0x20) : NULL;
-        if (!h || !*h)
-            return JFAIL(j, j->pos, "\\u must be followed by 4 hex digits");
-        *cp = *cp * 16 + (unsigned)(h - "0123456789abcdef");
-    }
-    return 0;
-}
-
-/* One \u escape (or a surrogate pair) at j->pos, as UTF-8 into b. */
-static int jescape_u(jparse *j, size_t esc, sbuf *b)
-{
-    unsigned cp, lo = 0;
-    int rc = jhex4(j, &cp);
-    if (rc)
-        return rc;
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
-        if (jpeek(j) == '\\' && j->pos + 1 < j->len && j->p[j->pos + 1] == 'u') {
-            j->pos += 2;
-            if ((rc = jhex4(j, &lo)))
-                return rc;
-        }
-        if (lo < 0xDC00 || lo > 0xDFFF)
-            return JFAIL(j, esc, "high surrogate \\u%04X without a low one", cp);
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        return JFAIL(j, esc, "low surrogate \\u%04X without a high one", cp);
-    } else if (cp == 0) {
-        return JFAIL(j, esc, "\\u0000 is not allowed in names and metadata");
-    }
-    static const unsigned char lead[] = { 0, 0, 0xC0, 0xE0, 0xF0 };
-    unsigned char u8[4];
-    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-    for (size_t i = n - 1; i > 0; i--, cp >>= 6)
-        u8[i] = (unsigned char)(0x80 | (cp & 0x3F));
-    u8[0] = (unsigned char)(lead[n] | cp);
-    sb_add(b, u8, n);
-    return 0;
-}
-
-/* At the opening quote; leaves a malloc()ed string in *out. */
-static int jstring(jparse *j, char **out)
-{
-    static const char esc_in[] = "\"\\/bfnrt", esc_out[] = "\"\\/\b\f\n\r\t";
-    size_t start = j->pos++;
-    sbuf b = { 0 };
-    int rc = 0, c;
-    sb_add(&b, "", 0);
-    while (!rc && (c = jpeek(j)) != '"') {
-        size_t at = j->pos, n;
-        if (c < 0)
-            rc = JFAIL(j, start, "unterminated string");
-        else if (c < 0x20)
-            rc = JFAIL(j, at, "control character 0x%02x in a string", (unsigned)c);
-        else if (c >= 0x80 && !(n = utf8_seq(j->p + at, j->len - at)))
-            rc = JFAIL(j, at, "invalid UTF-8");
-        else if (c >= 0x80) {
-            sb_add(&b, j->p + at, n);
-            j->pos += n;
-        } else if (c != '\\') {
-            sb_add(&b, j->p + j->pos++, 1);
-        } else {
-            j->pos += 2;
-            const char *e = at + 1 < j->len && j->p[at + 1] ? strchr(esc_in, j->p[at + 1])
-                                                            : NULL;
-            if (e)
-                sb_add(&b, &esc_out[e - esc_in], 1);
-            else if (at + 1 < j->len && j->p[at + 1] == 'u')
-                rc = jescape_u(j, at, &b);
-            else
-                rc = JFAIL(j, at, "invalid escape in a string");
-        }
-    }
-    j->pos++;
-    if (!rc && b.oom)
-        rc = NOMEM(j->path, j->err);
-    if (rc)
-        free(b.s);
-    else
-        *out = b.s;
-    return rc;
-}
-
-static int jnumber(jparse *j, jv *v)
-{
-    v->kind = J_INT;
-    if (jpeek(j) == '-') {
-        v->neg = 1;
-        j->pos++;
-    }
-    size_t first = j->pos;
-    for (int c; (c = jpeek(j)) >= '0' && c <= '9'; j->pos++) {
-        unsigned d = (unsigned)c - '0';
-        v->big |= v->u > (UINT64_MAX - d) / 10;
-        v->u = v->u * 10 + d;
-    }
-    if (j->pos == first)
-        return junexpected(j, "a digit");
-    if (j->p[first] == '0' && j->pos - first > 1)
-        return JFAIL(j, first, "number with a leading zero");
-    if (jpeek(j) == '.' || jpeek(j) == 'e' || jpeek(j) == 'E')
-        return JFAIL(j, v->off - j->base, "only integers are allowed in a header");
-    return 0;
-}
-
-static int jvalue(jparse *j, jv *v, int depth)
-{
-    memset(v, 0, sizeof *v);
-    jws(j);
-    v->off = j->base + j->pos;
-    int c = jpeek(j);
-    if (c == '"') {
-        v->kind = J_STR;
-        return jstring(j, &v->s);
-    }
-    if (c == '-' || (c >= '0' && c <= '9'))
-        return jnumber(j, v);
-    if (c != '{' && c != '[')
-        return junexpected(j, "a string, an integer, an object or an array");
-    if (depth >= J_MAX_DEPTH)
-        return JFAIL(j, j->pos, "nested deeper than %d levels", J_MAX_DEPTH);
-    int obj = c == '{', close = obj ? '}' : ']';
-    v->kind = obj ? J_OBJ : J_ARR;
-    j->pos++;
-    jws(j);
-    if (jpeek(j) == close) {
-        j->pos++;
-        return 0;
-    }
-    for (;;) {
-        if (v->n == v->cap) {
-            int cap = v->cap ? 2 * v->cap : 4;
-            jv *kids = realloc(v->kids, (size_t)cap * sizeof *kids);
-            if (!kids)
-                return NOMEM(j->path, j->err);
-            v->kids = kids;
-            v->cap = cap;
-        }
-        char *key = NULL;
-        size_t koff = 0;
-        jws(j);
-        if (obj) {
-            koff = j->base + j->pos;
-            if (jpeek(j) != '"')
-                return junexpected(j, "a string key");
-            int rc = jstring(j, &key);
-            if (rc)
-                return rc;
-            jws(j);
-            if (jpeek(j) != ':') {
-                free(key);
-                return junexpected(j, "':'");
-            }
-            j->pos++;
-        }
-        jv *kid = &v->kids[v->n++];
-        int rc = jvalue(j, kid, depth + 1);
-        kid->key = key;
-        kid->koff = koff;
-        if (rc)
-            return rc;
-        jws(j);
-        if (jpeek(j) == ',') {
-            j->pos++;
-        } else if (jpeek(j) == close) {
-            j->pos++;
-            return 0;
-        } else {
-            return junexpected(j, obj ? "',' or '}'" : "',' or ']'");
-        }
-    }
 }
 
 /* ---- reading and validating --------------------------------------------- */
@@ -600,66 +296,84 @@ static int span_cmp(const void *a, const void *b)
 
 #define BAD(...) mltk_errf(err, MLTK_ERR_DATA, __VA_ARGS__)
 
-/* v as an integer in 0..INT64_MAX into *out, else -1 */
-static int get_u64(const jv *v, uint64_t *out)
+/* "an object", "an integer", ... for messages */
+static const char *kind(const json_t *v)
 {
-    *out = v->u;
-    return v->kind != J_INT || v->big || (v->neg && v->u) || v->u > INT64_MAX ? -1 : 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:  return "an object";
+    case JSON_ARRAY:   return "an array";
+    case JSON_STRING:  return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL:    return "a real number";
+    case JSON_TRUE:    return "true";
+    case JSON_FALSE:   return "false";
+    default:           return "null";
+    }
+}
+
+/* v as an integer in 0..INT64_MAX into *out, else -1 (jansson's integers
+ * are 64-bit: a larger one is already a parse error) */
+static int get_u64(const json_t *v, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
 }
 
 /* "PATH: header: tensor 'NAME': ..." */
 #define TBAD(fmt, ...) BAD("%s: header: tensor '%s': " fmt, path, name, ##__VA_ARGS__)
 
 /* One tensor's entry {"dtype", "shape", "data_offsets"} into *t and *sp. */
-static int parse_tensor(const char *path, const char *name, const jv *v,
+static int parse_tensor(const char *path, const char *name, json_t *v,
                         mltk_st_tensor *t, span *sp, char **err)
 {
-    if (v->kind != J_OBJ)
-        return TBAD("expected an object, found %s", jkind_names[v->kind]);
-    const jv *dt = NULL, *shape = NULL, *offs = NULL;
-    for (int k = 0; k < v->n; k++) {
-        const char *key = v->kids[k].key;
-        const jv **slot = strcmp(key, "dtype") == 0 ? &dt
-                        : strcmp(key, "shape") == 0 ? &shape
-                        : strcmp(key, "data_offsets") == 0 ? &offs : NULL;
-        if (!slot || *slot)
-            return TBAD("%s '%s'%s", slot ? "key" : "unknown key", key,
-                        slot ? " given twice" : "");
-        *slot = &v->kids[k];
-    }
+    if (!json_is_object(v))
+        return TBAD("expected an object, found %s", kind(v));
+    const char *key;
+    json_t *m;
+    json_object_foreach(v, key, m)   /* jansson rejected duplicate keys */
+        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
+            return TBAD("unknown key '%s'", key);
+    json_t *dt = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape"),
+           *offs = json_object_get(v, "data_offsets");
     if (!dt || !shape || !offs)
         return TBAD("missing '%s'", !dt ? "dtype" : !shape ? "shape" : "data_offsets");
-    if (dt->kind != J_STR)
-        return TBAD("dtype must be a string, found %s", jkind_names[dt->kind]);
-    int d = mltk_st_dtype_parse(dt->s);
+    if (!json_is_string(dt))
+        return TBAD("dtype must be a string, found %s", kind(dt));
+    const char *dts = json_string_value(dt);
+    int d = mltk_st_dtype_parse(dts);
     if (d < 0) {
         const char *hint = NULL;   /* "f32" is F32 first, I32 second */
         for (int k = 0; k < MLTK_ST_N_DTYPES && !hint; k++)
-            if (strcasecmp(dt->s, dtype_names[k]) == 0)
+            if (strcasecmp(dts, dtype_names[k]) == 0)
                 hint = dtype_names[k];
         if (!hint)
-            hint = mltk_did_you_mean(dt->s, dtype_names, MLTK_ST_N_DTYPES);
-        return TBAD("unknown dtype '%s'%s%s%s", dt->s, hint ? "; did you mean '" : "",
+            hint = mltk_did_you_mean(dts, dtype_names, MLTK_ST_N_DTYPES);
+        return TBAD("unknown dtype '%s'%s%s%s", dts, hint ? "; did you mean '" : "",
                     hint ? hint : "", hint ? "'?" : "");
     }
     t->dtype = (mltk_st_dtype)d;
-    if (shape->kind != J_ARR)
-        return TBAD("shape must be an array, found %s", jkind_names[shape->kind]);
-    if (shape->n > MLTK_ST_MAX_DIMS)
-        return TBAD("shape has %d dimensions, at most %d are supported", shape->n,
-                    MLTK_ST_MAX_DIMS);
-    t->ndim = shape->n;
-    for (int k = 0; k < shape->n; k++) {
+    if (!json_is_array(shape))
+        return TBAD("shape must be an array, found %s", kind(shape));
+    if (json_array_size(shape) > MLTK_ST_MAX_DIMS)
+        return TBAD("shape has %zu dimensions, at most %d are supported",
+                    json_array_size(shape), MLTK_ST_MAX_DIMS);
+    t->ndim = (int)json_array_size(shape);
+    for (int k = 0; k < t->ndim; k++) {
         uint64_t u;
-        if (get_u64(&shape->kids[k], &u))
-            return TBAD("shape[%d] is not a non-negative integer", k);
+        json_t *dim = json_array_get(shape, (size_t)k);
+        if (get_u64(dim, &u))
+            return TBAD("shape[%d] must be a non-negative integer, found %s%s", k,
+                        json_is_integer(dim) ? "a negative one" : kind(dim),
+                        json_is_real(dim) ? " (only integers are allowed in a header)" : "");
         t->shape[k] = (int64_t)u;
     }
     uint64_t need, size = mltk_st_dtype_size(t->dtype);
     if (shape_bytes(t->shape, t->ndim, size, &need) || need > SIZE_MAX)
         return TBAD("shape is too large");
-    if (offs->kind != J_ARR || offs->n != 2 || get_u64(&offs->kids[0], &sp->b)
-        || get_u64(&offs->kids[1], &sp->e))
+    if (!json_is_array(offs) || json_array_size(offs) != 2
+        || get_u64(json_array_get(offs, 0), &sp->b) || get_u64(json_array_get(offs, 1), &sp->e))
         return TBAD("data_offsets must be [begin, end], two non-negative integers");
     if (sp->b > sp->e)
         return TBAD("data_offsets [%llu, %llu] end before they begin", (ull)sp->b,
@@ -672,71 +386,58 @@ static int parse_tensor(const char *path, const char *name, const jv *v,
     return 0;
 }
 
-/* v's members move into f->meta. */
-static int parse_metadata(mltk_st_file *f, const char *path, jv *v, char **err)
+/* v's members, copied into f->meta. */
+static int parse_metadata(mltk_st_file *f, const char *path, json_t *v, char **err)
 {
-    if (v->kind != J_OBJ)
-        return BAD("%s: offset %zu: __metadata__ must be an object, found %s", path,
-                   v->off, jkind_names[v->kind]);
-    named *nm = malloc(((size_t)v->n + 1) * sizeof *nm);
-    f->meta = calloc(2 * (size_t)v->n + 1, sizeof *f->meta);
-    int rc = nm && f->meta ? 0 : NOMEM(path, err);
-    for (int k = 0; k < v->n && !rc; k++) {
-        jv *m = &v->kids[k];
-        if (m->kind != J_STR) {
-            rc = BAD("%s: offset %zu: __metadata__: value of '%s' must be a string, "
-                     "found %s", path, m->off, m->key, jkind_names[m->kind]);
-            break;
-        }
-        nm[k] = (named){ m->key, k };
-        f->meta[2 * k] = m->key;
-        f->meta[2 * k + 1] = m->s;
-        m->key = m->s = NULL;
-        f->n_meta = k + 1;
+    if (!json_is_object(v))
+        return BAD("%s: header: __metadata__ must be an object, found %s", path, kind(v));
+    f->meta = calloc(2 * json_object_size(v) + 1, sizeof *f->meta);
+    if (!f->meta)
+        return NOMEM(path, err);
+    const char *key;
+    json_t *m;
+    json_object_foreach(v, key, m) {   /* jansson rejected duplicate keys */
+        if (!json_is_string(m))
+            return BAD("%s: header: __metadata__: value of '%s' must be a string, found %s",
+                       path, key, kind(m));
+        f->meta[2 * f->n_meta] = mltk_strdup(key);
+        f->meta[2 * f->n_meta + 1] = mltk_strdup(json_string_value(m));
+        f->n_meta++;
+        if (!f->meta[2 * f->n_meta - 2] || !f->meta[2 * f->n_meta - 1])
+            return NOMEM(path, err);
     }
-    int dup = rc ? -1 : sort_find_dup(nm, f->n_meta);
-    if (dup >= 0)
-        rc = BAD("%s: offset %zu: __metadata__: key '%s' given twice", path,
-                 v->kids[nm[dup].i].koff, nm[dup].s);
-    free(nm);
-    return rc;
+    return 0;
 }
 
-/* Validate the parsed header `top` against data of `data_size` bytes at
- * file offset `data_off`; fill f's tensors and metadata. */
-static int validate(mltk_st_file *f, const char *path, jv *top, size_t data_off,
+/* Validate the parsed header `top` (an object, its members in file order)
+ * against data of `data_size` bytes at file offset `data_off`; fill f's
+ * tensors and metadata. */
+static int validate(mltk_st_file *f, const char *path, json_t *top, size_t data_off,
                     size_t data_size, char **err)
 {
-    size_t cap = (size_t)top->n + 1;
+    size_t cap = json_object_size(top) + 1;
     named *nm = malloc(cap * sizeof *nm);
     span *sp = malloc(cap * sizeof *sp);
     f->t = calloc(cap, sizeof *f->t);
     f->by_name = malloc(cap * sizeof *f->by_name);
     int rc = nm && sp && f->t && f->by_name ? 0 : NOMEM(path, err), n = 0;
-    for (int k = 0; !rc && k < top->n; k++)
-        nm[k] = (named){ top->kids[k].key, k };
-    int dup = rc ? -1 : sort_find_dup(nm, top->n);
-    if (dup >= 0) {
-        size_t o1 = top->kids[nm[dup - 1].i].koff, o2 = top->kids[nm[dup].i].koff;
-        rc = strcmp(nm[dup].s, "__metadata__") == 0
-            ? BAD("%s: offset %zu: __metadata__ given twice", path, o2)
-            : BAD("%s: header: tensor '%s': name given twice (offsets %zu and %zu)",
-                  path, nm[dup].s, o1, o2);
-    }
-    for (int k = 0; k < top->n && !rc; k++) {
-        jv *v = &top->kids[k];
-        if (strcmp(v->key, "__metadata__") == 0) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(top, key, v) {
+        if (rc)
+            break;
+        if (strcmp(key, "__metadata__") == 0) {
             rc = parse_metadata(f, path, v, err);
             continue;
         }
-        rc = parse_tensor(path, v->key, v, &f->t[n], &sp[n], err);
-        f->t[n].name = v->key;
-        v->key = NULL;                /* now owned by f */
+        rc = parse_tensor(path, key, v, &f->t[n], &sp[n], err);
+        if (!(f->t[n].name = mltk_strdup(key)) && !rc)
+            rc = NOMEM(path, err);
         sp[n].i = n;
         f->n = ++n;
     }
 
-    /* the tensors must tile [0, data_size) exactly */
+/* the tensors must tile [0, data_size) exactly */
     if (!rc)
         qsort(sp, (size_t)n, sizeof *sp, span_cmp);
     uint64_t end = 0;
@@ -798,13 +499,48 @@ static int read_all(mltk_st_file *f, const char *path, char **err)
     return rc;
 }
 
+/* c for a message: "'x'", or "byte 0xNN" when it is not printable */
+static const char *show(char *buf, size_t cap, unsigned char c)
+{
+    snprintf(buf, cap, c >= 0x20 && c < 0x7f ? "'%c'" : "byte 0x%02x", c);
+    return buf;
+}
+
+/* The JSON header of hlen bytes at file offset 8 into *top. */
+static int parse_header(json_t **top, const char *path, const unsigned char *h,
+                        size_t hlen, char **err)
+{
+    char c[16];
+    json_error_t je;
+    /* as the reference implementation: the header starts with '{' */
+    if (!hlen)
+        return BAD("%s: offset 8: header ends where '{' starting the header was expected",
+                   path);
+    if (h[0] != '{')
+        return BAD("%s: offset 8: expected '{' starting the header, found %s", path,
+                   show(c, sizeof c, h[0]));
+    /* jansson's position is a byte count from the start of the header:
+     * where it stopped on an error, how much it used on success */
+    *top = json_loadb((const char *)h, hlen, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK,
+                      &je);
+    if (!*top)
+        return BAD("%s: offset %zu: %s", path, 8 + (size_t)je.position, je.text);
+    size_t end = (size_t)je.position;
+    while (end < hlen && h[end] && strchr(" \t\n\r", h[end]))
+        end++;
+    if (end < hlen)
+        return BAD("%s: offset %zu: expected nothing but spaces after the header, found %s",
+                   path, 8 + end, show(c, sizeof c, h[end]));
+    return 0;
+}
+
 int mltk_st_open(mltk_st_file **out, const char *path, char **err)
 {
     *out = NULL;
     mltk_st_file *f = calloc(1, sizeof *f);
     if (!f)
         return NOMEM(path, err);
-    jv top = { 0 };
+    json_t *top = NULL;
     uint64_t hlen = 0;
     int rc = read_all(f, path, err);
     for (int i = 7; !rc && f->size >= 8 && i >= 0; i--)
@@ -820,20 +556,12 @@ int mltk_st_open(mltk_st_file **out, const char *path, char **err)
     else if (hlen > f->size - 8)
         rc = BAD("%s: offset 0: header length %llu is beyond the end of the file "
                  "(%zu bytes after the length)", path, (ull)hlen, f->size - 8);
-    if (rc)
-        goto out;
-    jparse j = { f->bytes + 8, (size_t)hlen, 0, 8, path, err };
-    if (jpeek(&j) != '{')
-        rc = junexpected(&j, "'{' starting the header");
-    else if (!(rc = jvalue(&j, &top, 0))) {
-        jws(&j);
-        if (j.pos < j.len)
-            rc = junexpected(&j, "nothing but spaces after the header");
-    }
     if (!rc)
-        rc = validate(f, path, &top, 8 + (size_t)hlen, f->size - 8 - (size_t)hlen, err);
+        rc = parse_header(&top, path, f->bytes + 8, (size_t)hlen, err);
+    if (!rc)
+        rc = validate(f, path, top, 8 + (size_t)hlen, f->size - 8 - (size_t)hlen, err);
 out:
-    jv_free(&top);
+    json_decref(top);
     if (rc)
         mltk_st_close(f);
     else

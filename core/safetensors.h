@@ -102,8 +102,9 @@ MLTK_HIDDEN int mltk_st_write(const char *path, const mltk_st_entry *t, int n,
 
 /* Read and validate the whole file.  On success *f owns a copy of the
  * file; free it with mltk_st_close().  On failure *f is NULL and the
- * message reads "PATH: offset N: what" (N a byte offset in the file) or
- * "PATH: header: tensor 'x': what".  Returns MLTK_ERR_IO when the file
+ * message reads "PATH: offset N: what" (N a byte offset in the file; in
+ * the JSON header, where jansson stopped reading, with jansson's words),
+ * "PATH: header: tensor 'x': what" or "PATH: header: __metadata__: what".  Returns MLTK_ERR_IO when the file
  * cannot be read, MLTK_ERR_DATA when it is malformed or truncated,
  * MLTK_ERR_NOMEM. */
 MLTK_HIDDEN int mltk_st_open(mltk_st_file **f, const char *path, char **err);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "plot.h"
 #include "testutil.h"
 
 #define TOL 1e-12

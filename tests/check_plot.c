@@ -1,4 +1,4 @@
-/* check_plot.c - tests of core/plot.c.
+/* check_plot.c - tests of core/cli/plot.c, the command's plots.
  *
  * What this is: the metrics.jsonl reader (values, nulls, skipped keys,
  * errors naming file:line), the 1-2-5 tick chooser, and both plots: each
@@ -263,17 +263,20 @@ static void expect_log_error(const char *text, const char *msg)
 START_TEST(test_read_errors)
 {
     expect_log_error("{\"epoch\": 1}\n{\"epoch\": 2, \"val_loss\": }\n{\"epoch\": 3}\n",
-                     ":2: expected a value (a number, string, true, false or null) (column 26)");
+                     ":2: unexpected token near '}' (column 26)");
     expect_log_error("{\"epoch\": 1}\n\n{\"epoch\" 2}\n",
-                     ":3: expected ':' after the key \"epoch\" (column 10)");
+                     ":3: ':' expected near '2' (column 10)");
     expect_log_error("{\"epoch\": 1, \"val_acc\": 0.5\n",
-                     ":1: expected ',' or '}' after the value of \"val_acc\" (column 28)");
-    expect_log_error("epoch=1\n", ":1: expected '{' to start a JSON object (column 1)");
-    expect_log_error("{\"epoch\": 1} x\n", ":1: text after the end of the object (column 14)");
-    expect_log_error("{\"epoch\": 1.}\n",
-                     ":1: expected digits after the decimal point (column 13)");
-    expect_log_error("{\"a\": \"x\\q\"}\n", ":1: unknown escape '\\q' in a string (column 10)");
-    expect_log_error("{\"a\": [1, 2}\n", ":1: expected ',' or ']' (column 12)");
+                     ":1: '}' expected near end of file (column 27)");
+    expect_log_error("epoch=1\n", ":1: '[' or '{' expected near 'epoch' (column 5)");
+    expect_log_error("{\"epoch\": 1} x\n", ":1: end of file expected near 'x' (column 14)");
+    expect_log_error("{\"epoch\": 1.}\n", ":1: invalid token near '1.' (column 12)");
+    expect_log_error("{\"a\": \"x\\q\"}\n", ":1: invalid escape near '\"x\\q' (column 10)");
+    expect_log_error("{\"a\": [1, 2}\n", ":1: ']' expected near '}' (column 12)");
+    expect_log_error("[1]\n", ":1: expected a JSON object, found an array (column 1)");
+    /* NaN blanked outside strings only: the column still counts the line */
+    expect_log_error("{\"a\": \"NaN\", \"b\": NaN, \"c\": NaN x}\n",
+                     ":1: '}' expected near 'x' (column 33)");
 }
 END_TEST
 
@@ -293,7 +296,7 @@ START_TEST(test_read_partial_last_line)
     ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(log.n, 2);
     ck_assert(log.val_acc[1] == 0.6);
-    TU_ASSERT_CONTAINS(out, "metrics.jsonl:3: unterminated string");
+    TU_ASSERT_CONTAINS(out, "metrics.jsonl:3: premature end of input near '\"va' (column 16)");
     TU_ASSERT_CONTAINS(out, "taken as a write in progress and skipped");
     free(out);
     mltk_run_log_free(&log);
@@ -446,8 +449,7 @@ START_TEST(test_curves_errors)
                                            "{\"epoch\": 3, \"val_acc\": .7}\n"));
     const char *dirs[2] = { r.alpha, r.beta };
     ck_assert_int_eq(mltk_plot_curves(png, dirs, 2, &err), MLTK_ERR_DATA);
-    char *want = tu_fmt("%s/metrics.jsonl:3: expected a value (a number, string, true, false "
-                        "or null) (column 25)", r.beta);
+    char *want = tu_fmt("%s/metrics.jsonl:3: invalid token near '.' (column 25)", r.beta);
     ck_assert_str_eq(err, want);
     free(want);
     free(err);

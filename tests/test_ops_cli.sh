@@ -457,9 +457,9 @@ LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$tmp/lsan.supp:print_s
 export LSAN_OPTIONS
 
 width=$(sed -n 's/^#define MLTK_PLOT_CURVES_WIDTH *\([0-9]*\).*/\1/p' \
-    "$top_srcdir/core/plot.h")
+    "$top_srcdir/core/cli/plot.h")
 height=$(sed -n 's/^#define MLTK_PLOT_CURVES_HEIGHT *\([0-9]*\).*/\1/p' \
-    "$top_srcdir/core/plot.h")
+    "$top_srcdir/core/cli/plot.h")
 run plot plot "$tmp/ref" "$tmp/sig" -o "$tmp/curves.png"
 expect_rc 0 "plot two run directories"
 check "plot: a whole PNG of ${width}x$height" png "$tmp/curves.png" "$width" "$height"

@@ -18,6 +18,8 @@
 #include <mltk/mltk.h>
 #include <mltk/plugin.h>
 
+#include "plot.h"
+
 /* ---- exit statuses (documented in mltk.1) ---------------------------------- */
 
 enum {

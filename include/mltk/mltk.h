@@ -273,12 +273,6 @@ MLTK_API int mltk_session_signal(const mltk_session_t *s);
  * epoch, metrics, every tensor (dtype, shape, min, max, mean) and the
  * config text, to `FILE_out` (a FILE *). */
 MLTK_API int mltk_inspect(const char *path, void *FILE_out, char **err);
-/* Loss and accuracy curves of run directories (their metrics.jsonl),
- * overlaid, as a PNG written atomically to `png_path`. */
-MLTK_API int mltk_plot_curves(const char *png_path, const char *const *run_dirs, int n_runs,
-                              char **err);
-/* A confusion matrix CSV (a run's confusion.csv) as a PNG heat map. */
-MLTK_API int mltk_plot_confusion(const char *png_path, const char *csv_path, char **err);
 
 #ifdef __cplusplus
 }

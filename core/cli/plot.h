@@ -1,5 +1,6 @@
 /* plot.h - `mltk plot`: training curves and confusion matrices as PNG.
- * Not installed.
+ * The command's own functions (core/cli/plot.c, core/cli/confusion.c);
+ * not part of libmltk, not installed.
  *
  * What this is: what the two entry points of `mltk plot` draw, and the
  * pieces under them that the test suite checks on their own: the reader
@@ -17,13 +18,10 @@
 #ifndef MLTK_PLOT_H
 #define MLTK_PLOT_H
 
-#include "internal.h"
+#include <stdint.h>
 
 /* ---- entry points ----------------------------------------------------------- */
-/* mltk_plot_curves and mltk_plot_confusion are declared in <mltk/mltk.h>
- * (the `mltk plot` command calls them through libmltk).  What they draw:
- *
- * mltk_plot_curves(png_path, run_dirs, n_runs, err): the training curves
+/* mltk_plot_curves(png_path, run_dirs, n_runs, err): the training curves
  * of n_runs runs (1 <= n_runs <= 64) in one PNG of
  * MLTK_PLOT_CURVES_WIDTH x MLTK_PLOT_CURVES_HEIGHT pixels: a loss panel
  * (train_loss solid, val_loss dashed) and an accuracy panel (train_acc
@@ -40,6 +38,9 @@
  * it), "true" down the side, "predicted" along the bottom, class labels
  * and a colour bar.  The image is mltk_plot_confusion_size() pixels.
  * Errors as above; at most MLTK_PLOT_MAX_CLASSES classes. */
+int mltk_plot_curves(const char *png_path, const char *const *run_dirs, int n_runs,
+                     char **err);
+int mltk_plot_confusion(const char *png_path, const char *csv_path, char **err);
 
 #define MLTK_PLOT_CURVES_WIDTH  1280
 #define MLTK_PLOT_CURVES_HEIGHT 600
@@ -58,13 +59,15 @@ typedef struct mltk_run_log {
 } mltk_run_log;
 
 /* Read run_dir/metrics.jsonl (or run_dir itself when it is a file).
- * Lines are flat JSON objects; numbers, strings, true/false/null, and
- * NaN/Infinity as Python's json module writes them are accepted, nested
- * values are skipped, blank lines ignored.  A last line without its
+ * Each line is a JSON object, parsed with jansson; NaN and Infinity as
+ * Python's json module writes them are accepted, keys other than the five
+ * plotted are ignored whatever their values, blank lines too.  A line
+ * that does not parse is an error "FILE:LINE: jansson's message (column
+ * N)".  A last line without its
  * newline that does not parse is taken as a write in progress and
  * skipped.  Free with mltk_run_log_free. */
-MLTK_HIDDEN int mltk_run_log_read(mltk_run_log *r, const char *run_dir, char **err);
-MLTK_HIDDEN void mltk_run_log_free(mltk_run_log *r);
+int mltk_run_log_read(mltk_run_log *r, const char *run_dir, char **err);
+void mltk_run_log_free(mltk_run_log *r);
 
 /* Axis ticks at multiples of 1, 2 or 5 times a power of ten covering
  * [lo, hi], with at most max_ticks + 1 ticks (max_ticks >= 2).  The range
@@ -76,10 +79,28 @@ typedef struct mltk_ticks {
     int    n;        /* number of ticks, lo + i * step for i < n */
     int    decimals; /* digits after the point that the labels need */
 } mltk_ticks;
-MLTK_HIDDEN void mltk_plot_ticks(mltk_ticks *t, double lo, double hi, int max_ticks,
-                                      int integer);
+void mltk_plot_ticks(mltk_ticks *t, double lo, double hi, int max_ticks, int integer);
 
 /* Pixel size of the confusion plot of n classes. */
-MLTK_HIDDEN void mltk_plot_confusion_size(int n, int *width, int *height);
+void mltk_plot_confusion_size(int n, int *width, int *height);
+
+/* ---- the confusion-matrix CSV (confusion.c) -------------------------------- */
+/* The format mltk_metrics_write_confusion_csv writes (core/metrics.h). */
+
+/* A confusion matrix read back from such a CSV. */
+typedef struct mltk_confusion {
+    int      n;
+    char   **names;     /* n column (predicted) names, from the header */
+    char   **row_names; /* n row (true) names */
+    int64_t *count;     /* (n, n), row = true class */
+} mltk_confusion;
+
+/* Read the CSV at `path`.  Errors are MLTK_ERR_IO (cannot open) or
+ * MLTK_ERR_DATA "path:line: ..." (a ragged row, a count that is not a
+ * non-negative integer, rows != columns).  Free with
+ * mltk_confusion_free. */
+int mltk_confusion_read(mltk_confusion *c, const char *path, char **err);
+void mltk_confusion_free(mltk_confusion *c);
+
 
 #endif /* MLTK_PLOT_H */

@@ -1,29 +1,35 @@
 /* plot.c - `mltk plot`: training curves and confusion matrices as PNG.
  *
  * What this is: a reader of the trainer's per-epoch log (metrics.jsonl,
- * one flat JSON object per line), a 1-2-5 tick chooser, and two fixed
- * layouts drawn with cairo on an image surface: loss and accuracy curves
- * of one or more runs, and a confusion-matrix heat map read from the CSV
- * that metrics.c writes.
- * What this is not: a general JSON parser (only flat objects are read;
- * nested values are skipped unread) or a plotting library (no styles,
- * log axes or options).  Text uses cairo's toy API with fontconfig's
- * "sans-serif", which is enough for ASCII labels and numbers.
+ * one JSON object per line, parsed with jansson), a 1-2-5 tick chooser,
+ * and two fixed layouts drawn with cairo on an image surface: loss and
+ * accuracy curves of one or more runs, and a confusion-matrix heat map
+ * read from the CSV that metrics.c writes (core/cli/confusion.c).
+ * What this is not: part of libmltk, which neither draws nor links cairo;
+ * this is the command's own code and uses only the public API.  Nor a
+ * plotting library (no styles, log axes or options).  Text uses cairo's
+ * toy API with fontconfig's "sans-serif", which is enough for ASCII
+ * labels and numbers.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cairo.h>
+#include <jansson.h>
 
-#include "metrics.h"
+#include <mltk/mltk.h>
+
 #include "plot.h"
 
 /* ---- reading metrics.jsonl -------------------------------------------------- */
@@ -34,234 +40,75 @@ static const char *const key_names[N_KEYS] = {
     "epoch", "train_loss", "val_loss", "train_acc", "val_acc"
 };
 
-typedef struct jparse {
-    const char *p;       /* the cursor */
-    const char *start;   /* the start of the line, for columns */
-    const char *path;
-    int         line;
-    char       *why;     /* first error, malloc()ed */
-} jparse;
-
-static int jfail(jparse *j, const char *fmt, ...) MLTK_PRINTF(2, 3);
-static int jfail(jparse *j, const char *fmt, ...)
+/* A malloc()ed formatted string, or NULL. */
+static char *strfmt(const char *fmt, ...) MLTK_PRINTF(1, 2);
+static char *strfmt(const char *fmt, ...)
 {
-    if (j->why)
-        return -1;
-    char msg[160];
+    char *s = NULL;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vasprintf(&s, fmt, ap);
     va_end(ap);
-    j->why = mltk_strfmt("%s:%d: %s (column %d)", j->path, j->line, msg,
-                         (int)(j->p - j->start) + 1);
-    return -1;
+    return n < 0 ? NULL : s;
 }
 
-static void jws(jparse *j)
+/* Python's json module writes NaN, Infinity and -Infinity, which JSON
+ * (and so jansson) does not have.  Outside strings they are overwritten
+ * in place with "[]" and spaces: a value of the same length that is not a
+ * number (so NaN here too), and jansson's columns still count the line as
+ * written. */
+static void blank_nonfinite(char *s, size_t len)
 {
-    while (*j->p == ' ' || *j->p == '\t' || *j->p == '\r')
-        j->p++;
-}
-
-static int jlit(jparse *j, const char *word)
-{
-    size_t n = strlen(word);
-    if (strncmp(j->p, word, n) != 0)
-        return 0;
-    j->p += n;
-    return 1;
-}
-
-/* A string at the cursor (on its opening quote); its first cap-1 bytes
- * (escapes decoded, \u kept as '?') are copied to buf. */
-static int jstring(jparse *j, char *buf, size_t cap)
-{
-    size_t len = 0;
-    j->p++;
-    for (;;) {
-        char c = *j->p;
-        if (!c)
-            return jfail(j, "unterminated string");
-        j->p++;
-        if (c == '"')
-            break;
-        if (c == '\\') {
-            char e = *j->p;
-            if (!e)
-                return jfail(j, "unterminated string");
-            j->p++;
-            switch (e) {
-            case '"': case '\\': case '/': c = e; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
-            case 'u':
-                for (int i = 0; i < 4; i++, j->p++)
-                    if (!strchr("0123456789abcdefABCDEF", *j->p) || !*j->p)
-                        return jfail(j, "\\u needs four hex digits");
-                c = '?';
+    static const char *const words[] = { "-Infinity", "Infinity", "NaN" };
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in_string) {
+            if (s[i] == '\\')
+                i++;
+            else if (s[i] == '"')
+                in_string = 0;
+            continue;
+        }
+        in_string = s[i] == '"';
+        for (int w = 0; w < 3; w++) {
+            size_t n = strlen(words[w]);
+            if (n <= len - i && memcmp(s + i, words[w], n) == 0) {
+                memset(s + i, ' ', n);
+                memcpy(s + i, "[]", 2);
+                i += n - 1;
                 break;
-            default:
-                j->p--;
-                return jfail(j, "unknown escape '\\%c' in a string", e);
             }
         }
-        if (buf && len + 1 < cap)
-            buf[len++] = c;
     }
-    if (buf && cap)
-        buf[len] = '\0';
-    return 0;
 }
 
-/* A JSON number at the cursor, strictly: -?int(.frac)?([eE][+-]?int)? */
-static int jnumber(jparse *j, double *v)
-{
-    const char *s = j->p, *q = s;
-    if (*q == '-')
-        q++;
-    if (*q < '0' || *q > '9')
-        return jfail(j, "expected a value (a number, string, true, false or null)");
-    while (*q >= '0' && *q <= '9')
-        q++;
-    if (*q == '.') {
-        q++;
-        if (*q < '0' || *q > '9') {
-            j->p = q;
-            return jfail(j, "expected digits after the decimal point");
-        }
-        while (*q >= '0' && *q <= '9')
-            q++;
-    }
-    if (*q == 'e' || *q == 'E') {
-        q++;
-        if (*q == '+' || *q == '-')
-            q++;
-        if (*q < '0' || *q > '9') {
-            j->p = q;
-            return jfail(j, "expected digits in the exponent");
-        }
-        while (*q >= '0' && *q <= '9')
-            q++;
-    }
-    char buf[64];
-    size_t len = (size_t)(q - s);
-    if (len >= sizeof(buf))
-        return jfail(j, "number too long");
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    *v = strtod(buf, NULL);
-    j->p = q;
-    return 0;
-}
-
-/* Any value; *v is its number, or NaN for anything that is not a finite
- * number.  Objects and arrays are walked and dropped. */
-static int jvalue(jparse *j, double *v, int depth)
-{
-    *v = NAN;
-    if (depth > 32)
-        return jfail(j, "values nested too deeply");
-    char c = *j->p;
-    if (c == '"')
-        return jstring(j, NULL, 0);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->p++;
-        jws(j);
-        if (*j->p == close) {
-            j->p++;
-            return 0;
-        }
-        for (;;) {
-            double dummy;
-            jws(j);
-            if (c == '{') {
-                if (*j->p != '"')
-                    return jfail(j, "expected a key in quotes");
-                if (jstring(j, NULL, 0))
-                    return -1;
-                jws(j);
-                if (*j->p != ':')
-                    return jfail(j, "expected ':' after the key");
-                j->p++;
-                jws(j);
-            }
-            if (jvalue(j, &dummy, depth + 1))
-                return -1;
-            jws(j);
-            if (*j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (*j->p == close) {
-                j->p++;
-                return 0;
-            }
-            return jfail(j, "expected ',' or '%c'", close);
-        }
-    }
-    if (jlit(j, "null") || jlit(j, "true") || jlit(j, "false") || jlit(j, "NaN") ||
-        jlit(j, "Infinity") || jlit(j, "-Infinity"))
-        return 0;
-    if (jnumber(j, v))
-        return -1;
-    if (!isfinite(*v))
-        *v = NAN;   /* 1e999 */
-    return 0;
-}
-
-/* One line: 0 and rec filled (NaN for absent keys), 1 for a blank line,
- * -1 on error (j->why). */
-static int jline(jparse *j, double rec[N_KEYS])
+/* One line of len bytes (its newline removed): 0 and rec filled (NaN for
+ * absent keys and values that are not finite numbers), 1 for a blank
+ * line, -1 with a malloc()ed "PATH:LINE: what (column N)" in *why. */
+static int read_record(char *line, size_t len, const char *path, int lineno,
+                       double rec[N_KEYS], char **why)
 {
     for (int k = 0; k < N_KEYS; k++)
         rec[k] = NAN;
-    jws(j);
-    if (!*j->p)
+    if (strspn(line, " \t\r") == len)
         return 1;
-    if (*j->p != '{')
-        return jfail(j, "expected '{' to start a JSON object");
-    j->p++;
-    jws(j);
-    if (*j->p == '}') {
-        j->p++;
-    } else {
-        for (;;) {
-            char key[32];
-            jws(j);
-            if (*j->p != '"')
-                return jfail(j, "expected a key in quotes");
-            if (jstring(j, key, sizeof(key)))
-                return -1;
-            jws(j);
-            if (*j->p != ':')
-                return jfail(j, "expected ':' after the key \"%s\"", key);
-            j->p++;
-            jws(j);
-            double v;
-            if (jvalue(j, &v, 1))
-                return -1;
-            for (int k = 0; k < N_KEYS; k++)
-                if (strcmp(key, key_names[k]) == 0)
-                    rec[k] = v;
-            jws(j);
-            if (*j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (*j->p == '}') {
-                j->p++;
-                break;
-            }
-            return jfail(j, "expected ',' or '}' after the value of \"%s\"", key);
-        }
+    blank_nonfinite(line, len);
+    json_error_t e;
+    /* integers as doubles: a count beyond 64 bits is still a number */
+    json_t *obj = json_loadb(line, len, JSON_DECODE_INT_AS_REAL, &e);
+    if (!obj || !json_is_object(obj)) {
+        *why = obj ? strfmt("%s:%d: expected a JSON object, found an array (column 1)", path,
+                            lineno)
+                   : strfmt("%s:%d: %s (column %d)", path, lineno, e.text, e.column);
+        json_decref(obj);
+        return -1;
     }
-    jws(j);
-    if (*j->p)
-        return jfail(j, "text after the end of the object");
+    for (int k = 0; k < N_KEYS; k++) {
+        json_t *v = json_object_get(obj, key_names[k]);
+        if (json_is_number(v) && isfinite(json_number_value(v)))
+            rec[k] = json_number_value(v);
+    }
+    json_decref(obj);
     return 0;
 }
 
@@ -310,7 +157,7 @@ static char *run_name(const char *run_dir, int is_file)
         if (strcmp(name, "metrics") != 0)
             return name;
         free(name);
-        char *dir = mltk_strdup(run_dir);
+        char *dir = strdup(run_dir);
         if (!dir)
             return NULL;
         char *slash = strrchr(dir, '/');
@@ -358,7 +205,7 @@ int mltk_run_log_read(mltk_run_log *r, const char *run_dir, char **err)
         return mltk_errf(err, MLTK_ERR_IO, "%s: no such run directory or log: %s", run_dir,
                          strerror(errno));
     int is_file = !S_ISDIR(st.st_mode);
-    r->path = is_file ? mltk_strdup(run_dir) : mltk_strfmt("%s/metrics.jsonl", run_dir);
+    r->path = is_file ? strdup(run_dir) : strfmt("%s/metrics.jsonl", run_dir);
     r->name = run_name(run_dir, is_file);
     if (!r->path || !r->name) {
         mltk_run_log_free(r);
@@ -371,31 +218,27 @@ int mltk_run_log_read(mltk_run_log *r, const char *run_dir, char **err)
                          "%s: cannot read metrics.jsonl: %s; is this a run directory "
                          "(one with [log] jsonl = metrics.jsonl)?", run_dir, strerror(e));
     }
-    char *text = NULL;
-    int rc = mltk_read_file(r->path, &text, err);
-    if (rc) {
+    FILE *f = fopen(r->path, "rb");
+    if (!f) {
+        int e = errno;
         mltk_run_log_free(r);
-        return rc;
+        return mltk_errf(err, MLTK_ERR_IO, "%s: cannot open file: %s", r->path, strerror(e));
     }
-    int cap = 0, records = 0;
-    jparse j = { .path = r->path };
-    char *line = text;
-    while (*line && !rc) {
-        char *nl = strchr(line, '\n');
-        int last_unterminated = !nl;
-        if (nl)
-            *nl = '\0';
-        j.p = j.start = line;
-        j.line++;
+    int rc = MLTK_OK, cap = 0, records = 0, lineno = 0;
+    char *line = NULL, *why = NULL;
+    size_t line_cap = 0;
+    for (ssize_t len; !rc && (len = getline(&line, &line_cap, f)) >= 0;) {
+        int last_unterminated = len == 0 || line[len - 1] != '\n';
+        if (!last_unterminated)
+            line[--len] = '\0';
+        lineno++;
         double rec[N_KEYS];
-        int got = jline(&j, rec);
+        int got = read_record(line, (size_t)len, r->path, lineno, rec, &why);
         if (got < 0 && last_unterminated) {
             mltk_log(MLTK_LOG_WARN, "%s; the last line has no newline, so it is taken as a "
-                     "write in progress and skipped", j.why);
-            free(j.why);
-            j.why = NULL;
+                     "write in progress and skipped", why ? why : "out of memory");
         } else if (got < 0) {
-            rc = mltk_errf(err, MLTK_ERR_DATA, "%s", j.why ? j.why : "out of memory");
+            rc = mltk_errf(err, MLTK_ERR_DATA, "%s", why ? why : "out of memory");
         } else if (got == 0) {
             records++;
             if (grow(r, &cap)) {
@@ -409,10 +252,13 @@ int mltk_run_log_read(mltk_run_log *r, const char *run_dir, char **err)
             r->val_acc[r->n] = rec[K_VAL_ACC];
             r->n++;
         }
-        line = nl ? nl + 1 : line + strlen(line);
+        free(why);
+        why = NULL;
     }
-    free(j.why);
-    free(text);
+    if (!rc && ferror(f))
+        rc = mltk_errf(err, MLTK_ERR_IO, "%s: cannot read file: %s", r->path, strerror(errno));
+    free(line);
+    fclose(f);
     if (rc)
         mltk_run_log_free(r);
     return rc;
@@ -762,6 +608,8 @@ static cairo_status_t png_out(void *closure, const unsigned char *data, unsigned
                                                 : CAIRO_STATUS_WRITE_ERROR;
 }
 
+/* Write s to path through a temporary file beside it, renamed over path
+ * once complete, so that a reader never sees half an image. */
 static int write_png(cairo_surface_t *s, cairo_t *cr, const char *path, char **err)
 {
     cairo_status_t st = cairo_status(cr);
@@ -771,18 +619,49 @@ static int write_png(cairo_surface_t *s, cairo_t *cr, const char *path, char **e
         return mltk_errf(err, MLTK_ERR_IO, "%s: drawing failed: %s", path,
                          cairo_status_to_string(st));
     cairo_surface_flush(s);
-    FILE *f;
-    char *tmp;
-    int rc = mltk_atomic_open(&f, &tmp, path, err);
-    if (rc)
-        return rc;
-    st = cairo_surface_write_to_png_stream(s, png_out, f);
-    if (st != CAIRO_STATUS_SUCCESS) {
-        mltk_atomic_close(f, tmp, path, 0, NULL);
-        return mltk_errf(err, MLTK_ERR_IO, "%s: cannot write the PNG: %s", path,
-                         cairo_status_to_string(st));
+    static unsigned counter;
+    char *tmp = NULL;
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        free(tmp);
+        tmp = strfmt("%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+        if (!tmp)
+            return mltk_errf(err, MLTK_ERR_NOMEM, "%s: out of memory", path);
+        /* O_EXCL: never write through someone else's file; 0666 & ~umask */
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
     }
-    return mltk_atomic_close(f, tmp, path, 1, err);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        free(tmp);
+        return mltk_errf(err, MLTK_ERR_IO, "%s: cannot create a temporary file beside it: %s",
+                         path, strerror(e));
+    }
+    int rc = MLTK_OK;
+    st = cairo_surface_write_to_png_stream(s, png_out, f);
+    int bad = fflush(f) != 0 || ferror(f), e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (st != CAIRO_STATUS_SUCCESS)
+        rc = mltk_errf(err, MLTK_ERR_IO, "%s: cannot write the PNG: %s", path,
+                       cairo_status_to_string(st));
+    else if (bad)
+        rc = mltk_errf(err, MLTK_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    else if (rename(tmp, path) != 0)
+        rc = mltk_errf(err, MLTK_ERR_IO, "%s: cannot replace the file: %s", path,
+                       strerror(errno));
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
 }
 
 /* ---- mltk_plot_curves ------------------------------------------------------- */
