@@ -635,13 +635,13 @@ static int histograms(mltk_session_t *s, char **err)
         if (!h)
             return MLTK_ERR_NOMEM;
         char tag[256];
-        rc = s->be.i->download(s->be.ctx, h, t.data, (size_t)numel * sizeof(float));
+        rc = mltk_be_download(&s->be, h, t.data, (size_t)numel * sizeof(float));
         snprintf(tag, sizeof tag, "%s/%s", t.state ? "state" : "weights", t.name);
         if (!rc)
             rc = mltk_tb_histogram(s->tb, tag, (int64_t)s->step, h, numel, err);
         if (!rc && !t.state) {
-            rc = s->be.i->download(s->be.ctx, h, grads + (t.data - params),
-                                   (size_t)numel * sizeof(float));
+            rc = mltk_be_download(&s->be, h, grads + (t.data - params),
+                                  (size_t)numel * sizeof(float));
             snprintf(tag, sizeof tag, "grads/%s", t.name);
             if (!rc)
                 rc = mltk_tb_histogram(s->tb, tag, (int64_t)s->step, h, numel, err);
@@ -771,12 +771,12 @@ int mltk_ops_metrics_add(mltk_session_t *s, const float *out, const void *y, int
         return MLTK_OK;
     int64_t n = mltk_metrics_n(s->metrics);
     int classify = s->test.info.target == MLTK_TARGET_CLASS;
-    int rc = s->be.i->download(s->be.ctx, s->eval_host, out,
-                               (size_t)(rows * n) * sizeof(float));
+    int rc = mltk_be_download(&s->be, s->eval_host, out,
+                              (size_t)(rows * n) * sizeof(float));
     if (!rc)
-        rc = s->be.i->download(s->be.ctx, s->eval_labels, y,
-                               (size_t)rows * (classify ? sizeof(int32_t)
-                                                        : (size_t)n * sizeof(float)));
+        rc = mltk_be_download(&s->be, s->eval_labels, y,
+                              (size_t)rows * (classify ? sizeof(int32_t)
+                                                       : (size_t)n * sizeof(float)));
     if (rc)
         return mltk_errf(err, rc, "evaluation: cannot read the outputs: %s",
                          mltk_status_str(rc));
