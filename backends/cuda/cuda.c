@@ -809,7 +809,8 @@ static int cuda_sync(void *ctx)
 /* Every op in f32.  In bf16 and f16: the elementwise ops (computed in
  * float, rounded once), casts, bias epilogue, column sums, sums and
  * clipping, the non-finite check, gemm (f32 accumulation, C in f32 or the
- * low dtype, bias f32), convolution (f32 compute) and strided copies.
+ * low dtype, bias f32), convolution (f32 compute; outputs and bias in f32
+ * or the low dtype, cuda_conv.c) and strided copies.
  * gather_rows moves rows of any dtype.  Everything else (losses,
  * normalisation, pooling, softmax, embedding, dropout, random numbers,
  * optimizers) is f32 only. */
@@ -1040,21 +1041,10 @@ static int run_op(cuda_ctx *cx, const mltk_op_call *c)
                                     p->seed, p->offset);
     }
     /* ---- convolution and pooling ---- */
-    case MLTK_OP_CONV2D_FORWARD: {
-        const mltk_conv2d_params *p = prm;
-        return cuda_conv2d_forward(cx, dt, td(c, 0), td(c, 1), td(c, 2), td(c, 3), &p->d,
-                                   p->act, p->act_alpha, c->ws, c->ws_bytes);
-    }
-    case MLTK_OP_CONV2D_BACKWARD_DATA: {
-        const mltk_conv2d_params *p = prm;
-        return cuda_conv2d_backward_data(cx, dt, td(c, 0), td(c, 1), td(c, 2), &p->d, c->ws,
-                                         c->ws_bytes);
-    }
-    case MLTK_OP_CONV2D_BACKWARD_FILTER: {
-        const mltk_conv2d_params *p = prm;
-        return cuda_conv2d_backward_filter(cx, dt, td(c, 0), td(c, 1), td(c, 2), td(c, 3),
-                                           &p->d, c->ws, c->ws_bytes);
-    }
+    case MLTK_OP_CONV2D_FORWARD:
+    case MLTK_OP_CONV2D_BACKWARD_DATA:
+    case MLTK_OP_CONV2D_BACKWARD_FILTER:
+        return cuda_conv2d(cx, c);
     case MLTK_OP_POOL2D_FORWARD: {
         const mltk_pool2d_params *p = prm;
         return cuda_pool2d_forward(cx, p->kind, tf(c, 0), tf(c, 1), &p->d);

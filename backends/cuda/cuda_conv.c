@@ -3,12 +3,22 @@
  *
  * What this is: conv2d forward, backward-data and backward-filter through
  * cuDNN's convolution API in f32, bf16 or f16 (the tensor descriptors in
- * the call's dtype, the convolution computed in f32), with the bias and
+ * the inputs' dtype, the convolution computed in f32), with the bias and
  * activation applied by our own per-channel epilogue and the bias
  * gradient summed by our own deterministic per-channel reduction (in
- * double, written in the call's dtype); max/average pooling in f32 by the
+ * double, written in db's dtype); max/average pooling in f32 by the
  * kernels of cuda_nn_kernels.cu, which follow the cpu backend's window
  * rules exactly.
+ *
+ * Mixed precision: the core lets each output (y; dx; dw, db) and the bias
+ * be f32 beside bf16 or f16 inputs.  cuDNN takes a convolution's three
+ * tensors in one data type, so a call whose first output (y, dx, dw) is
+ * f32 widens its two inputs to f32 in the call's workspace and runs the
+ * f32 convolution on them (conv_widened): the f32 convolution of the
+ * inputs' values, as the cpu backend computes it.  A call whose first
+ * output has the inputs' dtype runs cuDNN in that dtype, whatever the
+ * dtype of the bias or db: the epilogue and the bias sums read and write
+ * each tensor in its own.
  *
  * Plans: for each convolution geometry, batch size and dtype the context
  * keeps a plan (cuDNN descriptors and one algorithm per op), chosen from
@@ -29,7 +39,10 @@
  * algorithms chosen within CONV_WS_CAP need; with one, what the plan
  * chosen within it needs (0 when none fits: run uses its own), so that
  * the core's check of the buffer before run never refuses a call run
- * could serve.
+ * could serve.  A widened call needs its inputs' f32 copies in the buffer
+ * as well (they have no fallback); a size query in bf16 or f16 answers
+ * the larger of the two paths' needs, so mltk_op_conv2d_workspace() sizes
+ * a buffer that serves both.
  *
  * Batches: cuDNN's tensor descriptors take int sizes, so a batch whose
  * N C H W or N K P Q exceeds INT_MAX runs as chunks of images that fit
@@ -43,6 +56,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -499,16 +513,113 @@ static int use_math(cuda_ctx *c, cuda_conv_plan *p, int op, const char *what)
     return st == CUDNN_STATUS_SUCCESS ? MLTK_OK : dnn_fail(c, what, st, &p->d, p->dt);
 }
 
-/* ---- convolution ops ---- */
-
 /* bytes per element of a conv dtype */
 static size_t esize(mltk_dtype dt)
 {
     return dt == MLTK_F32 ? 4 : 2;
 }
 
+/* The workspace run uses with the plan of chunk dc in dt: with a buffer
+ * (ws not NULL) what the plan chosen within its ws_bytes needs, 0 when
+ * none fits (run then uses the backend's own); without one (a size query)
+ * what the plan chosen within CONV_WS_CAP needs.  A failure to plan
+ * answers 0: run then fails the same way with its message. */
+static size_t plan_ws(cuda_ctx *c, const mltk_conv2d_desc *dc, mltk_dtype dt, const void *ws,
+                      size_t ws_bytes)
+{
+    cuda_conv_plan *p;
+    size_t cap = !ws ? CONV_WS_CAP : ws_bytes < CONV_WS_CAP ? ws_bytes : CONV_WS_CAP;
+    return plan_get(c, dc, dt, cap, &p) ? 0 : p->ws;
+}
+
+/* ---- mixed precision: widened inputs ---- */
+
+/* the boundary each widened copy starts on (cudaMalloc's alignment) */
+#define WIDE_ALIGN ((size_t)256)
+
+static size_t wide_round(size_t n)
+{
+    return (n + WIDE_ALIGN - 1) / WIDE_ALIGN * WIDE_ALIGN;
+}
+
+/* Whether the call computes in f32 on widened inputs: its inputs are bf16
+ * or f16 and its first output (y, dx, dw) is f32.  cuDNN's convolution
+ * API takes x, w and y (dy, w and dx; x, dy and dw) in one data type: its
+ * supported configurations pair an f32 result only with f32 (or int8)
+ * inputs.  So such a call widens its inputs to f32 (exactly) in the call's
+ * workspace and runs the f32 convolution on them: the results are the f32
+ * convolution of the inputs' values, as the cpu backend computes them.  A
+ * bias or bias gradient in f32 beside a bf16 or f16 output needs no
+ * widening: the epilogue and the bias sums read and write each tensor in
+ * its own dtype. */
+static int conv_widened(const mltk_op_call *call)
+{
+    return mltk_op_dtype(call) != MLTK_F32 && call->t[0].dtype == MLTK_F32;
+}
+
+/* the index of the op's first input: x, w (forward); dy, w
+ * (backward-data); dy, x (backward-filter) */
+static int conv_in(mltk_op op)
+{
+    return op == MLTK_OP_CONV2D_BACKWARD_FILTER ? 2 : 1;
+}
+
+/* The widened inputs' layout in the call's workspace: from the buffer's
+ * first WIDE_ALIGN boundary, the f32 copy of the first input (n[0]
+ * elements), at *off1 that of the second (n[1]), each on a boundary, and
+ * at *rest the f32 convolution's own workspace.  Returns the bytes before
+ * that workspace with the boundary's slack (WIDE_ALIGN), the same for any
+ * buffer address, so that `workspace` needs no buffer to answer. */
+static size_t wide_layout(mltk_op op, const mltk_conv2d_desc *d, int64_t n[2], size_t *off1,
+                          size_t *rest)
+{
+    const int64_t x = d->N * d->C * d->H * d->W, y = d->N * d->K * d->P * d->Q;
+    const int64_t w = d->K * (d->C / d->groups) * d->R * d->S;
+    n[0] = op == MLTK_OP_CONV2D_FORWARD ? x : y;
+    n[1] = op == MLTK_OP_CONV2D_BACKWARD_FILTER ? x : w;
+    *off1 = wide_round((size_t)n[0] * sizeof(float));
+    *rest = *off1 + wide_round((size_t)n[1] * sizeof(float));
+    return WIDE_ALIGN + *rest;
+}
+
+/* Widen the call's two inputs (in its dtype) into f32 copies in its
+ * workspace (wide_layout): *in0 and *in1 then point at the copies, *ws and
+ * *ws_bytes at what is left for the f32 convolution.  The core has checked
+ * the buffer against `workspace`; a call that comes without that check and
+ * too small a buffer is refused here. */
+static int widen(cuda_ctx *c, const mltk_op_call *call, const char *op, const void **in0,
+                 const void **in1, void **ws, size_t *ws_bytes)
+{
+    const mltk_conv2d_desc *d = &((const mltk_conv2d_params *)call->params)->d;
+    const mltk_dtype dt = mltk_op_dtype(call);
+    int64_t n[2];
+    size_t off1, rest;
+    const size_t pre = wide_layout(call->op, d, n, &off1, &rest);
+    if (!call->ws || call->ws_bytes < pre)
+        return cuda_failf(c, MLTK_ERR_INVALID, "%s: %s inputs with an f32 result are widened "
+                          "to f32 in the workspace, which needs at least %zu bytes; the call "
+                          "has %zu (mltk_op_conv2d_workspace)", op, mltk_dtype_name(dt), pre,
+                          call->ws ? call->ws_bytes : (size_t)0);
+    char *base = (char *)(((uintptr_t)call->ws + WIDE_ALIGN - 1) / WIDE_ALIGN * WIDE_ALIGN);
+    CU_TRY(op, ck_cast(c->stream, base, MLTK_F32, *in0, dt, n[0]));
+    CU_TRY(op, ck_cast(c->stream, base + off1, MLTK_F32, *in1, dt, n[1]));
+    *in0 = base;
+    *in1 = base + off1;
+    *ws = base + rest;
+    *ws_bytes = call->ws_bytes - pre;
+    return MLTK_OK;
+}
+
+/* ---- convolution ops ---- */
+
 /* What run will use of the call's workspace (see the top of the file), for
- * the first chunk's batch min(N, conv_chunk).  A failure to plan is
+ * the first chunk's batch min(N, conv_chunk): the plan's workspace; for a
+ * widened call (conv_widened) the inputs' f32 copies before it as well,
+ * which a buffer too small for them does not get (the core refuses the
+ * call).  A size query (no buffer) in bf16 or f16 answers the larger of
+ * the cuDNN path's need and the widened path's, so that the workspace of
+ * mltk_op_conv2d_workspace(), which asks with every tensor in the op's
+ * dtype, serves the calls with f32 results too.  A failure to plan is
  * reported (logged: no call is running) and answers 0; run then fails the
  * same way with its message. */
 size_t cuda_conv2d_workspace(cuda_ctx *c, const mltk_op_call *call)
@@ -522,20 +633,28 @@ size_t cuda_conv2d_workspace(cuda_ctx *c, const mltk_op_call *call)
         return 0;  /* the ops refuse d (conv_too_large) */
     mltk_conv2d_desc dc = *d;
     dc.N = d->N < nb ? d->N : nb;
-    cuda_conv_plan *p;
-    if (call->ws) {
-        size_t cap = call->ws_bytes < CONV_WS_CAP ? call->ws_bytes : CONV_WS_CAP;
-        /* no fit within the buffer: run uses the backend's own workspace */
-        return plan_get(c, &dc, dt, cap, &p) ? 0 : p->ws;
+    size_t own = 0;
+    if (!conv_widened(call)) {
+        own = plan_ws(c, &dc, dt, call->ws, call->ws_bytes);
+        if (dt == MLTK_F32 || call->ws)
+            return own;
     }
-    return plan_get(c, &dc, dt, CONV_WS_CAP, &p) ? 0 : p->ws;
+    int64_t n[2];
+    size_t off1, rest;
+    const size_t pre = wide_layout(call->op, d, n, &off1, &rest);
+    size_t f32;
+    if (call->ws && call->ws_bytes >= pre)
+        f32 = plan_ws(c, &dc, MLTK_F32, call->ws, call->ws_bytes - pre);
+    else  /* no buffer, or one too small for the copies: the whole need */
+        f32 = plan_ws(c, &dc, MLTK_F32, NULL, 0);
+    return pre + f32 > own ? pre + f32 : own;
 }
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
-int cuda_conv2d_forward(cuda_ctx *c, mltk_dtype dt, void *y, const void *x, const void *w,
-                        const void *b, const mltk_conv2d_desc *d, mltk_act act, float alpha,
-                        void *ws, size_t ws_bytes)
+/* y = conv(x, w), all three in dt (no epilogue) */
+static int conv_forward(cuda_ctx *c, mltk_dtype dt, void *y, const void *x, const void *w,
+                        const mltk_conv2d_desc *d, void *ws, size_t ws_bytes)
 {
     const char *op = "conv2d_forward";
     if (d->N == 0)
@@ -562,13 +681,11 @@ int cuda_conv2d_forward(cuda_ctx *c, mltk_dtype dt, void *y, const void *x, cons
         if (st != CUDNN_STATUS_SUCCESS)
             return dnn_fail(c, "conv2d_forward: cudnnConvolutionForward", st, &dc, dt);
     }
-    if (b || act != MLTK_ACT_NONE)
-        CU_TRY("conv2d_forward: bias and activation",
-               ck_chan_bias_act(c->stream, dt, y, b, d->N, d->K, d->P * d->Q, act, alpha));
     return MLTK_OK;
 }
 
-int cuda_conv2d_backward_data(cuda_ctx *c, mltk_dtype dt, void *dx, const void *dy,
+/* dx = conv_transpose(dy, w), all three in dt */
+static int conv_backward_data(cuda_ctx *c, mltk_dtype dt, void *dx, const void *dy,
                               const void *w, const mltk_conv2d_desc *d, void *ws,
                               size_t ws_bytes)
 {
@@ -602,17 +719,16 @@ int cuda_conv2d_backward_data(cuda_ctx *c, mltk_dtype dt, void *dx, const void *
     return MLTK_OK;
 }
 
-int cuda_conv2d_backward_filter(cuda_ctx *c, mltk_dtype dt, void *dw, void *db,
-                                const void *dy, const void *x, const mltk_conv2d_desc *d,
-                                void *ws, size_t ws_bytes)
+/* dw = the correlation of x with dy, all three in dt (no bias gradient) */
+static int conv_backward_filter(cuda_ctx *c, mltk_dtype dt, void *dw, const void *dy,
+                                const void *x, const mltk_conv2d_desc *d, void *ws,
+                                size_t ws_bytes)
 {
     const char *op = "conv2d_backward_filter";
     const size_t wbytes = (size_t)(d->K * (d->C / d->groups) * d->R * d->S) * esize(dt);
     if (d->N == 0) {
-        /* no images: both gradients are zero */
+        /* no images: the gradient is zero */
         CU_TRY(op, cudaMemsetAsync(dw, 0, wbytes, c->stream));
-        if (db)
-            CU_TRY(op, cudaMemsetAsync(db, 0, (size_t)d->K * esize(dt), c->stream));
         return MLTK_OK;
     }
     const int64_t nb = conv_chunk(d);
@@ -620,13 +736,12 @@ int cuda_conv2d_backward_filter(cuda_ctx *c, mltk_dtype dt, void *dw, void *db,
         return conv_too_large(c, d, op);
     const size_t in = (size_t)(d->C * d->H * d->W) * esize(dt);
     const size_t out = (size_t)(d->K * d->P * d->Q) * esize(dt);
-    int rc;
     for (int64_t n0 = 0; n0 < d->N; n0 += nb) {
         mltk_conv2d_desc dc = *d;
         dc.N = d->N - n0 < nb ? d->N - n0 : nb;
         cuda_conv_plan *p;
         void *wsp;
-        rc = conv_prepare(c, &dc, dt, ws, ws_bytes, &p, &wsp, op);
+        int rc = conv_prepare(c, &dc, dt, ws, ws_bytes, &p, &wsp, op);
         if (!rc)
             rc = use_math(c, p, OP_BWD_FILTER, "conv2d_backward_filter: "
                           "cudnnSetConvolutionMathType");
@@ -642,24 +757,80 @@ int cuda_conv2d_backward_filter(cuda_ctx *c, mltk_dtype dt, void *dw, void *db,
             return dnn_fail(c, "conv2d_backward_filter: cudnnConvolutionBackwardFilter", st,
                             &dc, dt);
     }
-    if (db) {
-        /* db[k] = sum of dy over (n, p, q), per-channel partials in double
-         * (own kernels, 64-bit indices: the whole batch at once) */
-        const int64_t L = d->P * d->Q, chunks = ck_chan_chunks(d->N, L);
-        void *part;
-        rc = cuda_scratch(c, (size_t)(chunks * d->K * 2) * sizeof(double), &part, op);
-        if (rc)
-            return rc;
-        if (dt == MLTK_F32)
-            CU_TRY("conv2d_backward_filter: bias gradient",
-                   ck_chan_sums(c->stream, CK_CHAN_SUM, part, dy, NULL, NULL, d->N, d->K, L));
-        else
-            CU_TRY("conv2d_backward_filter: bias gradient",
-                   ck_chan_sums_dt(c->stream, dt, part, dy, d->N, d->K, L));
-        CU_TRY("conv2d_backward_filter: bias gradient",
-               ck_chan_total(c->stream, dt, db, part, chunks, d->K));
-    }
     return MLTK_OK;
+}
+
+/* db (K) in bdt = the sum of dy (N, K, P, Q) in dt over n, p, q:
+ * per-channel partials in double (own kernels, 64-bit indices: the whole
+ * batch at once), the total rounded once into bdt */
+static int conv_bias_grad(cuda_ctx *c, mltk_dtype dt, mltk_dtype bdt, void *db,
+                          const void *dy, const mltk_conv2d_desc *d)
+{
+    const char *op = "conv2d_backward_filter: bias gradient";
+    if (d->N == 0) {
+        CU_TRY(op, cudaMemsetAsync(db, 0, (size_t)d->K * esize(bdt), c->stream));
+        return MLTK_OK;
+    }
+    const int64_t L = d->P * d->Q, chunks = ck_chan_chunks(d->N, L);
+    void *part;
+    int rc = cuda_scratch(c, (size_t)(chunks * d->K * 2) * sizeof(double), &part, op);
+    if (rc)
+        return rc;
+    if (dt == MLTK_F32)
+        CU_TRY(op, ck_chan_sums(c->stream, CK_CHAN_SUM, part, dy, NULL, NULL, d->N, d->K, L));
+    else
+        CU_TRY(op, ck_chan_sums_dt(c->stream, dt, part, dy, d->N, d->K, L));
+    CU_TRY(op, ck_chan_total(c->stream, bdt, db, part, chunks, d->K));
+    return MLTK_OK;
+}
+
+/* Run conv op `call`: cuDNN in the inputs' dtype when the first output
+ * has it too, else on f32 copies of the inputs (conv_widened); the forward
+ * epilogue (bias and activation) and the bias gradient read and write the
+ * bias, y, db and dy each in its own dtype. */
+int cuda_conv2d(cuda_ctx *c, const mltk_op_call *call)
+{
+    const mltk_conv2d_params *p = call->params;
+    const mltk_conv2d_desc *d = &p->d;
+    const mltk_op o = call->op;
+    const char *op = o == MLTK_OP_CONV2D_FORWARD ? "conv2d_forward"
+        : o == MLTK_OP_CONV2D_BACKWARD_DATA ? "conv2d_backward_data" : "conv2d_backward_filter";
+    const mltk_dtype dt = mltk_op_dtype(call);  /* of the inputs */
+    mltk_dtype cdt = dt;                          /* that cuDNN computes in */
+    const int i0 = conv_in(o);
+    const void *in0 = call->t[i0].data, *in1 = call->t[i0 + 1].data;
+    void *out = call->t[0].data;
+    void *ws = call->ws;
+    size_t ws_bytes = call->ws ? call->ws_bytes : 0;
+    int rc;
+    if (d->N > 0 && conv_chunk(d) == 0)
+        return conv_too_large(c, d, op);
+    if (conv_widened(call)) {
+        cdt = MLTK_F32;
+        if (d->N > 0) {
+            rc = widen(c, call, op, &in0, &in1, &ws, &ws_bytes);
+            if (rc)
+                return rc;
+        }
+    }
+    if (o == MLTK_OP_CONV2D_FORWARD) {
+        const mltk_tensor *b = &call->t[3];
+        rc = conv_forward(c, cdt, out, in0, in1, d, ws, ws_bytes);
+        if (rc || d->N == 0 || (!b->data && p->act == MLTK_ACT_NONE))
+            return rc;
+        CU_TRY("conv2d_forward: bias and activation",
+               ck_chan_bias_act(c->stream, cdt, out, b->dtype, b->data, d->N, d->K,
+                                d->P * d->Q, p->act, p->act_alpha));
+        return MLTK_OK;
+    }
+    if (o == MLTK_OP_CONV2D_BACKWARD_DATA)
+        return conv_backward_data(c, cdt, out, in0, in1, d, ws, ws_bytes);
+    rc = conv_backward_filter(c, cdt, out, in0, in1, d, ws, ws_bytes);
+    if (rc || !call->t[1].data)
+        return rc;
+    /* from dy as given (its own dtype), not its widened copy: the sums are
+     * in double either way */
+    return conv_bias_grad(c, dt, call->t[1].dtype, call->t[1].data, call->t[2].data, d);
 }
 
 /* ---- pooling ---- */

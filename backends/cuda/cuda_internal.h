@@ -224,15 +224,11 @@ int cuda_adam_step(cuda_ctx *c, float *p, const float *g, float *m, float *v, in
 /* the bytes of the call's workspace the conv op `call` runs with (see
  * cuda_conv.c) */
 size_t cuda_conv2d_workspace(cuda_ctx *c, const mltk_op_call *call);
-int cuda_conv2d_forward(cuda_ctx *c, mltk_dtype dt, void *y, const void *x, const void *w,
-                        const void *b, const mltk_conv2d_desc *d, mltk_act act, float alpha,
-                        void *ws, size_t ws_bytes);
-int cuda_conv2d_backward_data(cuda_ctx *c, mltk_dtype dt, void *dx, const void *dy,
-                              const void *w, const mltk_conv2d_desc *d, void *ws,
-                              size_t ws_bytes);
-int cuda_conv2d_backward_filter(cuda_ctx *c, mltk_dtype dt, void *dw, void *db,
-                                const void *dy, const void *x, const mltk_conv2d_desc *d,
-                                void *ws, size_t ws_bytes);
+/* conv2d forward, backward-data or backward-filter (call->op) with the
+ * call's tensors, params and workspace: cuDNN in the inputs' dtype, or
+ * in f32 on widened inputs when those are bf16 or f16 and the first
+ * output is f32 */
+int cuda_conv2d(cuda_ctx *c, const mltk_op_call *call);
 int cuda_pool2d_forward(cuda_ctx *c, mltk_pool kind, float *y, const float *x,
                         const mltk_pool2d_desc *d);
 int cuda_pool2d_backward(cuda_ctx *c, mltk_pool kind, float *dx, const float *dy,

@@ -229,10 +229,12 @@ __global__ void k_bias_act(TY *y, int64_t ldy, int64_t sy, int64_t rows, int64_t
     }
 }
 
-template <class T, int A>
+/* y in TY, the bias in TB (f32 or y's dtype; y f32 with a bf16 or f16
+ * bias in a widened convolution) */
+template <class TY, class TB, int A>
 struct bias_act_chan {
-    T *y;
-    const T *b;
+    TY *y;
+    const TB *b;
     float alpha;
     __device__ void operator()(int64_t i, int64_t c) const
     {
@@ -355,15 +357,29 @@ extern "C" cudaError_t ck_bias_act(cudaStream_t s, mltk_dtype dt, void *y, int64
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t ck_chan_bias_act(cudaStream_t s, mltk_dtype dt, void *y, const void *b,
-                                        int64_t N, int64_t C, int64_t L, mltk_act act,
-                                        float alpha)
+extern "C" cudaError_t ck_chan_bias_act(cudaStream_t s, mltk_dtype dt, void *y,
+                                        mltk_dtype bdt, const void *b, int64_t N, int64_t C,
+                                        int64_t L, mltk_act act, float alpha)
 {
     cudaError_t e = cudaSuccess;
-    CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (e = ck_launch_chan(
-                                              s, bias_act_chan<T_, A_>{ (T_ *)y, (const T_ *)b,
-                                                                        alpha },
-                                              N, C, L))));
+    if (!b || bdt == dt) {
+        CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (e = ck_launch_chan(
+                                                  s, bias_act_chan<T_, T_, A_>{
+                                                         (T_ *)y, (const T_ *)b, alpha },
+                                                  N, C, L))));
+    } else if (bdt == MLTK_F32) {
+        /* y in bf16 or f16, the bias in f32 */
+        CK_DT_DISPATCH(dt, ACT_DISPATCH(act, (e = ck_launch_chan(
+                                                  s, bias_act_chan<T_, float, A_>{
+                                                         (T_ *)y, (const float *)b, alpha },
+                                                  N, C, L))));
+    } else {
+        /* y in f32, the bias in bf16 or f16 (T_ is the bias's type) */
+        CK_DT_DISPATCH(bdt, ACT_DISPATCH(act, (e = ck_launch_chan(
+                                                   s, bias_act_chan<float, T_, A_>{
+                                                          (float *)y, (const T_ *)b, alpha },
+                                                   N, C, L))));
+    }
     return e;
 }
 

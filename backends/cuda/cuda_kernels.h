@@ -128,10 +128,11 @@ cudaError_t ck_act_backward(cudaStream_t s, mltk_dtype dt, mltk_act act, float a
 cudaError_t ck_bias_act(cudaStream_t s, mltk_dtype dt, void *y, int64_t ldy, int64_t sy,
                         int64_t batch, int64_t rows, int64_t cols, mltk_dtype bdt,
                         const void *b, mltk_act act, float alpha);
-/* y (N, C, L) = act(y + b[c]), y and b in dt, b may be NULL (the conv
- * epilogue) */
-cudaError_t ck_chan_bias_act(cudaStream_t s, mltk_dtype dt, void *y, const void *b, int64_t N,
-                             int64_t C, int64_t L, mltk_act act, float alpha);
+/* y (N, C, L) in dt = act(y + b[c]), b (C) in bdt or NULL (the conv
+ * epilogue); bdt is dt or f32, or a bf16 or f16 bias for an f32 y */
+cudaError_t ck_chan_bias_act(cudaStream_t s, mltk_dtype dt, void *y, mltk_dtype bdt,
+                             const void *b, int64_t N, int64_t C, int64_t L, mltk_act act,
+                             float alpha);
 /* x = min(max(x, lo), hi), NaN kept */
 cudaError_t ck_clamp(cudaStream_t s, mltk_dtype dt, void *x, int64_t n, float lo, float hi);
 /* x *= c where c = max_norm / (sqrt(sumsq[0]) + 1e-6) < 1 (read on the device) */
