@@ -725,11 +725,29 @@ static int conv_act_ok(mltk_act act)
 #define CONV_W(i)  need_dims4(k, (i), "(K, C / groups, R, S)", d->K, d->C / d->groups, \
                               d->R, d->S)
 
+/* The conv ops' dtypes: the inputs x, w (dy, w; dy, x) share the op's
+ * dtype; the outputs y (dx; dw, db) and the bias b are each f32 or the
+ * op's dtype, so that low-precision inputs may produce f32 results
+ * (mixed precision) or results in their own dtype.  Tensors `mask` (bit
+ * i: tensor i) follow that rule when present. */
+static int conv_dtypes(chk *k, unsigned mask)
+{
+    for (int i = 0; i < k->c->n_t; i++) {
+        if (!(mask >> i & 1u) || !HAS(i))
+            continue;
+        if (T(i)->dtype != MLTK_F32 && T(i)->dtype != k->dt)
+            return fail(k, MLTK_ERR_INVALID, "%s is %s; it must be f32 or the op's dtype %s",
+                        nm(k, i, 0), mltk_dtype_name(T(i)->dtype), mltk_dtype_name(k->dt));
+    }
+    return MLTK_OK;
+}
+
 /* [y | x, w, b opt] */
 static int chk_conv2d_forward(chk *k)
 {
     const mltk_conv2d_params *p = k->c->params;
     const mltk_conv2d_desc *d = &p->d;
+    TRY(conv_dtypes(k, 1u << 0 | 1u << 3));
     if (!act_valid(p->act) || !conv_act_ok(p->act))
         return fail(k, MLTK_ERR_INVALID, "act = %s: the conv epilogue takes none, relu, "
                     "leaky_relu, sigmoid or tanh (run act_forward after it for others)",
@@ -748,6 +766,7 @@ static int chk_conv2d_backward_data(chk *k)
 {
     const mltk_conv2d_params *p = k->c->params;
     const mltk_conv2d_desc *d = &p->d;
+    TRY(conv_dtypes(k, 1u << 0));
     TRY(conv_desc(k, d));
     TRY(CONV_X(0));
     TRY(CONV_Y(1));
@@ -759,6 +778,7 @@ static int chk_conv2d_backward_filter(chk *k)
 {
     const mltk_conv2d_params *p = k->c->params;
     const mltk_conv2d_desc *d = &p->d;
+    TRY(conv_dtypes(k, 1u << 0 | 1u << 1));
     TRY(conv_desc(k, d));
     TRY(CONV_W(0));
     if (HAS(1))
@@ -1058,11 +1078,11 @@ static const op_entry ops[MLTK_OP_COUNT] = {
     OP(MLTK_OP_DROPOUT_FORWARD, "dropout_forward", 3, 2, 0, sizeof(mltk_dropout_params),
        "y,mask,x", "ooo", 0, 0, chk_dropout),
     OP(MLTK_OP_CONV2D_FORWARD, "conv2d_forward", 4, 1, BIT(3), sizeof(mltk_conv2d_params),
-       "y,x,w,b", "oooo", 0, 1, chk_conv2d_forward),
+       "y,x,w,b", "aooa", 0, 1, chk_conv2d_forward),
     OP(MLTK_OP_CONV2D_BACKWARD_DATA, "conv2d_backward_data", 3, 1, 0,
-       sizeof(mltk_conv2d_params), "dx,dy,w", "ooo", 0, 1, chk_conv2d_backward_data),
+       sizeof(mltk_conv2d_params), "dx,dy,w", "aoo", 0, 1, chk_conv2d_backward_data),
     OP(MLTK_OP_CONV2D_BACKWARD_FILTER, "conv2d_backward_filter", 4, 2, BIT(1),
-       sizeof(mltk_conv2d_params), "dw,db,dy,x", "oooo", 0, 1, chk_conv2d_backward_filter),
+       sizeof(mltk_conv2d_params), "dw,db,dy,x", "aaoo", 0, 1, chk_conv2d_backward_filter),
     OP(MLTK_OP_POOL2D_FORWARD, "pool2d_forward", 2, 1, 0, sizeof(mltk_pool2d_params), "y,x",
        "oo", 0, 0, chk_pool2d_forward),
     OP(MLTK_OP_POOL2D_BACKWARD, "pool2d_backward", 4, 1, 0, sizeof(mltk_pool2d_params),

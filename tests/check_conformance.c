@@ -1445,6 +1445,40 @@ static void build_gemm(void)
                 gemm_case(LP[l], cd ? LP[l] : MLTK_F32, t & 1, t >> 1, 7, 130, 31, 1.0f, 0.0f,
                           1, MLTK_ACT_RELU, 0);
             }
+    /* bf16 inputs: the reference is the double product of the bf16
+     * values, so with C f32 the only error is the f32 sums' (NMSE 1e-8,
+     * as f32); a bf16 C adds its one rounding (lp_bound).  Every
+     * transpose with each epilogue, strided rows, the edge cases, the
+     * batches, and shapes past the kernels' tiles. */
+    for (int cd = 0; cd < 2; cd++) {
+        mltk_dtype cdt = cd ? MLTK_BF16 : MLTK_F32;
+        for (int t = 0; t < 4; t++)
+            for (int a = 0; a < 4; a++)
+                gemm_case(MLTK_BF16, cdt, t & 1, t >> 1, 1 + 16 * a, 65 - 16 * a, 3 + 31 * a,
+                          a % 2 ? -0.5f : 1.0f, a >= 2 ? 0.75f : 0.0f, a != 1, acts[a], t == a);
+        gemm_case(MLTK_BF16, cdt, 0, 1, 130, 257, 300, 1.0f, 0.0f, 1, MLTK_ACT_NONE, 0);
+        gemm_case(MLTK_BF16, cdt, 1, 0, 65, 48, 129, 1.5f, 0.5f, 0, MLTK_ACT_RELU, 1);
+        gemm_case(MLTK_BF16, cdt, 0, 0, 5, 6, 0, 1.0f, 0.5f, 1, MLTK_ACT_NONE, 0);
+        gemm_case(MLTK_BF16, cdt, 1, 0, 9, 4, 3, 0.0f, 2.0f, 0, MLTK_ACT_NONE, 0);
+        gemm_case(MLTK_BF16, cdt, 0, 0, 0, 6, 3, 1.0f, 0.0f, 0, MLTK_ACT_NONE, 0);
+        for (int reuse = 0; reuse < 3; reuse++)
+            for (int tr = 0; tr < 2; tr++) {
+                int ta = tr && reuse != 2, tb = tr && reuse == 2;
+                tcase *c = gemm_case(MLTK_BF16, cdt, ta, tb, 7, 9, 5, 1.0f, cd ? 0.5f : 0.0f,
+                                     tr, tr ? MLTK_ACT_TANH : MLTK_ACT_NONE, 0);
+                snprintf(c->desc + strlen(c->desc), sizeof c->desc - strlen(c->desc),
+                         " batch=3%s", reuse == 1 ? " A reused" : reuse == 2 ? " B reused" : "");
+                T3(c, 0, cdt, 3, 7, 9);
+                T3(c, 1, MLTK_BF16, 3, ta ? 5 : 7, ta ? 7 : 5);
+                T3(c, 2, MLTK_BF16, 3, tb ? 9 : 5, tb ? 5 : 9);
+                int r = reuse == 1 ? 1 : reuse == 2 ? 2 : -1;
+                if (r > 0) {
+                    c->t[r].stride[0] = 0;
+                    c->t[r].stride[1] = c->t[r].shape.dim[2];
+                    c->t[r].stride[2] = 1;
+                }
+            }
+    }
 }
 
 static void build_rows(void)
@@ -1842,6 +1876,56 @@ static void build_conv(void)
                 c->cmp = NMSE(1e-8);
             }
         }
+    /* bf16 inputs (x, w; dy, w; dy, x): the reference is the double
+     * convolution of the bf16 values, so with f32 outputs (and bias) the
+     * only error is the f32 sums' (NMSE 1e-8, as f32); with the outputs
+     * and bias in bf16 too (every tensor in the op's dtype), their one
+     * rounding adds lp_bound's */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int od = 0; od < 2; od++) {
+            mltk_dtype o = od ? MLTK_BF16 : MLTK_F32, in = MLTK_BF16;
+            cmpspec cmp = lp_bound(o, NMSE(1e-8));
+            mltk_conv2d_desc d = conv_desc(&shapes[s], shapes[s].N);
+            int64_t N = d.N, cg = d.C / d.groups;
+            char sd[120];
+            snprintf(sd, sizeof sd, "bf16 -> %s N=%lld C=%lld %lldx%lld K=%lld %lldx%lld "
+                     "s%lld p%lld d%lld g%lld", mltk_dtype_name(o), (long long)N,
+                     (long long)d.C, (long long)d.H, (long long)d.W, (long long)d.K,
+                     (long long)d.R, (long long)d.S, (long long)d.stride_h,
+                     (long long)d.pad_h, (long long)d.dil_h, (long long)d.groups);
+            for (int a = 0; a < 3; a++) {
+                mltk_act act = acts[a == 2 ? 4 : a];
+                tcase *c = add(MLTK_OP_CONV2D_FORWARD, "%s %s%s", sd, ACT_NAME[act],
+                               a == 1 ? "" : " bias");
+                T4(c, 0, o, N, d.K, d.P, d.Q);
+                T4(c, 1, in, N, d.C, d.H, d.W);
+                T4(c, 2, in, d.K, cg, d.R, d.S);
+                T1(c, 3, o, d.K);
+                FL(c, 2, F_UNI, -0.5, 0.5);
+                if (a == 1)
+                    ABSENT(c, 3);
+                c->p.conv = (mltk_conv2d_params){ d, act, 0.1f };
+                c->cmp = cmp;
+            }
+            tcase *c = add(MLTK_OP_CONV2D_BACKWARD_DATA, "%s", sd);
+            T4(c, 0, o, N, d.C, d.H, d.W);
+            T4(c, 1, in, N, d.K, d.P, d.Q);
+            T4(c, 2, in, d.K, cg, d.R, d.S);
+            c->p.conv = (mltk_conv2d_params){ d, MLTK_ACT_NONE, 0 };
+            c->cmp = cmp;
+            for (int with_db = 0; with_db < 2; with_db++) {
+                c = add(MLTK_OP_CONV2D_BACKWARD_FILTER, "%s%s", sd, with_db ? " db" : "");
+                T4(c, 0, o, d.K, cg, d.R, d.S);
+                T1(c, 1, o, d.K);
+                T4(c, 2, in, N, d.K, d.P, d.Q);
+                T4(c, 3, in, N, d.C, d.H, d.W);
+                if (!with_db)
+                    ABSENT(c, 1);
+                c->p.conv = (mltk_conv2d_params){ d, MLTK_ACT_NONE, 0 };
+                c->cmp = cmp;
+            }
+        }
+
     /* N == 0: the filter gradients are zero */
     mltk_conv2d_desc d = conv_desc(&shapes[1], 0);
     tcase *c = add(MLTK_OP_CONV2D_BACKWARD_FILTER, "N=0");
@@ -2644,6 +2728,38 @@ START_TEST(test_contract)
     cv.t[3] = mltk_tensor_1d(NULL, MLTK_F32, 4);
     cp.d.P += 1;
     expect_refused(&cv, MLTK_ERR_SHAPE, MLTK_ERR_INVALID, "conv2d with P off by one");
+    cp.d.P -= 1;
+    /* conv2d dtypes: bf16 inputs with f32 or bf16 outputs and bias, and
+     * nothing else: not f16 outputs, not inputs of two dtypes */
+    cv.t[1].dtype = MLTK_BF16;
+    cv.t[2].dtype = MLTK_BF16;
+    cv.t[0].dtype = MLTK_F16;
+    expect_refused(&cv, MLTK_ERR_INVALID, MLTK_ERR_INVALID, "conv2d of bf16 into f16");
+    cv.t[0].dtype = MLTK_F32;
+    cv.t[3] = mltk_tensor_1d(mem, MLTK_F16, 4);
+    expect_refused(&cv, MLTK_ERR_INVALID, MLTK_ERR_INVALID, "conv2d of bf16 with an f16 bias");
+    cv.t[3] = mltk_tensor_1d(NULL, MLTK_F32, 4);
+    cv.t[2].dtype = MLTK_F32;
+    expect_refused(&cv, MLTK_ERR_INVALID, MLTK_ERR_INVALID, "conv2d of bf16 x and f32 w");
+    cv.t[2].dtype = MLTK_BF16;
+    char *cerr = NULL;
+    ck_assert_int_eq(mltk_op_check(&cv, &cerr), MLTK_OK);
+    cv.t[0].dtype = MLTK_BF16;
+    ck_assert_int_eq(mltk_op_check(&cv, &cerr), MLTK_OK);
+    free(cerr);
+    /* the bf16 workspace query covers the mixed call (it builds every
+     * tensor in bf16) and the call with f32 outputs needs less than the
+     * one with bf16 outputs */
+    if (mltk_op_supported(be, MLTK_OP_CONV2D_FORWARD, MLTK_BF16)) {
+        size_t all16 = mltk_op_workspace(be, &cv);
+        cv.t[0].dtype = MLTK_F32;
+        size_t mixed = mltk_op_workspace(be, &cv);
+        size_t q = mltk_op_conv2d_workspace(be, &cp, MLTK_BF16);
+        ck_assert_msg(mixed <= all16 && all16 <= q, "conv2d bf16 workspace: mixed %zu, "
+                      "all bf16 %zu, query %zu", mixed, all16, q);
+    }
+    for (int i = 0; i < 4; i++)
+        cv.t[i].dtype = MLTK_F32;
     /* ids that are not ops */
     mltk_op_call bad = { .op = MLTK_OP_COUNT, .n_t = 1 };
     bad.t[0] = mltk_tensor_1d(mem, MLTK_F32, 4);

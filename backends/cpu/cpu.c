@@ -8,7 +8,9 @@
  * the kernels: the core ops here, the other families in cpu_conv.c,
  * cpu_norm.c, cpu_misc.c and cpu_optim.c (cpu_internal.h).  Every op runs
  * in f32; beyond that, cast converts between f32, bf16 and f16 (round to
- * nearest even) and gather_rows moves rows of any dtype.  The core checks
+ * nearest even), gather_rows moves rows of any dtype, and gemm and the
+ * three conv ops take bf16 inputs (f32 or bf16 results, f32 accumulation;
+ * see "bf16" below, and cpu_bf16.c for the bf16 product).  The core checks
  * each call against its op's contract before `run` sees it (backend.h),
  * so nothing here checks sizes, pointers or parameter ranges again; what
  * is refused is what the core cannot see (embedding ids, gather indices:
@@ -27,18 +29,22 @@
  *
  * OpenBLAS and the pool never run at the same time: ops are sequential,
  * BLAS is only called from the calling thread, and the pool's workers are
- * told to sleep before each gemm.  No op allocates memory.  Our kernels
+ * told to sleep before each gemm.  No op allocates memory, except that
+ * the bf16 gemm grows one scratch buffer of the context to the largest
+ * call it has seen (the conv ops get theirs in the workspace).  Our kernels
  * run with denormals flushed to zero (see pool.c); gemm is OpenBLAS's.
  *
  * What this is not: a tensor library.  There is no broadcasting, no
  * arithmetic in a dtype other than f32 (int32 labels and indices are read
- * as such), and no asynchrony: every op has finished when it returns, so
+ * as such; bf16 values are widened to f32 or multiplied by vdpbf16ps into
+ * f32 sums), and no asynchrony: every op has finished when it returns, so
  * `sync` has nothing to do.
  */
 #include "config.h"
 
 #include <assert.h>
 #include <cblas.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -52,6 +58,7 @@
 #include <mltk/rng.h>
 
 #include "pool.h"
+#include "cpu_bf16.h"
 #include "cpu_internal.h"
 
 /* build-time choices and the context: cpu_internal.h */
@@ -914,6 +921,26 @@ static void blas_describe(char *buf, size_t len)
              core && *core ? " kernel)" : "");
 }
 
+/* cblas_sbgemm from the OpenBLAS this plugin is linked against, if that
+ * build exports it (Debian's does not): looked up in the library that
+ * holds cblas_sgemm, whose reference the context keeps. */
+static void find_sbgemm_blas(cpu_ctx *c)
+{
+    void *sym = dlsym(RTLD_DEFAULT, "cblas_sbgemm");
+    Dl_info info;
+    if (!sym && dladdr((void *)cblas_sgemm, &info) && info.dli_fname) {
+        c->blas_handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+        if (c->blas_handle)
+            sym = dlsym(c->blas_handle, "cblas_sbgemm");
+    }
+    if (sym)
+        memcpy(&c->sbgemm_blas, &sym, sizeof sym);
+    else if (c->blas_handle) {
+        dlclose(c->blas_handle);
+        c->blas_handle = NULL;
+    }
+}
+
 static void cpu_destroy(void *ctx)
 {
     cpu_ctx *c = ctx;
@@ -921,6 +948,9 @@ static void cpu_destroy(void *ctx)
         return;
     cpu_pool_destroy(c->pool);
     free(c->partials);
+    free(c->scratch);
+    if (c->blas_handle)
+        dlclose(c->blas_handle);
     free(c);
 }
 
@@ -958,6 +988,7 @@ static int cpu_create(void **ctx, const mltk_backend_opts *opts, char **err)
         return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
     }
     openblas_set_num_threads(threads);
+    find_sbgemm_blas(c);
 
     char blas[96];
     blas_describe(blas, sizeof blas);
@@ -1420,6 +1451,159 @@ static int cpu_adam_step(void *ctx, float *p, const float *g, float *m, float *v
     return MLTK_OK;
 }
 
+/* ---- bf16 ---- */
+/* The ops computed from bf16 inputs (supports() names them): gemm and the
+ * three conv ops.  Nothing is summed in bf16: the inputs are exact in f32,
+ * so the ops either widen them to f32 and run the f32 kernels (conv, and
+ * gemm on CPUs without AVX-512 BF16, through OpenBLAS sgemm: a product of
+ * two bf16 values is exact in f32, so this is "bf16 inputs, f32
+ * accumulation" at sgemm's speed less the conversion), or multiply them
+ * with vdpbf16ps (cpu_bf16.c, or OpenBLAS's cblas_sbgemm where exported)
+ * where the CPU has it.  Results in bf16 are computed in f32 and rounded
+ * once, to nearest even, at the end. */
+
+typedef struct bf16_job {
+    float          *f;     /* f32 side: row r at f + r * ldf */
+    uint16_t       *h;     /* bf16 side: row r at h + r * ldh */
+    int64_t         ldf, ldh, cols;
+    int             widen; /* 1: f = h; 0: h = round(f) */
+} bf16_job;
+
+/* rows [b, e) of the job, or elements [b, e) of one flat row */
+static void bf16_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const bf16_job *j = arg;
+    (void)chunk;
+    if (j->cols < 0) {   /* flat */
+        if (j->widen)
+            cpu_bf16_to_f32(j->f + b, j->h + b, e - b);
+        else
+            cpu_bf16_from_f32(j->h + b, j->f + b, e - b);
+        return;
+    }
+    for (int64_t r = b; r < e; r++) {
+        if (j->widen)
+            cpu_bf16_to_f32(j->f + r * j->ldf, j->h + r * j->ldh, j->cols);
+        else
+            cpu_bf16_from_f32(j->h + r * j->ldh, j->f + r * j->ldf, j->cols);
+    }
+}
+
+/* Conversions of fewer elements run on the calling thread: they take
+ * tens of microseconds, and right after an OpenBLAS call (whose threads
+ * still spin) waking the pool costs more than it saves (bench/bf16_gemm.c
+ * on 2 cores: the MLP's products ran at 0.2-0.7x of sgemm with the pool,
+ * 0.8-0.9x without). */
+#define BF16_POOL_MIN (1 << 20)
+
+/* f (rows, cols), row stride ldf, <-> h (rows, cols), row stride ldh:
+ * widen (f = h, exact) or round (h = f to nearest even), over the pool
+ * from BF16_POOL_MIN elements; contiguous matrices convert as one flat
+ * array.  Every element is converted alone, so the split changes
+ * nothing. */
+static void bf16_convert(cpu_ctx *c, int widen, float *f, int64_t ldf, uint16_t *h,
+                         int64_t ldh, int64_t rows, int64_t cols)
+{
+    if (rows <= 0 || cols <= 0)
+        return;
+    bf16_job j = { f, h, ldf, ldh, cols, widen };
+    int64_t n = rows * cols;
+    int flat = rows == 1 || (ldf == cols && ldh == cols);
+    int64_t items = flat ? n : rows;
+    int chunks = n < BF16_POOL_MIN ? 1 : cpu_pool_chunks(c->pool, items, 2 * n, GRAIN);
+    if (flat)
+        j.cols = -1;
+    cpu_pool_run(c->pool, bf16_chunk, &j, items, chunks, flat ? ALIGN_F * 2 : 1, 2 * n);
+}
+
+#define WS_ALIGN 64
+
+static size_t align_up(size_t n)
+{
+    return (n + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
+}
+
+/* At least `bytes` of the context's scratch, 64-byte aligned, grown (never
+ * shrunk) as calls need; MLTK_ERR_NOMEM with *err when it cannot grow. */
+static int scratch_get(cpu_ctx *c, size_t bytes, const char *what, void **p, char **err)
+{
+    if (bytes > c->scratch_bytes) {
+        void *q = NULL;
+        if (posix_memalign(&q, WS_ALIGN, bytes) != 0 || !q)
+            return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: %s: cannot allocate %zu bytes of "
+                             "scratch", what, bytes);
+        free(c->scratch);
+        c->scratch = q;
+        c->scratch_bytes = bytes;
+    }
+    *p = c->scratch;
+    return MLTK_OK;
+}
+
+/* ---- bf16 convolution: widened inputs, staged outputs ---- */
+
+/* Per conv op and tensor: its elements (from the descriptor), and whether
+ * it is an output.  n_t tensors at most 4. */
+static void conv_tensors(mltk_op op, const mltk_conv2d_desc *d, int64_t numel[4], int out[4])
+{
+    int64_t x = d->N * d->C * d->H * d->W, y = d->N * d->K * d->P * d->Q;
+    int64_t w = d->K * (d->groups > 0 ? d->C / d->groups : 0) * d->R * d->S;
+    int64_t fwd[4] = { y, x, w, d->K }, bd[4] = { x, y, w, 0 }, bf[4] = { w, d->K, y, x };
+    const int64_t *v = op == MLTK_OP_CONV2D_FORWARD ? fwd
+        : op == MLTK_OP_CONV2D_BACKWARD_DATA ? bd : bf;
+    int n_out = op == MLTK_OP_CONV2D_BACKWARD_FILTER ? 2 : 1;
+    for (int i = 0; i < 4; i++) {
+        numel[i] = v[i];
+        out[i] = i < n_out;
+    }
+}
+
+/* the op's input dtype (x, dy or dy) */
+static mltk_dtype conv_dtype(const mltk_op_call *c)
+{
+    return c->t[c->op == MLTK_OP_CONV2D_BACKWARD_FILTER ? 2 : 1].dtype;
+}
+
+/* Byte offsets of the f32 copies of a bf16 conv call's bf16 tensors from
+ * the workspace's first 64-byte boundary (-1: the tensor is used in place),
+ * and the offset of the f32 kernels' own workspace after them; returns
+ * the bytes the call needs in all.  The optional tensors (b, db) always
+ * get their K floats, so that a workspace sized from shapes alone (where
+ * they are absent) fits the call that has them. */
+static size_t conv_bf16_layout(const mltk_op_call *c, size_t f32_ws, int64_t off[4],
+                               size_t *ws_off)
+{
+    const mltk_conv2d_desc *d = &((const mltk_conv2d_params *)c->params)->d;
+    int64_t numel[4];
+    int out[4];
+    conv_tensors(c->op, d, numel, out);
+    int opt = c->op == MLTK_OP_CONV2D_FORWARD ? 3
+        : c->op == MLTK_OP_CONV2D_BACKWARD_FILTER ? 1 : -1;
+    size_t at = 0;
+    for (int i = 0; i < 4; i++) {
+        off[i] = -1;
+        if (i >= c->n_t || (i != opt && c->t[i].dtype != MLTK_BF16))
+            continue;
+        off[i] = (int64_t)at;
+        at += align_up((size_t)numel[i] * sizeof(float));
+    }
+    *ws_off = at;
+    return WS_ALIGN + at + f32_ws;
+}
+
+static size_t conv_workspace(void *ctx, const mltk_op_call *c)
+{
+    const mltk_conv2d_params *p = c->params;
+    if (!p)
+        return 0;
+    size_t f32_ws = cpu_conv2d_workspace(ctx, &p->d);
+    if (conv_dtype(c) != MLTK_BF16)
+        return f32_ws;
+    int64_t off[4];
+    size_t ws_off;
+    return conv_bf16_layout(c, f32_ws, off, &ws_off);
+}
+
 /* ---- the op table ---- */
 
 static int cpu_supports(void *ctx, mltk_op op, mltk_dtype dt)
@@ -1432,6 +1616,11 @@ static int cpu_supports(void *ctx, mltk_op op, mltk_dtype dt)
     switch (op) {
     case MLTK_OP_CAST:
         return dt == MLTK_BF16 || dt == MLTK_F16;
+    case MLTK_OP_GEMM:          /* bf16 inputs, f32 accumulation */
+    case MLTK_OP_CONV2D_FORWARD:
+    case MLTK_OP_CONV2D_BACKWARD_DATA:
+    case MLTK_OP_CONV2D_BACKWARD_FILTER:
+        return dt == MLTK_BF16;
     case MLTK_OP_GATHER_ROWS:   /* rows of bytes */
         return (int)dt >= 0 && dt < MLTK_DTYPE_COUNT;
     default:
@@ -1445,9 +1634,7 @@ static size_t cpu_workspace(void *ctx, const mltk_op_call *c)
     case MLTK_OP_CONV2D_FORWARD:
     case MLTK_OP_CONV2D_BACKWARD_DATA:
     case MLTK_OP_CONV2D_BACKWARD_FILTER:
-        if (!c->params)
-            return 0;
-        return cpu_conv2d_workspace(ctx, &((const mltk_conv2d_params *)c->params)->d);
+        return conv_workspace(ctx, c);
     default:
         return 0;
     }
@@ -1502,8 +1689,12 @@ static void rows_cols(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols
 
 /* C = act(alpha op(A) op(B) + beta C + bias) over 2-d matrices or a batch
  * of them (3-d; a batch stride of 0 reuses one matrix) */
+static int run_gemm_bf16(cpu_ctx *cx, const mltk_op_call *c, char **err);
+
 static int run_gemm(cpu_ctx *cx, const mltk_op_call *c, char **err)
 {
+    if (c->t[1].dtype == MLTK_BF16)
+        return run_gemm_bf16(cx, c, err);
     const mltk_gemm_params *p = c->params;
     const mltk_tensor *tc = &c->t[0], *ta = &c->t[1], *tb = &c->t[2];
     const float *bias = tf(c, 3);
@@ -1526,6 +1717,145 @@ static int run_gemm(cpu_ctx *cx, const mltk_op_call *c, char **err)
         if (bias || p->act != MLTK_ACT_NONE)
             cpu_bias_act(cx, C + i * sc, bias, M, N, ldc, p->act, p->act_alpha);
     }
+    return MLTK_OK;
+}
+
+/* gemm with A and B in bf16 (C f32 or bf16, bias f32), one product of the
+ * batch at a time, on the first of these paths the machine offers:
+ *   blas    cblas_sbgemm, where OpenBLAS exports it and the CPU has AVX-512
+ *           BF16 (C f32);
+ *   native  cpu_sbgemm's vdpbf16ps kernels, where the CPU has AVX-512 BF16;
+ *   widen   A and B widened to f32 in the scratch (exact), then
+ *           cblas_sgemm: everywhere else.
+ * A bf16 C is staged: widened to f32 (when beta reads it), computed,
+ * given its epilogue and rounded once.  A matrix reused across the batch
+ * (stride 0) is widened once. */
+static int run_gemm_bf16(cpu_ctx *cx, const mltk_op_call *c, char **err)
+{
+    const mltk_gemm_params *p = c->params;
+    const mltk_tensor *tc = &c->t[0], *ta = &c->t[1], *tb = &c->t[2];
+    const float *bias = tf(c, 3);
+    const int nc = tc->shape.ndim, na = ta->shape.ndim, nb = tb->shape.ndim;
+    const int64_t M = tc->shape.dim[nc - 2], N = tc->shape.dim[nc - 1];
+    const int64_t K = p->ta ? ta->shape.dim[na - 2] : ta->shape.dim[na - 1];
+    const int64_t lda = mltk_tensor_stride(ta, na - 2), ldb = mltk_tensor_stride(tb, nb - 2);
+    const int64_t ldc = mltk_tensor_stride(tc, nc - 2);
+    const int64_t batch = nc == 3 ? tc->shape.dim[0] : 1;
+    const int64_t sa = na == 3 ? mltk_tensor_stride(ta, 0) : 0;
+    const int64_t sb = nb == 3 ? mltk_tensor_stride(tb, 0) : 0;
+    const int64_t sc = nc == 3 ? mltk_tensor_stride(tc, 0) : 0;
+    const uint16_t *A = ta->data, *B = tb->data;
+    const int c16 = tc->dtype == MLTK_BF16;
+    if (M == 0 || N == 0)
+        return MLTK_OK;
+
+    const int reads = K > 0 && p->alpha != 0.0f;   /* A and B are read */
+    const int native = reads && cpu_bf16_native();
+    const int blas = native && !c16 && cx->sbgemm_blas;
+    /* op(A) stored as (ar, ac), op(B) as (br, bc), widened contiguous */
+    const int64_t ar = p->ta ? K : M, ac = p->ta ? M : K;
+    const int64_t br = p->tb ? N : K, bc = p->tb ? K : N;
+    size_t sz_a = 0, sz_b = 0, sz_c = 0, sz_w = 0;
+    if (reads && !native) {
+        sz_a = align_up((size_t)(ar * ac) * sizeof(float));
+        sz_b = align_up((size_t)(br * bc) * sizeof(float));
+    }
+    if (c16)
+        sz_c = align_up((size_t)(M * N) * sizeof(float));
+    if (native && !blas)
+        sz_w = cpu_sbgemm_workspace(M, N, K);
+    char *ws = NULL;
+    if (sz_a + sz_b + sz_c + sz_w > 0) {
+        void *q = NULL;
+        int rc = scratch_get(cx, sz_a + sz_b + sz_c + sz_w, "gemm (bf16)", &q, err);
+        if (rc)
+            return rc;
+        ws = q;
+    }
+    float *Af = (float *)ws, *Bf = (float *)(ws + sz_a), *Cs = (float *)(ws + sz_a + sz_b);
+    void *pack = ws + sz_a + sz_b + sz_c;
+
+    for (int64_t i = 0; i < batch; i++) {
+        const uint16_t *Ai = A + i * sa, *Bi = B + i * sb;
+        float *Cf = c16 ? Cs : (float *)tc->data + i * sc;
+        uint16_t *Ch = c16 ? (uint16_t *)tc->data + i * sc : NULL;
+        const int64_t ldf = c16 ? N : ldc;
+        if (c16 && p->beta != 0.0f)
+            bf16_convert(cx, 1, Cf, ldf, Ch, ldc, M, N);
+        int rc = MLTK_OK;
+        if (!reads) {
+            rc = cpu_gemm(cx, p->ta, p->tb, M, N, K, p->alpha, NULL, 1, NULL, 1, p->beta, Cf,
+                          ldf, err);
+        } else if (blas) {
+            cpu_pool_park(cx->pool);
+            cx->sbgemm_blas(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans,
+                            p->tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+                            p->alpha, Ai, (int)lda, Bi, (int)ldb, p->beta, Cf, (int)ldf);
+        } else if (native) {
+            rc = cpu_sbgemm(cx->pool, Cf, ldf, p->ta, Ai, lda, p->tb, Bi, ldb, p->alpha,
+                            p->beta, pack, M, N, K);
+            if (rc)
+                rc = mltk_errf(err, rc == ENOMEM ? MLTK_ERR_NOMEM : MLTK_ERR_BACKEND,
+                               "cpu: gemm (bf16): %s", strerror(rc));
+        } else {
+            if (i == 0 || sa != 0)
+                bf16_convert(cx, 1, Af, ac, (uint16_t *)Ai, lda, ar, ac);
+            if (i == 0 || sb != 0)
+                bf16_convert(cx, 1, Bf, bc, (uint16_t *)Bi, ldb, br, bc);
+            rc = cpu_gemm(cx, p->ta, p->tb, M, N, K, p->alpha, Af, ac, Bf, bc, p->beta, Cf,
+                          ldf, err);
+        }
+        if (rc)
+            return rc;
+        if (bias || p->act != MLTK_ACT_NONE)
+            cpu_bias_act(cx, Cf, bias, M, N, ldf, p->act, p->act_alpha);
+        if (c16)
+            bf16_convert(cx, 0, Cf, ldf, Ch, ldc, M, N);
+    }
+    return MLTK_OK;
+}
+
+/* A conv op with bf16 inputs: each bf16 tensor gets an f32 copy in the
+ * workspace (conv_bf16_layout), inputs widened before and outputs rounded
+ * after the f32 kernel, which runs on the rest of the workspace; so the
+ * results are the f32 convolution of the bf16 values (rounded once where
+ * the output is bf16). */
+static int run_conv_bf16(cpu_ctx *cx, const mltk_op_call *c, char **err)
+{
+    const mltk_conv2d_params *p = c->params;
+    int64_t numel[4], off[4];
+    int out[4];
+    size_t ws_off;
+    conv_tensors(c->op, &p->d, numel, out);
+    size_t f32_ws = cpu_conv2d_workspace(cx, &p->d);
+    conv_bf16_layout(c, f32_ws, off, &ws_off);
+    char *base = (char *)(((uintptr_t)c->ws + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN);
+    float *f[4] = { NULL, NULL, NULL, NULL };
+    for (int i = 0; i < c->n_t; i++) {
+        if (!c->t[i].data)
+            continue;
+        if (c->t[i].dtype != MLTK_BF16) {
+            f[i] = c->t[i].data;
+            continue;
+        }
+        f[i] = (float *)(base + off[i]);
+        if (!out[i])
+            bf16_convert(cx, 1, f[i], numel[i], c->t[i].data, numel[i], 1, numel[i]);
+    }
+    void *ws = f32_ws ? base + ws_off : NULL;
+    int rc;
+    if (c->op == MLTK_OP_CONV2D_FORWARD)
+        rc = cpu_conv2d_forward(cx, f[0], f[1], f[2], f[3], &p->d, p->act, p->act_alpha, ws,
+                                err);
+    else if (c->op == MLTK_OP_CONV2D_BACKWARD_DATA)
+        rc = cpu_conv2d_backward_data(cx, f[0], f[1], f[2], &p->d, ws, err);
+    else
+        rc = cpu_conv2d_backward_filter(cx, f[0], f[1], f[2], f[3], &p->d, ws, err);
+    if (rc)
+        return rc;
+    for (int i = 0; i < c->n_t; i++)
+        if (out[i] && c->t[i].data && c->t[i].dtype == MLTK_BF16)
+            bf16_convert(cx, 0, f[i], numel[i], c->t[i].data, numel[i], 1, numel[i]);
     return MLTK_OK;
 }
 
@@ -1682,6 +2012,8 @@ static int cpu_run(void *ctx, const mltk_op_call *c, char **err)
     case MLTK_OP_CONV2D_BACKWARD_FILTER: {
         /* the core checked the workspace against cpu_workspace() */
         const mltk_conv2d_params *p = prm;
+        if (conv_dtype(c) == MLTK_BF16)
+            return run_conv_bf16(cx, c, err);
         if (c->op == MLTK_OP_CONV2D_FORWARD)
             return cpu_conv2d_forward(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), &p->d, p->act,
                                       p->act_alpha, c->ws, err);

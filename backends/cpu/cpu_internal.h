@@ -47,11 +47,28 @@
 
 /* ---- context ---- */
 
+/* OpenBLAS's bf16 product, where the library exports it (cblas.h's
+ * cblas_sbgemm, row-major; blasint is int in the builds we link) */
+typedef void (*cpu_sbgemm_blas_fn)(int order, int ta, int tb, int M, int N, int K,
+                                   float alpha, const uint16_t *A, int lda,
+                                   const uint16_t *B, int ldb, float beta, float *C,
+                                   int ldc);
+
 typedef struct cpu_ctx {
     cpu_pool *pool;
     int       threads;
     double   *partials;  /* max chunks * PARTIAL_STRIDE, for reductions */
     char      name[192];
+    /* the bf16 gemm's scratch (operands widened to f32, a staged f32 C,
+     * or cpu_sbgemm's panels): grown to the largest call seen, kept until
+     * destroy; ops run one at a time, so one buffer serves them all */
+    void     *scratch;
+    size_t    scratch_bytes;
+    /* cblas_sbgemm when the loaded OpenBLAS exports it, else NULL; used
+     * only where cpu_bf16_native() (the library's own kernels for other
+     * CPUs are slower than widening and sgemm) */
+    cpu_sbgemm_blas_fn sbgemm_blas;
+    void     *blas_handle;   /* the dlopen reference behind sbgemm_blas */
 } cpu_ctx;
 
 /* ---- reductions over the pool ---- */

@@ -10,6 +10,7 @@ backends_cpu_cpu_la_SOURCES = backends/cpu/cpu.c backends/cpu/pool.c backends/cp
 	backends/cpu/cpu_internal.h backends/cpu/cpu_conv.c backends/cpu/cpu_gemm.c \
 	backends/cpu/cpu_gemm.h backends/cpu/cpu_norm.c \
 	backends/cpu/cpu_misc.c backends/cpu/cpu_optim.c
+backends_cpu_cpu_la_SOURCES += backends/cpu/cpu_bf16.c backends/cpu/cpu_bf16.h
 backends_cpu_cpu_la_CPPFLAGS = $(AM_CPPFLAGS) $(OPENBLAS_CFLAGS)
 backends_cpu_cpu_la_CFLAGS = $(AM_CFLAGS) -O3 -ftree-loop-vectorize -ftree-slp-vectorize -fno-trapping-math \
 	-fvect-cost-model=dynamic -funswitch-loops -fno-math-errno

@@ -184,7 +184,13 @@ typedef enum mltk_op {
     MLTK_OP_CONV2D_FORWARD = 27,   /* y = act(conv(x, w) + b), act one of none,
                                     * relu, leaky_relu, sigmoid, tanh.
                                     * [y | x, w, b opt]  mltk_conv2d_params;
-                                    * workspace */
+                                    * workspace.  dtypes (all three conv
+                                    * ops): the inputs (x, w; dy, w; dy, x)
+                                    * alike (the op's dtype); each output
+                                    * and the bias f32 or the op's dtype
+                                    * (bf16 inputs, f32 results: mixed
+                                    * precision).  Accumulation is in f32
+                                    * at least. */
     MLTK_OP_CONV2D_BACKWARD_DATA = 28, /* dx = conv_transpose(dy, w).
                                     * [dx | dy, w]  mltk_conv2d_params; workspace */
     MLTK_OP_CONV2D_BACKWARD_FILTER = 29, /* dw = correlation of x with dy; db =
