@@ -14,7 +14,9 @@
  *               run is: the step, the epoch and batch position of the data
  *               loader, the partial loss sum of the epoch in progress, the
  *               schedule's state, the rate factor left by rollbacks, the
- *               best metric values, the seed and the config text.  The
+ *               seed and the config text, and the state of each training
+ *               component under names of its own (train/component.h:
+ *               "nan_skips", "best_ckpt", "es_best", "loss_scale.scale").  The
  *               random streams of mltk are counter-based (Philox keyed by
  *               the seed, counted by step, epoch and element), so the seed
  *               and the position are their whole state.
@@ -46,6 +48,7 @@
 
 #include "session.h"
 #include "safetensors.h"
+#include "train/component.h"
 
 #define FORMAT_CKPT    "mltk.checkpoint"
 #define FORMAT_WEIGHTS "mltk.weights"
@@ -247,11 +250,11 @@ int mltk_ckpt_save(mltk_session_t *s, const char *path, char **err)
     rc = rc ? rc : list_meta(&l, "schedule_state", "%s", sched);
     rc = rc ? rc : list_meta(&l, "lr_factor", "%a", s->lr_factor);
     rc = rc ? rc : list_meta(&l, "last_lr", "%a", s->last_lr);
-    rc = rc ? rc : list_meta(&l, "nan_skips", "%" PRId64, s->nan_skips);
-    rc = rc ? rc : list_meta(&l, "best_ckpt", "%a", s->ck.best);
-    rc = rc ? rc : list_meta(&l, "es_best", "%a", s->es.best);
-    rc = rc ? rc : list_meta(&l, "es_bad", "%" PRId64, s->es.bad);
-    rc = rc ? rc : list_meta(&l, "es_best_epoch", "%" PRId64, s->es.best_epoch);
+    mltk_kv comp = { 0 };
+    rc = rc ? rc : mltk_components_save_state(s, &comp);
+    for (int i = 0; i < comp.n && !rc; i++)
+        rc = list_meta(&l, comp.kv[2 * i], "%s", comp.kv[2 * i + 1]);
+    mltk_kv_free(&comp);
     rc = rc ? rc : list_meta(&l, "train_loss", "%.17g", s->last_stats.train_loss);
     rc = rc ? rc : list_meta(&l, "val_loss", "%.17g", s->last_stats.val_loss);
     rc = rc ? rc : list_meta(&l, "val_acc", "%.17g", s->last_stats.val_acc);
@@ -499,6 +502,8 @@ int mltk_weights_load(mltk_session_t *s, const char *path, int strict, char **er
             || ft->dtype == MLTK_ST_F64 || ft->dtype == MLTK_ST_F16 || ft->dtype == MLTK_ST_BF16))
             rc = upload_tensor(s, ft, t.data, mltk_shape_numel(&t.shape), path, err);
     }
+    if (!rc)
+        rc = mltk_model_params_changed(s->model, err);
     if (!rc) {
         mltk_log(MLTK_LOG_INFO, "init_from %s: loaded %d of %d tensors%s%s", path, loadable, n,
                  d.n ? "; not loaded:" : "", d.text ? d.text : "");
@@ -519,6 +524,7 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
         return rc;
     const char *format = mltk_st_meta(f, "format");
     diff d = { 0 };
+    mltk_kv comp = { .path = path };
     if (!format || strcmp(format, FORMAT_CKPT) != 0) {
         rc = mltk_errf(err, MLTK_ERR_DATA, "%s: not a training checkpoint (format '%s'); a "
                        "weights file starts a run with [model] init_from instead", path,
@@ -563,21 +569,19 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
     }
 
     /* counters */
-    int64_t step = 0, epoch = 0, batch = 0, skips = 0, es_bad = 0, es_epoch = 0;
-    int64_t rows_skipped = 0;
-    double loss_sum = 0, lr_factor = 1, last_lr = 0, best = 0, es_best = 0;
+    int64_t step = 0, epoch = 0, batch = 0, rows_skipped = 0;
+    double loss_sum = 0, lr_factor = 1, last_lr = 0;
     rc = meta_i64(f, path, "step", &step, err);
     rc = rc ? rc : meta_i64(f, path, "epoch", &epoch, err);
     rc = rc ? rc : meta_i64(f, path, "batch", &batch, err);
-    rc = rc ? rc : meta_i64(f, path, "nan_skips", &skips, err);
     rc = rc ? rc : meta_i64(f, path, "rows_skipped", &rows_skipped, err);
-    rc = rc ? rc : meta_i64(f, path, "es_bad", &es_bad, err);
-    rc = rc ? rc : meta_i64(f, path, "es_best_epoch", &es_epoch, err);
     rc = rc ? rc : meta_f64(f, path, "loss_sum", &loss_sum, err);
     rc = rc ? rc : meta_f64(f, path, "lr_factor", &lr_factor, err);
     rc = rc ? rc : meta_f64(f, path, "last_lr", &last_lr, err);
-    rc = rc ? rc : meta_f64(f, path, "best_ckpt", &best, err);
-    rc = rc ? rc : meta_f64(f, path, "es_best", &es_best, err);
+    /* the components' state, whole, before anything is changed */
+    for (int i = 0; !rc && i < mltk_st_meta_count(f); i++)
+        if (mltk_kv_put(&comp, mltk_st_meta_key(f, i), "%s", mltk_st_meta_value(f, i)))
+            rc = mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     if (rc)
         goto out;
     if (batch > s->steps_per_epoch || (batch == s->steps_per_epoch && batch)) {
@@ -595,6 +599,11 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
             goto out;
         }
     }
+
+    /* the components (each checks its keys before it takes them) */
+    rc = mltk_components_load_state(s, &comp, err);
+    if (rc)
+        goto out;
 
     /* tensors */
     int n = mltk_model_n_tensors(s->model);
@@ -621,6 +630,8 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
                                    mltk_shape_numel(&t.shape), path, err);
             free(name);
         }
+    if (!rc)
+        rc = mltk_model_params_changed(s->model, err);
     if (rc)
         goto out;
     s->step = (uint64_t)step;
@@ -630,11 +641,6 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
     s->rows_skipped = rows_skipped;
     s->lr_factor = lr_factor;
     s->last_lr = last_lr;
-    s->nan_skips = skips;
-    s->ck.best = best;
-    s->es.best = es_best;
-    s->es.bad = es_bad;
-    s->es.best_epoch = es_epoch;
     meta_f64(f, path, "train_loss", &s->last_stats.train_loss, err);
     meta_f64(f, path, "val_loss", &s->last_stats.val_loss, err);
     meta_f64(f, path, "val_acc", &s->last_stats.val_acc, err);
@@ -645,6 +651,7 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
     mltk_log(MLTK_LOG_INFO, "resumed from %s: epoch %" PRId64 ", batch %" PRId64 ", step %"
              PRId64, path, epoch, batch, step);
 out:
+    mltk_kv_free(&comp);
     free(d.text);
     mltk_st_close(f);
     return rc;

@@ -10,7 +10,10 @@ libmltkcore_la_SOURCES = \
 	core/util.c core/tensor.c core/op.h core/op.c core/ini.c core/init.c \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
 	core/session.h core/model.c core/data.c core/session.c core/train.c \
-	core/checkpoint.c core/ops.c core/nvml.c
+	core/checkpoint.c core/ops.c core/nvml.c \
+	core/train/component.h core/train/components.c core/train/step.c \
+	core/train/checkpointing.c core/train/early_stop.c core/train/nan_policy.c \
+	core/train/loss_scale.c core/train/logs.c core/train/alerts.c core/train/progress.c
 libmltkcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(INIH_CFLAGS) $(ZLIB_CFLAGS) $(JANSSON_CFLAGS) \
 	-DMLTK_PLUGIN_DIR='"$(pkglibdir)"' \
 	-DMLTK_BUILD_DIR='"$(abs_top_builddir)"' \

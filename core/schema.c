@@ -17,6 +17,10 @@ const char mltk_schema_run[] =
     "doc = backends to try in order; the first that loads and probes OK is used\n"
     "[param.threads]\ntype = int\nmin = 0\nmax = 1024\ndefault = 0\n"
     "doc = host threads for the cpu backend; 0 uses every core\n"
+    "[param.precision]\ntype = enum\nchoices = fp32, bf16, fp16\ndefault = fp32\n"
+    "doc = dtype of the layers' matrix products; bf16: bf16 operands, f32 accumulation, f32 master weights, optimizer state, losses and norms; fp16 is refused\n"
+    "[param.tf32]\ntype = bool\ndefault = false\n"
+    "doc = GPU backends: allow TF32 tensor cores in f32 matrix products and convolutions; the cpu backend ignores it\n"
     "[param.dir]\ntype = string\n"
     "doc = run directory: config.ini, run.json (the run record), metrics.jsonl, metrics.csv, tb/, checkpoints/ and confusion.csv go there unless other keys name them\n";
 
@@ -43,7 +47,13 @@ const char mltk_schema_train[] =
     "[param.spike_window]\ntype = int\nmin = 2\ndefault = 100\n"
     "doc = steps of loss history for spike detection\n"
     "[param.spike_zscore]\ntype = float\nmin = 0\ndefault = 6\n"
-    "doc = warn when a step's loss is this many standard deviations above the window's mean; 0 = off\n";
+    "doc = warn when a step's loss is this many standard deviations above the window's mean; 0 = off\n"
+    "[param.loss_scale]\ntype = string\ndefault = auto\n"
+    "doc = loss scaling: none, dynamic (skip an overflowing step and halve the scale), a number (static), or auto (dynamic under precision = fp16)\n"
+    "[param.loss_scale_init]\ntype = float\nmin = 1e-30\ndefault = 65536\n"
+    "doc = the first scale of loss_scale = dynamic\n"
+    "[param.loss_scale_growth_interval]\ntype = int\nmin = 1\ndefault = 2000\n"
+    "doc = steps in a row without overflow after which dynamic loss scaling doubles the scale\n";
 
 const char mltk_schema_log[] =
     "[plugin]\nname = log\nsummary = what the run reports\n"

@@ -14,6 +14,7 @@
 
 #include "session.h"
 #include "op.h"
+#include "train/component.h"
 
 /* ---- backends ------------------------------------------------------------------- */
 
@@ -76,6 +77,7 @@ static int select_backend(mltk_session_t *s, const mltk_section *run, char **err
     const char *list = run ? mltk_params_str(run->params, "backend") : "cpu";
     mltk_backend_opts o = { .size = sizeof(o), .device = 0 };
     o.threads = run ? (int)mltk_params_int(run->params, "threads") : 0;
+    o.tf32 = run ? mltk_params_bool(run->params, "tf32") : 0;  /* GPU backends only */
     o.seed = s->seed;
     char skipped[1024] = "";
     size_t used = 0;
@@ -491,6 +493,8 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
     }
     if (!rc)
         rc = setup_window(s, err);
+    if (!rc)
+        rc = mltk_components_open(s, err);
     if (rc) {
         mltk_session_destroy(s);
         return rc;
@@ -513,8 +517,7 @@ void mltk_session_destroy(mltk_session_t *s)
 {
     if (!s)
         return;
-    if (s->jsonl)
-        fclose(s->jsonl);
+    mltk_components_close(s);
     mltk_ops_free(s);
     if (s->have_be) {
         struct mltk_backend *be = &s->be;

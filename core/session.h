@@ -85,6 +85,12 @@ MLTK_HIDDEN float *mltk_model_output_grad(mltk_model *m);
 MLTK_HIDDEN const mltk_shape *mltk_model_output_shape(const mltk_model *m);
 MLTK_HIDDEN float *mltk_model_params(mltk_model *m, int64_t *n);
 MLTK_HIDDEN float *mltk_model_grads(mltk_model *m, int64_t *n);
+/* Tell the model its parameters changed (an optimizer step, a restored
+ * checkpoint, loaded weights, a rollback): it refreshes what it derives
+ * from them, e.g. the low-precision copies layers read under [run]
+ * precision = bf16.  Cheap when there is nothing to refresh; runs ops
+ * only, never a host synchronisation. */
+MLTK_HIDDEN int mltk_model_params_changed(mltk_model *m, char **err);
 MLTK_HIDDEN void mltk_model_print(const mltk_model *m, FILE *out);
 /* The parameter tensors as segments of the flat buffers, in layout order:
  * returns (n_seg + 1) element offsets (host memory, owned by the model),
@@ -193,6 +199,9 @@ typedef struct mltk_step_rec {
     uint64_t step;           /* its global step, 0-based */
     double   lr;             /* the rate it used */
     double   samples_per_s;  /* the epoch's throughput after it */
+    int64_t  done;           /* samples of the epoch done after it */
+    double   t_epoch;        /* the epoch's start, as progress reckons it */
+    int      last, stop;     /* the epoch's last step; the run stops after it */
 } mltk_step_rec;
 
 /* Floats before the per-step records in mltk_session.scalars; each
@@ -227,8 +236,9 @@ struct mltk_session {
     uint64_t           seed;
     double             lr;
     uint64_t           step;
-    FILE              *jsonl;
-    const char        *jsonl_path;
+    /* the step and its hooks, the components (train/component.h) */
+    struct mltk_step       *stepper;
+    struct mltk_components *components;
     /* schedules, clipping, per-layer rates */
     mltk_sched         sched;
     double             clip_norm;    /* [train] clip_norm, 0 = off */
@@ -260,55 +270,21 @@ struct mltk_session {
     } snap_at;                       /* the counters that go with snap */
     int64_t            replay_to;    /* re-running steps one at a time, checking
                                       * each, up to this step (-1: not) */
-    float              replay_loss;  /* that step's loss as it was read back */
+    float              replay_rec[3];/* that step's record as it was read back */
     int                sum_known;    /* loss_sum_now holds the device's sum */
     double             last_loss;    /* the newest loss read back */
 
-    /* ---- where the run is (checkpoint.c saves and restores all of it) ---- */
+    /* ---- where the run is (checkpoint.c saves and restores it, and the
+     * components' state by name) ---- */
     int64_t            epoch_done;   /* epochs completed */
     int64_t            batch_done;   /* batches done in epoch epoch_done + 1 */
     float              loss_sum_now; /* that epoch's loss sum so far */
     int64_t            rows_skipped; /* that epoch's samples in skipped steps */
     double             lr_factor;    /* rate multiplier left by rollbacks (1) */
-    int64_t            nan_skips;    /* non-finite steps skipped or rolled back */
     mltk_epoch_stats   last_stats;   /* of the last epoch completed */
 
-    /* ---- operations (ops.c) ---- */
+    /* ---- the run directory and evaluation metrics (ops.c) ---- */
     char              *run_dir;      /* [run] dir, or NULL */
-    struct {
-        char   *dir;                 /* NULL: no checkpoints */
-        int64_t every_epochs, every_steps, keep_last;
-        int     keep_best, on_signal, maximize;
-        const char *monitor;
-        double  best;                /* best monitored value so far */
-        char   *last;                /* newest checkpoint written or resumed */
-        int64_t last_step;           /* the step it was written at, -1 */
-    } ck;
-    struct {
-        int     on;
-        const char *monitor;
-        int     maximize, restore_best;
-        int64_t patience;
-        double  min_delta;
-        double  best;
-        int64_t bad, best_epoch;
-        float  *best_host;           /* weights of the best epoch (host), or NULL */
-        int64_t best_host_n;
-    } es;
-    int                on_nan;       /* 0 stop, 1 skip_step, 2 rollback */
-    double             nan_lr_factor;
-    int64_t            max_skips;
-    int64_t            spike_window;
-    double             spike_z;
-    double            *spike_hist;   /* ring of the last spike_window losses */
-    int64_t            spike_n;
-    FILE              *csv;
-    char              *csv_path;
-    char              *jsonl_own;    /* jsonl path made from the run dir */
-    struct mltk_tb_writer *tb;
-    int64_t            tb_scalars_every, tb_hist_every;
-    int                progress;     /* 0 off, 1 bar, 2 lines */
-    double             progress_interval;
     struct mltk_metrics *metrics;
     struct mltk_metrics_spec *mspec;
     char              *confusion_path;
@@ -316,8 +292,6 @@ struct mltk_session {
     int                n_class_names;
     float             *eval_host;    /* batch_size model outputs, host */
     int32_t           *eval_labels;
-    const char        *alert_cmd;
-    unsigned           alert_mask;
     double             t_start;      /* wall clock of mltk_session_train */
     int                stop_signal;  /* the signal that ended the run, 0 */
     char               started[32];  /* ISO time */
@@ -357,19 +331,15 @@ typedef struct mltk_gpu_figures {
 /* 0 and the figures of GPU `dev`; -1 (figures NaN) without NVML. */
 MLTK_HIDDEN int mltk_nvml_read(int dev, mltk_gpu_figures *g);
 
-/* ---- operations around the loop (ops.c) ----------------------------------------- */
+/* ---- the run directory and evaluation metrics (ops.c) ----------------------------- */
 
-MLTK_HIDDEN int  mltk_ops_open(mltk_session_t *s, char **err);
-MLTK_HIDDEN int  mltk_ops_close(mltk_session_t *s, const char *status, char **err);
+/* the run record is a component (train/component.h); this frees the
+ * metrics and paths it and evaluation keep in the session */
 MLTK_HIDDEN void mltk_ops_free(mltk_session_t *s);
-MLTK_HIDDEN void mltk_ops_alert(mltk_session_t *s, const char *event, const char *message);
-MLTK_HIDDEN void mltk_ops_progress(mltk_session_t *s, int epoch, int64_t done, int64_t total,
-                                   double t_epoch, double loss, int final);
-MLTK_HIDDEN int  mltk_ops_step(mltk_session_t *s, double loss, double lr,
-                               double samples_per_s, char **err);
-MLTK_HIDDEN int  mltk_ops_histograms_due(const mltk_session_t *s);
-MLTK_HIDDEN int  mltk_ops_step_histograms(mltk_session_t *s, char **err);
-MLTK_HIDDEN int  mltk_ops_epoch(mltk_session_t *s, const mltk_epoch_stats *e, char **err);
+/* the last evaluation's metrics beyond the loss (at most cap), for the logs */
+struct mltk_metric_value;
+MLTK_HIDDEN int  mltk_ops_metric_values(mltk_session_t *s, struct mltk_metric_value *mv,
+                                        int cap, int *n, char **err);
 MLTK_HIDDEN void mltk_ops_metrics_reset(mltk_session_t *s);
 MLTK_HIDDEN int  mltk_ops_metrics_add(mltk_session_t *s, const float *out, const void *y,
                                       int64_t rows, char **err);

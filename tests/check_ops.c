@@ -30,6 +30,7 @@
 #include <mltk/plugin.h>
 #include "session.h"
 #include "safetensors.h"
+#include "train/component.h"
 #include "testutil.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
@@ -777,7 +778,7 @@ START_TEST(nan_skip_step_drops_the_update)
                                bomb_layers(5, 1), ADAM, ""));
     o.max_steps = 6;
     ck_assert_int_eq(run_train(&r, p, &o), MLTK_ERR_INTERRUPTED);
-    ck_assert_int_eq((int)r.s->nan_skips, 1);
+    ck_assert_int_eq((int)mltk_nan_policy_skips(r.s), 1);
     ck_assert_int_eq((int)r.s->step, 6);
     snap_take(&six, r.s);
     run_close(&r);
@@ -789,7 +790,7 @@ START_TEST(nan_skip_step_drops_the_update)
     p = W(d, "c.ini", cfg_text(F("%s/c", d), "epochs = 2\non_nan = skip_step\n",
                                bomb_layers(5, 1), ADAM, ""));
     run_ok(&r, p, NULL);
-    ck_assert_int_eq((int)r.s->nan_skips, 1);
+    ck_assert_int_eq((int)mltk_nan_policy_skips(r.s), 1);
     ck_assert_int_eq((int)r.s->step, 2 * STEPS_PER_EPOCH);
     ck_assert_int_eq(r.st.epoch, 2);
     ck_assert(isfinite(r.st.train_loss) && r.st.train_loss > 0);
@@ -832,7 +833,7 @@ START_TEST(nan_gives_up_after_max_skips)
     TU_ASSERT_CONTAINS(r.err, "at step 5");
     TU_ASSERT_CONTAINS(r.err, "layer 'bomb' (nanbomb)");
     TU_ASSERT_CONTAINS(r.err, "giving up after 3 non-finite steps ([train] max_skips)");
-    ck_assert_int_eq((int)r.s->nan_skips, 4);
+    ck_assert_int_eq((int)mltk_nan_policy_skips(r.s), 4);
     /* three rollbacks at factor 0.5 */
     ck_assert(r.s->lr_factor == 0.125);
     run_close(&r);
@@ -849,7 +850,7 @@ START_TEST(nan_rollback_continues_at_a_lower_rate)
                                      bomb_layers(5, 1), ADAM,
                                      "[checkpoint]\nevery_steps = 2\nkeep_last = 10\n"));
     run_ok(&r, p, NULL);
-    ck_assert_int_eq((int)r.s->nan_skips, 1);
+    ck_assert_int_eq((int)mltk_nan_policy_skips(r.s), 1);
     ck_assert(r.s->lr_factor == 0.25);
     ck_assert_int_eq((int)r.s->step, 2 * STEPS_PER_EPOCH);
     ck_assert_int_eq((int)r.s->epoch_done, 2);
@@ -1193,6 +1194,153 @@ START_TEST(run_directory_records_the_run)
 }
 END_TEST
 
+/* ---- 5. dynamic loss scaling and the components' state ----------------------------- */
+
+/* the MLP with a nanbomb after fc1 whose input gradient becomes +Inf at
+ * step `at_step` (the loss stays finite: an overflow) */
+static char *overflow_layers(int at_step)
+{
+    return F("[layer.flat]\ntype = flatten\n"
+             "[layer.fc1]\ntype = dense\nunits = 32\nactivation = relu\n"
+             "[layer.bomb]\ntype = nanbomb\nat_step = %d\nin = backward\nvalue = inf\n"
+             "[layer.out]\ntype = dense\nunits = 10\n", at_step);
+}
+
+START_TEST(loss_scale_skips_an_overflow_and_halves)
+{
+    char *d = keep(tu_tmpdir());
+    run r;
+    snap three, four;
+    for (int every = 1; every <= 8; every *= 8) {
+        /* the weights after steps 0..2 ... */
+        char *train = F("epochs = 1\nloss_scale = dynamic\ncheck_every = %d\n", every);
+        char *p = W(d, F("a%d.ini", every), cfg_text(F("%s/a%d", d, every), train,
+                                                      overflow_layers(3), ADAM, ""));
+        mltk_session_opts o = { .quiet = 1, .max_steps = 3 };
+        ck_assert_int_eq(run_train(&r, p, &o), MLTK_ERR_INTERRUPTED);
+        ck_assert(mltk_loss_scale_value(r.s) == 65536.0);
+        snap_take(&three, r.s);
+        run_close(&r);
+        /* ... are those after steps 0..3 when step 3 overflows: skipped,
+         * the scale halved, and no NaN policy (on_nan = stop) involved */
+        o.max_steps = 4;
+        ck_assert_int_eq(run_train(&r, p, &o), MLTK_ERR_INTERRUPTED);
+        ck_assert_int_eq((int)r.s->step, 4);
+        ck_assert(mltk_loss_scale_value(r.s) == 32768.0);
+        ck_assert_int_eq((int)mltk_nan_policy_skips(r.s), 0);
+        snap_take(&four, r.s);
+        run_close(&r);
+        expect_snap_equal(&three, &four, "overflow at step 3 skipped");
+        snap_free(&three);
+        snap_free(&four);
+    }
+    /* a whole epoch trains through it with finite numbers */
+    char *p = W(d, "c.ini", cfg_text(F("%s/c", d), "epochs = 1\nloss_scale = dynamic\n",
+                                     overflow_layers(3), ADAM, ""));
+    run_ok(&r, p, NULL);
+    ck_assert(isfinite(r.st.train_loss) && r.st.train_loss > 0);
+    ck_assert(mltk_loss_scale_value(r.s) == 32768.0);
+    snap_take(&four, r.s);
+    expect_snap_finite(&four);
+    snap_free(&four);
+    run_close(&r);
+    /* without loss scaling the same overflow is a non-finite gradient */
+    p = W(d, "n.ini", cfg_text(F("%s/n", d), "epochs = 1\nloss_scale = none\n",
+                               overflow_layers(3), ADAM, ""));
+    ck_assert_int_eq(run_train(&r, p, NULL), MLTK_ERR_NUMERIC);
+    TU_ASSERT_CONTAINS(r.err, "non-finite gradient at step 3");
+    run_close(&r);
+    tu_rmtree(d);
+}
+END_TEST
+
+START_TEST(loss_scale_grows_after_the_interval)
+{
+    char *d = keep(tu_tmpdir());
+    run r;
+    /* 8 steps, interval 3: doubled after steps 2 and 5 */
+    char *p = W(d, "g.ini", cfg_text(F("%s/g", d), "epochs = 1\nloss_scale = dynamic\n"
+                                     "loss_scale_init = 1024\n"
+                                     "loss_scale_growth_interval = 3\n", MLP, ADAM, ""));
+    run_ok(&r, p, NULL);
+    ck_assert(mltk_loss_scale_value(r.s) == 4096.0);
+    run_close(&r);
+    /* good steps 0..2 double it, the overflow at 3 halves it, good steps
+     * 4..6 double it again; the same with windows of 4 and of 1 */
+    for (int every = 1; every <= 4; every *= 4) {
+        p = W(d, F("o%d.ini", every),
+              cfg_text(F("%s/o%d", d, every),
+                       F("epochs = 1\nloss_scale = dynamic\nloss_scale_init = 1024\n"
+                         "loss_scale_growth_interval = 3\ncheck_every = %d\n", every),
+                       overflow_layers(3), ADAM, ""));
+        run_ok(&r, p, NULL);
+        ck_assert_msg(mltk_loss_scale_value(r.s) == 2048.0, "check_every %d: scale %g",
+                      every, mltk_loss_scale_value(r.s));
+        run_close(&r);
+    }
+    tu_rmtree(d);
+}
+END_TEST
+
+/* every component's state, as it would go into a checkpoint */
+static mltk_kv state_of(mltk_session_t *s)
+{
+    mltk_kv kv = { 0 };
+    ck_assert_int_eq(mltk_components_save_state(s, &kv), MLTK_OK);
+    return kv;
+}
+
+START_TEST(component_state_round_trips)
+{
+    char *d = keep(tu_tmpdir());
+    run r, back;
+    /* an overflow (loss scale), a NaN skipped (nan_skips), early stopping
+     * and the best checkpoint: every component with state has moved */
+    char *layers = F("[layer.flat]\ntype = flatten\n"
+                     "[layer.fc1]\ntype = dense\nunits = 32\nactivation = relu\n"
+                     "[layer.bomb]\ntype = nanbomb\nat_step = 2\nin = backward\nvalue = inf\n"
+                     "[layer.bomb2]\ntype = nanbomb\nat_step = 12\n"
+                     "[layer.out]\ntype = dense\nunits = 10\n");
+    char *p = W(d, "s.ini", cfg_text(F("%s/s", d), "epochs = 2\non_nan = skip_step\n"
+                                     "loss_scale = dynamic\nloss_scale_growth_interval = 4\n",
+                                     layers, ADAM, "[checkpoint]\n[early_stopping]\n"
+                                     "patience = 3\n"));
+    run_ok(&r, p, NULL);
+    mltk_kv a = state_of(r.s);
+    ck_assert_int_eq((int)mltk_nan_policy_skips(r.s), 1);
+    ck_assert(mltk_loss_scale_value(r.s) != 65536.0);
+    ck_assert_ptr_nonnull(mltk_kv_get(&a, "es_best"));
+    ck_assert_ptr_nonnull(mltk_kv_get(&a, "best_ckpt"));
+    ck_assert_ptr_nonnull(mltk_kv_get(&a, "loss_scale.scale"));
+    ck_assert(strcmp(mltk_kv_get(&a, "es_best_epoch"), "0") != 0);
+    /* a new session restored from the last checkpoint holds the same */
+    char *ckpt = ckpt_name(F("%s/s", d), 2 * STEPS_PER_EPOCH);
+    ck_assert_int_eq(run_open(&back, p, NULL), MLTK_OK);
+    mltk_kv none = state_of(back.s);
+    char *err = NULL;
+    ck_assert_int_eq(mltk_ckpt_restore(back.s, ckpt, &err), MLTK_OK);
+    mltk_kv b = state_of(back.s);
+    ck_assert_int_eq(a.n, b.n);
+    int moved = 0;
+    for (int i = 0; i < a.n; i++) {
+        const char *key = a.kv[2 * i];
+        ck_assert_msg(mltk_kv_get(&b, key) && strcmp(mltk_kv_get(&b, key), a.kv[2 * i + 1]) == 0,
+                      "%s: %s saved, %s restored", key, a.kv[2 * i + 1],
+                      mltk_kv_get(&b, key) ? mltk_kv_get(&b, key) : "nothing");
+        moved += strcmp(mltk_kv_get(&none, key), a.kv[2 * i + 1]) != 0;
+    }
+    /* nan_skips, best_ckpt, es_best, es_best_epoch, loss_scale.scale at least */
+    ck_assert_int_ge(moved, 5);
+    ck_assert(mltk_loss_scale_value(back.s) == mltk_loss_scale_value(r.s));
+    mltk_kv_free(&a);
+    mltk_kv_free(&b);
+    mltk_kv_free(&none);
+    run_close(&back);
+    run_close(&r);
+    tu_rmtree(d);
+}
+END_TEST
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 /* The nanbomb descriptor, from its template, into a directory of our own.
@@ -1255,6 +1403,9 @@ int main(void)
     tcase_add_test(tc, init_from_loads_by_name);
     tcase_add_test(tc, checkpoints_rotate);
     tcase_add_test(tc, run_directory_records_the_run);
+    tcase_add_test(tc, loss_scale_skips_an_overflow_and_halves);
+    tcase_add_test(tc, loss_scale_grows_after_the_interval);
+    tcase_add_test(tc, component_state_round_trips);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

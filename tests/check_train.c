@@ -1,7 +1,9 @@
 /* check_train.c - end-to-end training through the public API.
  *
  * Trains the Fashion-MNIST MLP on a subset and asserts the accuracy it
- * reaches, that a seeded cpu run is bit-for-bit repeatable, and that
+ * reaches, that a seeded cpu run is bit-for-bit repeatable, that dynamic
+ * loss scaling leaves a float32 run as it was, that a step in a window of
+ * [train] check_every makes no host synchronisation, and that
  * model-level mistakes (shape mismatch at the loss, an input naming a
  * later layer, an unused layer output) are refused with messages naming
  * the config line.  Skips (77) when Debian's Fashion-MNIST is absent.
@@ -16,6 +18,7 @@
 
 #include <mltk/mltk.h>
 #include "session.h"
+#include "train/component.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
@@ -116,6 +119,94 @@ START_TEST(sgd_trains_too)
 }
 END_TEST
 
+/* Train `text` (its "epochs = 3" line replaced by the [train] lines
+ * `train`) and keep what the
+ * tests below compare: the statistics, the parameters, the loss scale at
+ * the end and the backend's count of host synchronisations. */
+typedef struct outcome {
+    mltk_epoch_stats st;
+    float   *params;
+    int64_t  n;
+    double   scale;
+    uint64_t syncs;
+} outcome;
+
+static void train_outcome(const char *name, const char *text, const char *train,
+                          outcome *out)
+{
+    char buf[4096];
+    const char *at = strstr(text, "epochs = 3\n");
+    ck_assert_ptr_nonnull(at);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - text), text, train,
+             at + strlen("epochs = 3\n"));
+    mltk_registry_t *reg = NULL;
+    mltk_config_t *cfg = NULL;
+    mltk_session_t *s = NULL;
+    char *err = NULL;
+    int rc = mltk_registry_create(&reg, NULL, 1, &err);
+    if (!rc)
+        rc = mltk_config_load(&cfg, reg, write_cfg(name, buf), &err);
+    mltk_session_opts o = { .quiet = 1 };
+    if (!rc)
+        rc = mltk_session_create(&s, cfg, reg, &o, &err);
+    if (!rc)
+        rc = mltk_session_train(s, &out->st, &err);
+    ck_assert_msg(rc == MLTK_OK, "%s: %s", name, err ? err : "?");
+    float *p = mltk_model_params(s->model, &out->n);
+    out->params = malloc((size_t)out->n * sizeof(float));
+    ck_assert_ptr_nonnull(out->params);
+    out->syncs = mltk_be_sync_count(&s->be);
+    ck_assert_int_eq(mltk_be_download(&s->be, out->params, p, (size_t)out->n * sizeof(float)),
+                     MLTK_OK);
+    out->scale = mltk_loss_scale_value(s);
+    mltk_session_destroy(s);
+    mltk_config_destroy(cfg);
+    mltk_registry_destroy(reg);
+}
+
+START_TEST(dynamic_loss_scale_keeps_f32)
+{
+    outcome plain, scaled;
+    train_outcome("plain.ini", mlp, "epochs = 1\n", &plain);
+    train_outcome("scaled.ini", mlp, "epochs = 1\nloss_scale = dynamic\n", &scaled);
+    /* 65536 and its inverse are powers of two: the gradients, and so the
+     * whole run, are the same bits */
+    ck_assert(scaled.scale == 65536.0 && plain.scale == 1.0);
+    ck_assert_int_eq(plain.n, scaled.n);
+    ck_assert_msg(memcmp(plain.params, scaled.params, (size_t)plain.n * sizeof(float)) == 0,
+                  "loss scaling changed the weights");
+    ck_assert(plain.st.val_acc == scaled.st.val_acc && plain.st.val_acc >= 0.75);
+    ck_assert(plain.st.train_loss == scaled.st.train_loss);
+    free(plain.params);
+    free(scaled.params);
+}
+END_TEST
+
+/* With every step of an epoch in one window, an epoch of 63 steps makes
+ * as many host synchronisations as one of 125: a step in a window makes
+ * none, whatever the components (loss scaling included). */
+START_TEST(steps_in_a_window_do_not_sync)
+{
+    static const char *const extra[] = { "", "loss_scale = dynamic\n" };
+    for (int k = 0; k < 2; k++) {
+        outcome a, b;
+        char ta[256], tb[256];
+        snprintf(ta, sizeof ta, "epochs = 1\ncheck_every = 1000\n%s", extra[k]);
+        snprintf(tb, sizeof tb, "epochs = 1\ncheck_every = 1000\n%s", extra[k]);
+        char *half = strdup(mlp), *limit = strstr(half, "train_limit = 8000");
+        ck_assert_ptr_nonnull(limit);
+        memcpy(limit, "train_limit = 4000", strlen("train_limit = 4000"));
+        train_outcome("half.ini", half, ta, &a);
+        train_outcome("full.ini", mlp, tb, &b);
+        ck_assert_msg(a.syncs == b.syncs, "%s63 steps: %llu host syncs, 125 steps: %llu",
+                      extra[k], (unsigned long long)a.syncs, (unsigned long long)b.syncs);
+        free(half);
+        free(a.params);
+        free(b.params);
+    }
+}
+END_TEST
+
 static void expect_error(const char *name, const char *text, int status, const char *needle)
 {
     char *err = NULL;
@@ -172,6 +263,8 @@ int main(void)
     tcase_add_test(tc, mlp_reaches_accuracy_and_repeats);
     tcase_add_test(tc, sgd_trains_too);
     tcase_add_test(tc, model_errors_name_the_line);
+    tcase_add_test(tc, dynamic_loss_scale_keeps_f32);
+    tcase_add_test(tc, steps_in_a_window_do_not_sync);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -2,7 +2,10 @@
  *
  * What this is: an identity layer (output = input, input gradient =
  * output gradient, both copied through mltk_be_copy()) that, in training
- * mode at the global step `at_step`, fills its output with NaN instead.
+ * mode at the global step `at_step`, fills its output with NaN instead
+ * (`value = inf`: +Inf; `in = backward`: its input gradient instead, so
+ * that the loss stays finite and the gradients overflow, as a loss scale
+ * too large for the backward pass makes them).
  * With `once = true` it does so only the first time that step comes round
  * for this layer instance (a rollback that replays the step then trains
  * through it; a new session has a new instance and fires again); with
@@ -16,6 +19,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <mltk/plugin.h>
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -24,6 +28,8 @@ typedef struct nanbomb {
     int64_t at_step;  /* the 0-based global step whose output becomes NaN */
     int     once;     /* fire only the first time */
     int     fired;    /* it has gone off (for once = true) */
+    int     backward; /* in = backward */
+    float   value;    /* NaN or +Inf */
 } nanbomb;
 
 static int nanbomb_create(void **self, const mltk_params_t *params, char **err)
@@ -33,6 +39,8 @@ static int nanbomb_create(void **self, const mltk_params_t *params, char **err)
         return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     b->at_step = mltk_params_int(params, "at_step");
     b->once = mltk_params_bool(params, "once");
+    b->backward = strcmp(mltk_params_str(params, "in"), "backward") == 0;
+    b->value = strcmp(mltk_params_str(params, "value"), "inf") == 0 ? INFINITY : NAN;
     *self = b;
     return MLTK_OK;
 }
@@ -79,23 +87,30 @@ static int nanbomb_forward(void *self, const mltk_layer_run *r)
 
     if (n == 0)
         return MLTK_OK;
-    if (r->mode == MLTK_TRAIN && (int64_t)r->step == b->at_step && !(b->once && b->fired)) {
+    if (!b->backward && r->mode == MLTK_TRAIN && (int64_t)r->step == b->at_step
+        && !(b->once && b->fired)) {
         const mltk_tensor y = mltk_tensor_1d(r->y->data, MLTK_F32, n);
         b->fired = 1;
-        return mltk_op_fill(be, &y, NAN);
+        return mltk_op_fill(be, &y, b->value);
     }
     return mltk_be_copy(be, r->y->data, r->x[0].data, (size_t)n * sizeof(float));
 }
 
-/* dy (B, ...) -> dx (B, ...) */
+/* dy (B, ...) -> dx (B, ...): a copy, or `value` everywhere at the chosen
+ * step (in = backward) */
 static int nanbomb_backward(void *self, const mltk_layer_run *r)
 {
+    nanbomb *b = self;
     const struct mltk_backend *be = r->be;
     int64_t n = run_numel(r->dy, r->batch);
 
-    (void)self;
     if (!r->dx || !r->dx[0].data || n == 0)
         return MLTK_OK;
+    if (b->backward && (int64_t)r->step == b->at_step && !(b->once && b->fired)) {
+        const mltk_tensor dx = mltk_tensor_1d(r->dx[0].data, MLTK_F32, n);
+        b->fired = 1;
+        return mltk_op_fill(be, &dx, b->value);
+    }
     return mltk_be_copy(be, r->dx[0].data, r->dy->data, (size_t)n * sizeof(float));
 }
 
