@@ -1640,34 +1640,14 @@ static size_t cpu_workspace(void *ctx, const mltk_op_call *c)
     }
 }
 
-/* tensor i of the call as floats, NULL when absent */
-static inline float *tf(const mltk_op_call *c, int i)
-{
-    return i < c->n_t ? (float *)c->t[i].data : NULL;
-}
-
-/* tensor i as int32 labels or indices */
-static inline const int32_t *ti32(const mltk_op_call *c, int i)
-{
-    return (const int32_t *)c->t[i].data;
-}
-
-/* elements of tensor i; dim d of it; its last dim (1 for a 0-d tensor) */
-static inline int64_t tnum(const mltk_op_call *c, int i)
-{
-    return mltk_tensor_numel(&c->t[i]);
-}
-
-static inline int64_t tdim(const mltk_op_call *c, int i, int d)
-{
-    return c->t[i].shape.dim[d];
-}
-
-static inline int64_t tlast(const mltk_op_call *c, int i)
-{
-    int nd = c->t[i].shape.ndim;
-    return nd > 0 ? c->t[i].shape.dim[nd - 1] : 1;
-}
+/* short names for the call readers of backend.h (mltk_call_*) */
+#define tf       mltk_call_f32
+#define ti32     mltk_call_i32
+#define tnum     mltk_call_numel
+#define tdim     mltk_call_dim
+#define tlast    mltk_call_last
+#define bn_dims  mltk_call_ncl
+#define last_dim mltk_call_rows_last
 
 /* rows (dim 0) and columns (the rest) of tensor i; ld = its row stride */
 static void rows_cols(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols,
@@ -1871,28 +1851,6 @@ static int run_xent(cpu_ctx *cx, const mltk_op_call *c)
                                 p->grad_scale);
     return cpu_softmax_xent_ex(cx, tf(c, 0), tf(c, 1), tf(c, 2), ti32(c, 3), w, N, C,
                                p->label_smoothing, p->grad_scale);
-}
-
-/* N, C and L of a batch norm's x (N, C, ...): L is the product of the
- * trailing dims (1 for a 2-d x) */
-static void bn_dims(const mltk_op_call *c, int i, int64_t *N, int64_t *C, int64_t *L)
-{
-    const mltk_shape *s = &c->t[i].shape;
-    *N = s->dim[0];
-    *C = s->ndim > 1 ? s->dim[1] : 1;
-    *L = 1;
-    for (int d = 2; d < s->ndim; d++)
-        *L *= s->dim[d];
-}
-
-/* rows and columns of a row-wise op over the last dim of tensor i */
-static void last_dim(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols)
-{
-    const mltk_shape *s = &c->t[i].shape;
-    *cols = s->ndim > 0 ? s->dim[s->ndim - 1] : 1;
-    *rows = 1;
-    for (int d = 0; d + 1 < s->ndim; d++)
-        *rows *= s->dim[d];
 }
 
 static int cpu_run(void *ctx, const mltk_op_call *c, char **err)

@@ -870,32 +870,14 @@ static inline void *td(const mltk_op_call *c, int i)
     return c->t[i].data;
 }
 
-static inline float *tf(const mltk_op_call *c, int i)
-{
-    return (float *)c->t[i].data;
-}
-
-static inline const int32_t *ti32(const mltk_op_call *c, int i)
-{
-    return (const int32_t *)c->t[i].data;
-}
-
-/* elements of tensor i; dim d of it; its last dim (1 for a 0-d tensor) */
-static inline int64_t tnum(const mltk_op_call *c, int i)
-{
-    return mltk_tensor_numel(&c->t[i]);
-}
-
-static inline int64_t tdim(const mltk_op_call *c, int i, int d)
-{
-    return c->t[i].shape.dim[d];
-}
-
-static inline int64_t tlast(const mltk_op_call *c, int i)
-{
-    int nd = c->t[i].shape.ndim;
-    return nd > 0 ? c->t[i].shape.dim[nd - 1] : 1;
-}
+/* short names for the call readers of backend.h (mltk_call_*) */
+#define tf       mltk_call_f32
+#define ti32     mltk_call_i32
+#define tnum     mltk_call_numel
+#define tdim     mltk_call_dim
+#define tlast    mltk_call_last
+#define bn_dims  mltk_call_ncl
+#define last_dim mltk_call_rows_last
 
 /* rows (dim 0) and columns (the rest) of a 2-d tensor i; ld its row stride */
 static void rows_cols(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols, int64_t *ld)
@@ -904,28 +886,6 @@ static void rows_cols(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols
     *rows = t->shape.dim[0];
     *cols = t->shape.dim[1];
     *ld = mltk_tensor_stride(t, 0);
-}
-
-/* N, C and L of a batch norm's x (N, C, ...): L is the product of the
- * trailing dims (1 for a 2-d x) */
-static void bn_dims(const mltk_op_call *c, int i, int64_t *N, int64_t *C, int64_t *L)
-{
-    const mltk_shape *s = &c->t[i].shape;
-    *N = s->dim[0];
-    *C = s->ndim > 1 ? s->dim[1] : 1;
-    *L = 1;
-    for (int d = 2; d < s->ndim; d++)
-        *L *= s->dim[d];
-}
-
-/* rows and columns of a row-wise op over the last dim of tensor i */
-static void last_dim(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols)
-{
-    const mltk_shape *s = &c->t[i].shape;
-    *cols = s->ndim > 0 ? s->dim[s->ndim - 1] : 1;
-    *rows = 1;
-    for (int d = 0; d + 1 < s->ndim; d++)
-        *rows *= s->dim[d];
 }
 
 static int run_op(cuda_ctx *cx, const mltk_op_call *c)

@@ -298,6 +298,56 @@ typedef struct mltk_op_call {
     size_t      ws_bytes;
 } mltk_op_call;
 
+/* ---- reading a call (for backend authors) ------------------------------------- */
+/* Small readers a backend's `run` unpacks a call with.  A call reaching
+ * `run` has passed the core's checks, so these check nothing. */
+
+/* Tensor i's data (NULL when the optional tensor is absent). */
+static inline float *mltk_call_f32(const mltk_op_call *c, int i)
+{
+    return i < c->n_t ? (float *)c->t[i].data : NULL;
+}
+static inline const int32_t *mltk_call_i32(const mltk_op_call *c, int i)
+{
+    return (const int32_t *)c->t[i].data;
+}
+/* Elements of tensor i; its dim d; its last dim (1 for a 0-d tensor). */
+static inline int64_t mltk_call_numel(const mltk_op_call *c, int i)
+{
+    return mltk_tensor_numel(&c->t[i]);
+}
+static inline int64_t mltk_call_dim(const mltk_op_call *c, int i, int d)
+{
+    return c->t[i].shape.dim[d];
+}
+static inline int64_t mltk_call_last(const mltk_op_call *c, int i)
+{
+    int nd = c->t[i].shape.ndim;
+    return nd > 0 ? c->t[i].shape.dim[nd - 1] : 1;
+}
+/* N, C and L of tensor i seen as (N, C, L): L is the product of the
+ * trailing dims (1 for a 2-d tensor), as the batch norm ops read x. */
+static inline void mltk_call_ncl(const mltk_op_call *c, int i, int64_t *N, int64_t *C,
+                                 int64_t *L)
+{
+    const mltk_shape *s = &c->t[i].shape;
+    *N = s->dim[0];
+    *C = s->ndim > 1 ? s->dim[1] : 1;
+    *L = 1;
+    for (int d = 2; d < s->ndim; d++)
+        *L *= s->dim[d];
+}
+/* Rows and columns of a row-wise op over the last dim of tensor i. */
+static inline void mltk_call_rows_last(const mltk_op_call *c, int i, int64_t *rows,
+                                       int64_t *cols)
+{
+    const mltk_shape *s = &c->t[i].shape;
+    *cols = s->ndim > 0 ? s->dim[s->ndim - 1] : 1;
+    *rows = 1;
+    for (int d = 0; d + 1 < s->ndim; d++)
+        *rows *= s->dim[d];
+}
+
 /* ---- the backend vtable -------------------------------------------------------- */
 
 typedef struct mltk_backend_opts {
