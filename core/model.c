@@ -8,6 +8,15 @@
  * every activation and gradient buffer is allocated here, for the largest
  * batch, so a training step allocates nothing.
  *
+ * Precision ([run] precision): under bf16 (or fp16) the model also keeps a
+ * copy of the flat parameter buffer in that dtype (same layout, 2 bytes an
+ * element),
+ * refreshed by one cast op whenever the parameters change
+ * (mltk_model_params_changed), and hands layers views of it
+ * (mltk_layer_run.params_lp); the f32 buffer stays the master copy that
+ * optimizers update and checkpoints save.  Under fp32 nothing of this is
+ * allocated.
+ *
  * What this is not: the training loop (train.c) or data handling (data.c).
  * It does not reorder layers: a layer may only read layers defined above
  * it, which makes file order a valid execution order.
@@ -57,7 +66,8 @@ typedef struct mltk_node {
     int                       frozen;   /* freeze = true */
     double                    lr_mult;  /* lr_mult (1 by default) */
     float                    *y, *dy;
-    float                   **edge;   /* per input: dx buffer when the
+    float                   **edge;
+    mltk_tensor              *plp_t;  /* bf16 parameter views, or NULL */   /* per input: dx buffer when the
                                        * producer has several consumers */
     /* views handed to the plugin, rebuilt per call */
     mltk_tensor              *x_t, *dx_t, *p_t, *g_t, *b_t;
@@ -79,6 +89,8 @@ struct mltk_model {
     const void  *last_x;   /* data batch of the last forward, for backward */
     const mltk_config_t *cfg;  /* while building, for messages */
     uint64_t     seed;         /* run seed, handed to layers */
+    mltk_dtype   prec;         /* [run] precision of the products: f32, bf16, f16 */
+    void        *params_lp;    /* copy of params (n_floats) in prec, or NULL */
 };
 
 struct mltk_layer_setup {
@@ -190,8 +202,7 @@ int mltk_layer_need_op(mltk_layer_setup_t *s, mltk_op op, mltk_dtype dt, char **
 
 mltk_dtype mltk_layer_precision(const mltk_layer_setup_t *s)
 {
-    (void)s;
-    return MLTK_F32;  /* [run] precision is f32 only, so far */
+    return s->m->prec;
 }
 
 /* ---- parameter initialisation ------------------------------------------- */
@@ -277,6 +288,13 @@ static int layout_params(mltk_model *m, char **err)
         return mltk_errf(err, MLTK_ERR_NOMEM,
                          "cannot allocate %lld parameters on backend '%s': %s",
                          (long long)off, m->be->name, mltk_backend_error(m->be));
+    if (m->prec != MLTK_F32
+        && mltk_be_alloc(m->be, (size_t)(off > 0 ? off : 1) * mltk_dtype_size(m->prec),
+                         &m->params_lp))
+        return mltk_errf(err, MLTK_ERR_NOMEM,
+                         "cannot allocate the %s copy of %lld parameters on backend '%s': %s",
+                         mltk_dtype_name(m->prec), (long long)off, m->be->name,
+                         mltk_backend_error(m->be));
     for (int i = 0; i < m->n_bu; i++) {
         if (mltk_be_alloc(m->be, m->bu[i].bytes, &m->bu[i].ptr))
             return mltk_errf(err, MLTK_ERR_NOMEM, "cannot allocate buffer %s (%zu bytes): %s",
@@ -292,7 +310,7 @@ static int layout_params(mltk_model *m, char **err)
     return MLTK_OK;
 }
 
-static int alloc_node_views(mltk_node *n)
+static int alloc_node_views(const mltk_model *m, mltk_node *n)
 {
     int nin = n->n_in > 0 ? n->n_in : 1;
     n->x_t = calloc((size_t)nin, sizeof(mltk_tensor));
@@ -303,6 +321,8 @@ static int alloc_node_views(mltk_node *n)
     n->edge = calloc((size_t)nin, sizeof(float *));
     if (!n->x_t || !n->dx_t || !n->p_t || !n->g_t || !n->b_t || !n->edge)
         return MLTK_ERR_NOMEM;
+    if (m->params_lp && !(n->plp_t = calloc((size_t)(n->n_params + 1), sizeof(mltk_tensor))))
+        return MLTK_ERR_NOMEM;
     return MLTK_OK;
 }
 
@@ -312,14 +332,19 @@ static mltk_tensor view(void *data, mltk_shape shape, mltk_dtype dt)
     return (mltk_tensor){ .data = data, .shape = shape, .dtype = dt };
 }
 
-/* Parameters and gradients as f32 views of their per-layer shapes;
- * persistent state likewise; scratch buffers as 1-d u8 byte tensors. */
+/* Parameters and gradients as f32 views of their per-layer shapes (and
+ * the low-precision copies as views of that dtype); persistent state
+ * likewise; scratch buffers as 1-d u8 byte tensors. */
 static void fill_static_views(mltk_model *m, mltk_node *n)
 {
     for (int j = 0; j < n->n_params; j++) {
         mltk_pentry *p = &m->pe[n->p_first + j];
         n->p_t[j] = view(m->params + p->offset, p->shape, MLTK_F32);
         n->g_t[j] = view(m->grads + p->offset, p->shape, MLTK_F32);
+        if (n->plp_t)
+            n->plp_t[j] = view((char *)m->params_lp
+                               + (size_t)p->offset * mltk_dtype_size(m->prec),
+                               p->shape, m->prec);
     }
     for (int j = 0; j < n->n_buffers; j++) {
         mltk_bentry *b = &m->bu[n->b_first + j];
@@ -484,6 +509,40 @@ static int build_node(mltk_model *m, int idx, const mltk_section *sec,
     return setup_node(m, idx, err);
 }
 
+/* ---- precision ------------------------------------------------------------- */
+
+/* [run] precision: the dtype of the layers' matrix products.  bf16 (fp16)
+ * needs the backend's gemm (low-precision inputs, f32 result) and cast in
+ * that dtype; the layers ask for the rest of their ops in setup.  (fp16's
+ * loss scaling is the training loop's: [train] loss_scale.) */
+static int read_precision(mltk_model *m, const mltk_config_t *cfg, char **err)
+{
+    const mltk_section *run = cfg ? mltk_config_section(cfg, "run") : NULL;
+    m->prec = MLTK_F32;
+    if (!run || !mltk_params_has(run->params, "precision"))
+        return MLTK_OK;
+    const char *name = mltk_params_str(run->params, "precision");
+    if (!name || strcmp(name, "fp32") == 0)
+        return MLTK_OK;
+    mltk_dtype dt = strcmp(name, "bf16") == 0 ? MLTK_BF16 : MLTK_F16;
+    int line = 0;
+    for (int i = 0; i < run->params->n; i++)
+        if (strcmp(run->params->defs[i]->name, "precision") == 0 && run->params->lines)
+            line = run->params->lines[i];
+    if (!mltk_op_supported(m->be, MLTK_OP_GEMM, dt))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                         "%s:%d: [run] precision = %s: backend '%s' has no %s matrix product",
+                         cfg->path, line, name, m->be->name, name);
+    if (!mltk_op_supported(m->be, MLTK_OP_CAST, dt))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                         "%s:%d: [run] precision = %s: backend '%s' cannot convert to %s (op "
+                         "cast)", cfg->path, line, name, m->be->name, name);
+    m->prec = dt;
+    return MLTK_OK;
+}
+
+/* ---- activations ------------------------------------------------------------ */
+
 static int alloc_activations(mltk_model *m, char **err)
 {
     for (int i = 0; i < m->n_node; i++) {
@@ -492,7 +551,7 @@ static int alloc_activations(mltk_model *m, char **err)
         if (be_alloc_floats(m->be, sz, &n->y) || be_alloc_floats(m->be, sz, &n->dy))
             return mltk_errf(err, MLTK_ERR_NOMEM, "layer '%s': cannot allocate %lld activations",
                              n->name, (long long)sz);
-        if (alloc_node_views(n))
+        if (alloc_node_views(m, n))
             return MLTK_ERR_NOMEM;
     }
     /* gradient edges: a producer read by several layers gets one buffer per
@@ -523,6 +582,11 @@ int mltk_model_create(mltk_model **out, const mltk_config_t *cfg, mltk_registry_
     m->in_shape = *in;
     m->cfg = cfg;
     m->seed = seed;
+    int rc = read_precision(m, cfg, err);
+    if (rc) {
+        free(m);
+        return rc;
+    }
     int nl = 0;
     for (int i = 0; i < cfg->n_sec; i++)
         nl += strncmp(cfg->sec[i].name, "layer.", 6) == 0;
@@ -531,7 +595,6 @@ int mltk_model_create(mltk_model **out, const mltk_config_t *cfg, mltk_registry_
         free(m);
         return MLTK_ERR_NOMEM;
     }
-    int rc = MLTK_OK;
     for (int i = 0; i < cfg->n_sec && rc == MLTK_OK; i++) {
         if (strncmp(cfg->sec[i].name, "layer.", 6) != 0)
             continue;
@@ -557,6 +620,8 @@ int mltk_model_create(mltk_model **out, const mltk_config_t *cfg, mltk_registry_
         if (rc)
             mltk_errf(err, rc, "initialising parameters on backend '%s' failed", be->name);
     }
+    if (rc == MLTK_OK)
+        rc = mltk_model_params_changed(m, err);
     if (rc) {
         mltk_model_destroy(m);
         return rc;
@@ -587,6 +652,7 @@ void mltk_model_destroy(mltk_model *m)
         free(n->p_t);
         free(n->g_t);
         free(n->b_t);
+        free(n->plp_t);
     }
     for (int i = 0; i < m->n_pe; i++)
         free(m->pe[i].name);
@@ -597,6 +663,7 @@ void mltk_model_destroy(mltk_model *m)
     }
     if (m->params) mltk_be_free(be, m->params);
     if (m->grads) mltk_be_free(be, m->grads);
+    if (m->params_lp) mltk_be_free(be, m->params_lp);
     free(m->pe);
     free(m->seg_off);
     free(m->bu);
@@ -622,7 +689,7 @@ static void fill_run(mltk_model *m, mltk_node *n, mltk_layer_run *r, const void 
         .be = m->be, .mode = mode, .batch = batch, .n_in = n->n_in,
         .x = n->x_t, .dx = n->dx_t, .params = n->p_t, .grads = n->g_t,
         .buffers = n->b_t, .seed = m->seed, .step = step, .frozen = n->frozen,
-        .params_lp = NULL,  /* f32 runs: the layers read params */
+        .params_lp = n->plp_t,  /* NULL in f32 runs: the layers read params */
     };
 }
 
@@ -768,6 +835,21 @@ float *mltk_model_params(mltk_model *m, int64_t *n)
     return m->params;
 }
 
+/* One cast of the whole flat buffer (padding included: it is zero) into
+ * the low-precision copy; nothing in f32 runs. */
+int mltk_model_params_changed(mltk_model *m, char **err)
+{
+    if (!m->params_lp || m->n_floats == 0)
+        return MLTK_OK;
+    mltk_tensor lp = mltk_tensor_1d(m->params_lp, m->prec, m->n_floats);
+    mltk_tensor p = mltk_tensor_1d(m->params, MLTK_F32, m->n_floats);
+    int rc = mltk_op_cast(m->be, &lp, &p);
+    if (rc)
+        return mltk_errf(err, rc, "refreshing the %s copy of the parameters failed: %s",
+                         mltk_dtype_name(m->prec), mltk_backend_error(m->be));
+    return MLTK_OK;
+}
+
 float *mltk_model_grads(mltk_model *m, int64_t *n)
 {
     *n = m->n_floats;
@@ -870,6 +952,11 @@ void mltk_model_print(const mltk_model *m, FILE *out)
     }
     fprintf(out, "total parameters: %lld (%.2f MiB fp32)\n", (long long)total,
             (double)total * 4.0 / (1024.0 * 1024.0));
+    if (m->params_lp)
+        fprintf(out, "precision: %s matrix products with f32 accumulation (a %s copy of the "
+                "parameters, %.2f MiB; f32 master weights)\n", mltk_dtype_name(m->prec),
+                mltk_dtype_name(m->prec),
+                (double)m->n_floats * (double)mltk_dtype_size(m->prec) / (1024.0 * 1024.0));
 }
 
 /* ---- a single layer, for tests and tools ----------------------------------- */
@@ -921,7 +1008,7 @@ int mltk_single_layer_create(mltk_single_layer **out, const struct mltk_layer_i 
         if (rc == MLTK_OK)
             rc = layout_params(m, err);
         if (rc == MLTK_OK)
-            rc = alloc_node_views(n);
+            rc = alloc_node_views(m, n);
         if (rc == MLTK_OK) {
             fill_static_views(m, n);
             rc = init_params(m, seed);

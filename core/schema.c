@@ -18,7 +18,7 @@ const char mltk_schema_run[] =
     "[param.threads]\ntype = int\nmin = 0\nmax = 1024\ndefault = 0\n"
     "doc = host threads for the cpu backend; 0 uses every core\n"
     "[param.precision]\ntype = enum\nchoices = fp32, bf16, fp16\ndefault = fp32\n"
-    "doc = dtype of the layers' matrix products; bf16: bf16 operands, f32 accumulation, f32 master weights, optimizer state, losses and norms; fp16 is refused\n"
+    "doc = dtype of the layers' matrix products; bf16: bf16 operands, f32 accumulation, f32 master weights, optimizer state, losses and norms; fp16 likewise (not on the cpu)\n"
     "[param.tf32]\ntype = bool\ndefault = false\n"
     "doc = GPU backends: allow TF32 tensor cores in f32 matrix products and convolutions; the cpu backend ignores it\n"
     "[param.dir]\ntype = string\n"

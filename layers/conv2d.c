@@ -9,6 +9,15 @@
  * backend's scratch (mltk_op_conv2d_workspace() for the largest batch) is
  * declared as a layer buffer, so a training step allocates nothing.
  *
+ * Under [run] precision = bf16 (mltk_layer_precision) the three conv ops
+ * take bf16 operands and produce f32: forward casts x to bf16 (kept for
+ * backward: the saved activation the filter gradient reads) and convolves
+ * it with the bf16 copy of the weight (mltk_layer_run.params_lp), with the
+ * f32 bias and activation fused; backward casts the f32 pre-activation
+ * gradient dz to bf16 for dW (with x_lp) and dx (with the weight's copy).
+ * The bias gradient is summed from the f32 dz (a product with a vector of
+ * ones, then a sum over the batch), so it sees no bf16 rounding.
+ *
  * What this is not: a transposed convolution, or asymmetric padding:
  * `padding = same` needs an odd effective kernel extent (dilation *
  * (kernel - 1) even), so that the padding splits evenly.
@@ -35,6 +44,10 @@ typedef struct conv2d {
     mltk_conv2d_params cp;       /* desc N filled in per call */
     int      p_weight, p_bias;   /* param indices (bias -1 if none) */
     int      b_ws, b_dz;         /* buffer indices, -1 if none */
+    mltk_dtype lp;               /* dtype of the conv ops' operands: f32 or bf16 */
+    int      b_xlp, b_dzlp;      /* low precision: x, dz in lp (-1 if f32) */
+    int      b_ones, b_dbt;      /* low precision with a bias: ones (P Q) and the
+                                  * per-image channel sums (N, K), f32 */
 } conv2d;
 
 static const struct {
@@ -173,6 +186,8 @@ static int conv2d_create(void **self, const mltk_params_t *params, char **err)
     snprintf(c.bias_init, sizeof(c.bias_init), "%s", binit ? binit : "default");
     c.init_std = mltk_params_float(params, "init_std");
     c.p_weight = c.p_bias = c.b_ws = c.b_dz = -1;
+    c.b_xlp = c.b_dzlp = c.b_ones = c.b_dbt = -1;
+    c.lp = MLTK_F32;
     out = malloc(sizeof(*out));
     if (!out)
         return mltk_errf(err, MLTK_ERR_NOMEM, "conv2d: out of memory");
@@ -197,9 +212,15 @@ static int conv2d_need_ops(const conv2d *c, mltk_layer_setup_t *s, char **err)
     int rc = MLTK_OK;
 
     for (size_t i = 0; !rc && i < sizeof(ops) / sizeof(ops[0]); i++)
-        rc = mltk_layer_need_op(s, ops[i], MLTK_F32, err);
+        rc = mltk_layer_need_op(s, ops[i], ops[i] == MLTK_OP_FILL ? MLTK_F32 : c->lp, err);
     if (!rc && c->act != MLTK_ACT_NONE)
         rc = mltk_layer_need_op(s, MLTK_OP_ACT_BACKWARD, MLTK_F32, err);
+    if (!rc && c->lp != MLTK_F32)  /* f32 -> lp: the cast's dtype is its input's */
+        rc = mltk_layer_need_op(s, MLTK_OP_CAST, MLTK_F32, err);
+    if (!rc && c->lp != MLTK_F32 && c->bias)
+        rc = mltk_layer_need_op(s, MLTK_OP_GEMM, MLTK_F32, err);
+    if (!rc && c->lp != MLTK_F32 && c->bias)
+        rc = mltk_layer_need_op(s, MLTK_OP_SUM_ROWS, MLTK_F32, err);
     return rc;
 }
 
@@ -225,6 +246,7 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
     if (!be)
         return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
                          "conv2d needs its backend at setup (for the workspace size)");
+    c->lp = mltk_layer_precision(s);
     rc = conv2d_need_ops(c, s, err);
     if (rc)
         return rc;
@@ -282,8 +304,8 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
         c->p_bias = rc;
     }
 
-    c->b_ws = c->b_dz = -1;
-    size_t ws = mltk_op_conv2d_workspace(be, &c->cp, MLTK_F32);
+    c->b_ws = c->b_dz = c->b_xlp = c->b_dzlp = c->b_ones = c->b_dbt = -1;
+    size_t ws = mltk_op_conv2d_workspace(be, &c->cp, c->lp);
     if (ws > 0) {
         rc = mltk_layer_add_buffer(s, "workspace", ws);
         if (rc < 0)
@@ -296,6 +318,29 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
         if (rc < 0)
             return mltk_errf(err, rc, "cannot declare the gradient buffer");
         c->b_dz = rc;
+    }
+    if (c->lp != MLTK_F32) {
+        size_t es = mltk_dtype_size(c->lp);
+        rc = mltk_layer_add_buffer(s, "x_lp", (size_t)d->N * (size_t)(C * H * W) * es);
+        if (rc >= 0)
+            c->b_xlp = rc;
+        if (rc >= 0)
+            rc = mltk_layer_add_buffer(s, "dz_lp",
+                                       (size_t)d->N * (size_t)(d->K * d->P * d->Q) * es);
+        if (rc >= 0)
+            c->b_dzlp = rc;
+        if (rc >= 0 && c->bias) {
+            rc = mltk_layer_add_buffer(s, "ones", (size_t)(d->P * d->Q) * sizeof(float));
+            if (rc >= 0)
+                c->b_ones = rc;
+            if (rc >= 0)
+                rc = mltk_layer_add_buffer(s, "db_rows", (size_t)(d->N * d->K) * sizeof(float));
+            if (rc >= 0)
+                c->b_dbt = rc;
+        }
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the %s buffers",
+                             mltk_dtype_name(c->lp));
     }
     dims[0] = c->K;
     dims[1] = d->P;
@@ -313,6 +358,14 @@ static mltk_tensor nchw(void *data, int64_t n, int64_t c, int64_t h, int64_t w)
     return mltk_tensor_make(data, MLTK_F32, 4, dims);
 }
 
+/* the same view in dtype dt */
+static mltk_tensor nchw_dt(void *data, mltk_dtype dt, int64_t n, int64_t c, int64_t h,
+                           int64_t w)
+{
+    const int64_t dims[4] = { n, c, h, w };
+    return mltk_tensor_make(data, dt, 4, dims);
+}
+
 /* the workspace buffer and its size (NULL, 0 when none) */
 static void *conv2d_ws(const conv2d *c, const mltk_layer_run *r, size_t *bytes)
 {
@@ -324,29 +377,67 @@ static void *conv2d_ws(const conv2d *c, const mltk_layer_run *r, size_t *bytes)
     return r->buffers[c->b_ws].data;
 }
 
-/* x (B, C, H, W), weight (K, C/g, R, S), bias (K) -> y (B, K, P, Q) */
+/* x (B, C, H, W), weight (K, C/g, R, S), bias (K) -> y (B, K, P, Q); in
+ * low precision x is cast to x_lp first and convolved with the weight's
+ * lp copy */
 static int conv2d_forward(void *self, const mltk_layer_run *r)
 {
     conv2d *c = self;
     mltk_conv2d_params p = c->cp;
     const mltk_conv2d_desc *d = &p.d;
+    const mltk_tensor *w = &r->params[c->p_weight];
     mltk_tensor x, y;
     size_t ws_bytes;
     void *ws = conv2d_ws(c, r, &ws_bytes);
+    int rc;
 
     if (r->batch == 0)
         return MLTK_OK;
     p.d.N = r->batch;
     x = nchw(r->x[0].data, d->N, d->C, d->H, d->W);
     y = nchw(r->y->data, d->N, d->K, d->P, d->Q);
-    return mltk_op_conv2d_forward(r->be, &y, &x, &r->params[c->p_weight],
+    if (c->lp != MLTK_F32) {
+        const mltk_tensor xf = x;
+        if (!r->params_lp)
+            return MLTK_ERR_INVALID;  /* the core hands lp copies in lp runs */
+        w = &r->params_lp[c->p_weight];
+        x = nchw_dt(r->buffers[c->b_xlp].data, c->lp, d->N, d->C, d->H, d->W);
+        rc = mltk_op_cast(r->be, &x, &xf);
+        if (rc)
+            return rc;
+    }
+    return mltk_op_conv2d_forward(r->be, &y, &x, w,
                                   c->p_bias >= 0 ? &r->params[c->p_bias] : NULL, &p,
                                   ws, ws_bytes);
 }
 
 /* ---- backward ------------------------------------------------------------- */
 
-/* dz = dy * act'(.) from y; dW, db from dz and x; dx from dz and W */
+/* db (K) = sum over n, p, q of dz (N, K, P, Q), in f32: the product of dz
+ * as (N K, P Q) with ones (P Q) gives (N, K), summed over the rows */
+static int conv2d_bias_grad(const conv2d *c, const mltk_layer_run *r, const mltk_tensor *db,
+                            const mltk_tensor *dz, const mltk_conv2d_desc *d)
+{
+    const int64_t pq = d->P * d->Q;
+    const mltk_gemm_params g = { .ta = 0, .tb = 0, .alpha = 1.0f, .beta = 0.0f,
+                                 .act = MLTK_ACT_NONE };
+    const mltk_tensor a = mltk_tensor_2d(dz->data, MLTK_F32, d->N * d->K, pq);
+    const mltk_tensor ones = mltk_tensor_2d(r->buffers[c->b_ones].data, MLTK_F32, pq, 1);
+    const mltk_tensor rows = mltk_tensor_2d(r->buffers[c->b_dbt].data, MLTK_F32,
+                                            d->N * d->K, 1);
+    const mltk_tensor rows2 = mltk_tensor_2d(r->buffers[c->b_dbt].data, MLTK_F32, d->N, d->K);
+    int rc = mltk_op_fill(r->be, &ones, 1.0f);
+
+    if (!rc)
+        rc = mltk_op_gemm(r->be, &rows, &a, &ones, NULL, &g);
+    if (!rc)
+        rc = mltk_op_sum_rows(r->be, db, &rows2, 0.0f);
+    return rc;
+}
+
+/* dz = dy * act'(.) from y; dW, db from dz and x; dx from dz and W (in
+ * low precision: dW from dz_lp and x_lp, dx from dz_lp and the weight's
+ * lp copy, db from the f32 dz) */
 static int conv2d_backward(void *self, const mltk_layer_run *r)
 {
     conv2d *c = self;
@@ -377,12 +468,30 @@ static int conv2d_backward(void *self, const mltk_layer_run *r)
         if (rc)
             return rc;
     }
-    rc = mltk_op_conv2d_backward_filter(be, dw, db, &dz, &x, &p, ws, ws_bytes);
-    if (rc)
+    if (c->lp == MLTK_F32) {
+        rc = mltk_op_conv2d_backward_filter(be, dw, db, &dz, &x, &p, ws, ws_bytes);
+        if (rc)
+            return rc;
+        if (r->dx && r->dx[0].data) {
+            const mltk_tensor dx = nchw(r->dx[0].data, d->N, d->C, d->H, d->W);
+            rc = mltk_op_conv2d_backward_data(be, &dx, &dz, &r->params[c->p_weight], &p, ws,
+                                              ws_bytes);
+        }
         return rc;
-    if (r->dx && r->dx[0].data) {
+    }
+    if (!r->params_lp)
+        return MLTK_ERR_INVALID;
+    const mltk_tensor xl = nchw_dt(r->buffers[c->b_xlp].data, c->lp, d->N, d->C, d->H, d->W);
+    const mltk_tensor dzl = nchw_dt(r->buffers[c->b_dzlp].data, c->lp, d->N, d->K, d->P,
+                                    d->Q);
+    rc = mltk_op_cast(be, &dzl, &dz);
+    if (!rc)
+        rc = mltk_op_conv2d_backward_filter(be, dw, NULL, &dzl, &xl, &p, ws, ws_bytes);
+    if (!rc && db)
+        rc = conv2d_bias_grad(c, r, db, &dz, d);
+    if (!rc && r->dx && r->dx[0].data) {
         const mltk_tensor dx = nchw(r->dx[0].data, d->N, d->C, d->H, d->W);
-        rc = mltk_op_conv2d_backward_data(be, &dx, &dz, &r->params[c->p_weight], &p, ws,
+        rc = mltk_op_conv2d_backward_data(be, &dx, &dzl, &r->params_lp[c->p_weight], &p, ws,
                                           ws_bytes);
     }
     return rc;

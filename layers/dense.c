@@ -12,6 +12,14 @@
  * fan_out = units); the bias keeps PyTorch's default or starts at zero
  * (`bias_init = zeros`).
  *
+ * Under [run] precision = bf16 (mltk_layer_precision) the three products
+ * take bf16 operands and accumulate in f32: forward casts x to bf16 (kept
+ * for backward: it is the saved activation the weight gradient reads) and
+ * multiplies it by the bf16 copy of the weight (mltk_layer_run.params_lp),
+ * with the f32 bias and activation in the epilogue; backward casts the
+ * f32 pre-activation gradient dz to bf16 for dW = dz^T x and dx = dz W.
+ * The output y, the gradients dW, db and dx, and db's sum stay f32.
+ *
  * What this is not: a layer that keeps its pre-activation.  Every
  * supported activation's derivative is a function of its output
  * (relu: y > 0; leaky_relu with slope >= 0: y > 0; sigmoid: y (1 - y);
@@ -35,6 +43,9 @@ typedef struct dense {
     int      p_weight;   /* param index of weight (units, in) */
     int      p_bias;     /* param index of bias (units), or -1 */
     int      b_dz;       /* buffer index of the pre-activation gradient, or -1 */
+    mltk_dtype lp;       /* dtype of the products' operands: f32, or bf16 */
+    int      b_xlp;      /* low precision only: x (B, in) in lp, kept for backward */
+    int      b_dzlp;     /* low precision only: dz (B, units) in lp */
     char     init[32];   /* weight initialiser name (mltk_init_named) */
     double   init_std;   /* its standard deviation for init = normal */
     int      bias_zeros; /* bias_init = zeros */
@@ -83,7 +94,8 @@ static int dense_create(void **self, const mltk_params_t *params, char **err)
     d->bias = mltk_params_bool(params, "bias");
     d->act = dense_acts[i].act;
     d->alpha = (float)alpha;
-    d->p_weight = d->p_bias = d->b_dz = -1;
+    d->p_weight = d->p_bias = d->b_dz = d->b_xlp = d->b_dzlp = -1;
+    d->lp = MLTK_F32;
     init = mltk_params_str(params, "init");
     snprintf(d->init, sizeof(d->init), "%s", init && *init ? init : "default");
     d->init_std = mltk_params_float(params, "init_std");
@@ -104,7 +116,9 @@ static void dense_destroy(void *self)
  * refused when the session is built */
 static int dense_need_ops(const dense *d, mltk_layer_setup_t *s, char **err)
 {
-    int rc = mltk_layer_need_op(s, MLTK_OP_GEMM, MLTK_F32, err);
+    int rc = mltk_layer_need_op(s, MLTK_OP_GEMM, d->lp, err);
+    if (!rc && d->lp != MLTK_F32)  /* f32 -> lp: the cast's dtype is its input's */
+        rc = mltk_layer_need_op(s, MLTK_OP_CAST, MLTK_F32, err);
     if (!rc)
         rc = mltk_layer_need_op(s, MLTK_OP_FILL, MLTK_F32, err);
     if (!rc && d->bias)
@@ -157,10 +171,24 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
             return mltk_errf(err, rc, "cannot declare the bias");
         d->p_bias = rc;
     }
+    d->lp = mltk_layer_precision(s);
     rc = dense_need_ops(d, s, err);
     if (rc)
         return rc;
-    d->b_dz = -1;
+    d->b_dz = d->b_xlp = d->b_dzlp = -1;
+    if (d->lp != MLTK_F32) {
+        size_t mb = (size_t)mltk_layer_max_batch(s), es = mltk_dtype_size(d->lp);
+        rc = mltk_layer_add_buffer(s, "x_lp", mb * (size_t)d->in * es);
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the %s input buffer",
+                             mltk_dtype_name(d->lp));
+        d->b_xlp = rc;
+        rc = mltk_layer_add_buffer(s, "dz_lp", mb * (size_t)d->units * es);
+        if (rc < 0)
+            return mltk_errf(err, rc, "cannot declare the %s gradient buffer",
+                             mltk_dtype_name(d->lp));
+        d->b_dzlp = rc;
+    }
     if (d->act != MLTK_ACT_NONE) {
         int64_t mb = mltk_layer_max_batch(s);
         rc = mltk_layer_add_buffer(s, "dz", (size_t)mb * (size_t)d->units * sizeof(float));
@@ -175,7 +203,8 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
 /* ---- forward -------------------------------------------------------------- */
 
 /* x (B, in), weight (units, in), bias (units) -> y (B, units) = act(x W^T + b),
- * the bias and activation as the gemm's epilogue */
+ * the bias and activation as the gemm's epilogue; in low precision x is
+ * first cast to x_lp (B, in) and multiplied by the weight's lp copy */
 static int dense_forward(void *self, const mltk_layer_run *r)
 {
     dense *d = self;
@@ -184,17 +213,28 @@ static int dense_forward(void *self, const mltk_layer_run *r)
     const mltk_tensor *b = d->p_bias >= 0 ? &r->params[d->p_bias] : NULL;
     const mltk_gemm_params gp = { .ta = 0, .tb = 1, .alpha = 1.0f, .beta = 0.0f,
                                   .act = d->act, .act_alpha = d->alpha };
+    int rc;
 
     if (r->batch == 0)
         return MLTK_OK;
-    return mltk_op_gemm(r->be, &y, &x, &r->params[d->p_weight], b, &gp);
+    if (d->lp == MLTK_F32)
+        return mltk_op_gemm(r->be, &y, &x, &r->params[d->p_weight], b, &gp);
+    if (!r->params_lp)
+        return MLTK_ERR_INVALID;  /* the core hands lp copies in lp runs */
+    const mltk_tensor xl = mltk_tensor_2d(r->buffers[d->b_xlp].data, d->lp, r->batch, d->in);
+    rc = mltk_op_cast(r->be, &xl, &x);
+    if (rc)
+        return rc;
+    return mltk_op_gemm(r->be, &y, &xl, &r->params_lp[d->p_weight], b, &gp);
 }
 
 /* ---- backward ------------------------------------------------------------- */
 
 /* dy (B, units) -> dz = dy * act'(.) (B, units), from y;
  * dW (units, in) = dz^T x;  db (units) = sum over rows of dz;
- * dx (B, in) = dz W, only when the input needs a gradient */
+ * dx (B, in) = dz W, only when the input needs a gradient.
+ * In low precision dW and dx multiply dz_lp (dz cast) by x_lp (saved by
+ * forward) and by the weight's lp copy; db sums the f32 dz. */
 static int dense_backward(void *self, const mltk_layer_run *r)
 {
     dense *d = self;
@@ -204,6 +244,8 @@ static int dense_backward(void *self, const mltk_layer_run *r)
     const mltk_tensor x = mltk_tensor_2d(r->x[0].data, MLTK_F32, r->batch, d->in);
     const mltk_tensor dy = mltk_tensor_2d(r->dy->data, MLTK_F32, r->batch, d->units);
     mltk_tensor dz = dy;
+    const mltk_tensor *w = &r->params[d->p_weight];
+    mltk_tensor xa = x, dza;  /* the products' operands */
     const mltk_gemm_params gw = { .ta = 1, .tb = 0, .alpha = 1.0f, .beta = 0.0f,
                                   .act = MLTK_ACT_NONE };
     const mltk_gemm_params gx = { .ta = 0, .tb = 0, .alpha = 1.0f, .beta = 0.0f,
@@ -223,7 +265,18 @@ static int dense_backward(void *self, const mltk_layer_run *r)
         if (rc)
             return rc;
     }
-    rc = mltk_op_gemm(be, dw, &dz, &x, NULL, &gw);
+    dza = dz;
+    if (d->lp != MLTK_F32) {
+        if (!r->params_lp)
+            return MLTK_ERR_INVALID;
+        w = &r->params_lp[d->p_weight];
+        xa = mltk_tensor_2d(r->buffers[d->b_xlp].data, d->lp, r->batch, d->in);
+        dza = mltk_tensor_2d(r->buffers[d->b_dzlp].data, d->lp, r->batch, d->units);
+        rc = mltk_op_cast(be, &dza, &dz);
+        if (rc)
+            return rc;
+    }
+    rc = mltk_op_gemm(be, dw, &dza, &xa, NULL, &gw);
     if (rc)
         return rc;
     if (db) {
@@ -233,7 +286,7 @@ static int dense_backward(void *self, const mltk_layer_run *r)
     }
     if (r->dx && r->dx[0].data) {
         const mltk_tensor dx = mltk_tensor_2d(r->dx[0].data, MLTK_F32, r->batch, d->in);
-        rc = mltk_op_gemm(be, &dx, &dz, &r->params[d->p_weight], NULL, &gx);
+        rc = mltk_op_gemm(be, &dx, &dza, w, NULL, &gx);
     }
     return rc;
 }

@@ -6,8 +6,11 @@ AM_TESTS_ENVIRONMENT = \
 	top_builddir='$(abs_top_builddir)'; export top_builddir; \
 	top_srcdir='$(abs_top_srcdir)'; export top_srcdir; \
 	MLTK_LOG_LEVEL=warn; export MLTK_LOG_LEVEL; \
+	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60}; export CK_DEFAULT_TIMEOUT; \
 	MAKE='$(MAKE)'; export MAKE; \
 	CC='$(CC)'; export CC;
+# Check's default of 4 s per test is too short for a sanitizer build on a
+# loaded 2-core machine; a hung test is still stopped after a minute.
 # testutil.h includes fdcheck.h (the finite-difference harness); the shell
 # tests source testlib.sh
 EXTRA_DIST += tests/testutil.h tests/pyvenv.sh tests/testlib.sh
@@ -18,6 +21,7 @@ include tests/opcheck.mk
 include tests/plugins.mk
 include tests/cli.mk
 include tests/conv.mk
+include tests/bf16.mk
 include tests/norm.mk
 include tests/graph.mk
 include tests/optim2.mk
@@ -26,6 +30,7 @@ include tests/safetensors.mk
 include tests/metrics.mk
 include tests/ops.mk
 include tests/cuda.mk
+include tests/precision.mk
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_train

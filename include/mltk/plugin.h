@@ -130,9 +130,10 @@ MLTK_API const struct mltk_backend *mltk_layer_backend(const mltk_layer_setup_t 
 MLTK_API int mltk_layer_need_op(mltk_layer_setup_t *s, mltk_op op, mltk_dtype dt,
                                 char **err);
 /* The dtype of the run's matrix products ([run] precision): MLTK_F32, or
- * MLTK_BF16 when the layer should compute its products in bf16 with f32
- * accumulation from the bf16 copies of its parameters
- * (mltk_layer_run.params_lp) and keep its outputs in f32. */
+ * MLTK_BF16 (MLTK_F16) when the layer should compute its products in that
+ * dtype with f32 accumulation, from the low-precision copies of its
+ * parameters (mltk_layer_run.params_lp), and keep its outputs in f32.  A
+ * layer that does not compute in it simply ignores it. */
 MLTK_API mltk_dtype mltk_layer_precision(const mltk_layer_setup_t *s);
 
 /* Everything a forward or backward call sees.  Borrowed for the call. */
