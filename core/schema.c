@@ -50,9 +50,9 @@ const char mltk_schema_train[] =
     "doc = warn when a step's loss is this many standard deviations above the window's mean; 0 = off\n"
     "[param.loss_scale]\ntype = string\ndefault = auto\n"
     "doc = loss scaling: none, dynamic (skip an overflowing step and halve the scale), a number (static), or auto (dynamic under precision = fp16)\n"
-    "[param.loss_scale_init]\ntype = float\nmin = 1e-30\ndefault = 65536\n"
+    "[param.loss_scale_init]\ntype = float\nmin = 1e-30\nmax = 1e30\ndefault = 65536\n"
     "doc = the first scale of loss_scale = dynamic\n"
-    "[param.loss_scale_growth_interval]\ntype = int\nmin = 1\ndefault = 2000\n"
+    "[param.loss_scale_growth_interval]\ntype = int\nmin = 1\nmax = 1000000000\ndefault = 2000\n"
     "doc = steps in a row without overflow after which dynamic loss scaling doubles the scale\n";
 
 const char mltk_schema_log[] =

@@ -126,9 +126,10 @@ static int ls_open(void **self, mltk_session_t *s, const mltk_section *sec,
         l->init = 1.0;
     } else {
         double x;
-        if (mltk_parse_float(v, &x) != 0 || !(x > 0))
+        if (mltk_parse_float(v, &x) != 0 || !(x > 0) || !(x <= 1e30))
             return mltk_errf(err, MLTK_ERR_CONFIG, "%s: key 'loss_scale' must be none, "
-                             "dynamic, auto or a number > 0, got '%s'", mltk_params_where(p), v);
+                             "dynamic, auto or a number in (0, 1e30], got '%s'",
+                             mltk_params_where(p), v);
         l->on = 1;
         l->init = x;
     }
