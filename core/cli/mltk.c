@@ -38,6 +38,8 @@ static int exit_for(int status)
         return EXIT_OK;
     case MLTK_ERR_CONFIG:
     case MLTK_ERR_SHAPE:
+    case MLTK_ERR_UNSUPPORTED:  /* an op, dtype or precision the backend lacks,
+                                 * refused when the session is built */
         return EXIT_CONFIG;
     case MLTK_ERR_PLUGIN:
     case MLTK_ERR_ABI:
