@@ -60,8 +60,7 @@
 typedef struct st_list {
     mltk_st_entry *e;
     int            n, cap;
-    char         **meta;     /* key, value, key, value ... (owned) */
-    int            n_meta, cap_meta;
+    mltk_kv        meta;     /* the __metadata__ pairs (owned) */
 } st_list;
 
 static void list_free(st_list *l)
@@ -70,10 +69,8 @@ static void list_free(st_list *l)
         free((void *)l->e[i].data);
         free((char *)l->e[i].name);
     }
-    for (int i = 0; i < 2 * l->n_meta; i++)
-        free(l->meta[i]);
     free(l->e);
-    free(l->meta);
+    mltk_kv_free(&l->meta);
     memset(l, 0, sizeof(*l));
 }
 
@@ -112,39 +109,6 @@ static int list_add(st_list *l, const struct mltk_backend *be, const char *name,
         return mltk_errf(err, rc, "cannot read tensor %s from the %s backend: %s", name,
                          be->name, *mltk_backend_error(be) ? mltk_backend_error(be)
                                                            : mltk_status_str(rc));
-    return MLTK_OK;
-}
-
-static int list_meta(st_list *l, const char *key, const char *fmt, ...) MLTK_PRINTF(3, 4);
-static int list_meta(st_list *l, const char *key, const char *fmt, ...)
-{
-    if (l->n_meta == l->cap_meta) {
-        int cap = l->cap_meta ? 2 * l->cap_meta : 32;
-        char **m = realloc(l->meta, (size_t)cap * 2 * sizeof(*m));
-        if (!m)
-            return MLTK_ERR_NOMEM;
-        l->meta = m;
-        l->cap_meta = cap;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    char *v = NULL;
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n >= 0 && (v = malloc((size_t)n + 1))) {
-        va_start(ap, fmt);
-        vsnprintf(v, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    char *k = mltk_strdup(key);
-    if (!v || !k) {
-        free(v);
-        free(k);
-        return MLTK_ERR_NOMEM;
-    }
-    l->meta[2 * l->n_meta] = k;
-    l->meta[2 * l->n_meta + 1] = v;
-    l->n_meta++;
     return MLTK_OK;
 }
 
@@ -189,20 +153,20 @@ static int add_common_meta(st_list *l, mltk_session_t *s, const char *format)
     time_t now = time(NULL);
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-    int rc = list_meta(l, "format", "%s", format);
-    rc = rc ? rc : list_meta(l, "format_version", FORMAT_VERSION);
-    rc = rc ? rc : list_meta(l, "mltk_version", "%s", mltk_version());
-    rc = rc ? rc : list_meta(l, "created", "%s", when);
-    rc = rc ? rc : list_meta(l, "step", "%" PRIu64, s->step);
-    rc = rc ? rc : list_meta(l, "epoch", "%" PRId64, s->epoch_done);
-    rc = rc ? rc : list_meta(l, "config_path", "%s", s->cfg->path);
-    rc = rc ? rc : list_meta(l, "config", "%s", s->cfg->text ? s->cfg->text : "");
+    int rc = mltk_kv_put(&l->meta, "format", "%s", format);
+    rc = rc ? rc : mltk_kv_put(&l->meta, "format_version", FORMAT_VERSION);
+    rc = rc ? rc : mltk_kv_put(&l->meta, "mltk_version", "%s", mltk_version());
+    rc = rc ? rc : mltk_kv_put(&l->meta, "created", "%s", when);
+    rc = rc ? rc : mltk_kv_put(&l->meta, "step", "%" PRIu64, s->step);
+    rc = rc ? rc : mltk_kv_put(&l->meta, "epoch", "%" PRId64, s->epoch_done);
+    rc = rc ? rc : mltk_kv_put(&l->meta, "config_path", "%s", s->cfg->path);
+    rc = rc ? rc : mltk_kv_put(&l->meta, "config", "%s", s->cfg->text ? s->cfg->text : "");
     return rc;
 }
 
 static int write_list(st_list *l, const char *path, char **err)
 {
-    return mltk_st_write(path, l->e, l->n, (const char *const *)l->meta, l->n_meta, err);
+    return mltk_st_write(path, l->e, l->n, (const char *const *)l->meta.kv, l->meta.n, err);
 }
 
 int mltk_weights_save(mltk_session_t *s, const char *path, char **err)
@@ -237,27 +201,23 @@ int mltk_ckpt_save(mltk_session_t *s, const char *path, char **err)
             sched[0] = '\0';
     }
     rc = add_common_meta(&l, s, FORMAT_CKPT);
-    rc = rc ? rc : list_meta(&l, "batch", "%" PRId64, s->batch_done);
-    rc = rc ? rc : list_meta(&l, "batch_size", "%" PRId64, s->batch_size);
-    rc = rc ? rc : list_meta(&l, "train_samples", "%" PRId64, s->train.n);
-    rc = rc ? rc : list_meta(&l, "loss_sum", "%a", (double)s->loss_sum_now);
-    rc = rc ? rc : list_meta(&l, "rows_skipped", "%" PRId64, s->rows_skipped);
-    rc = rc ? rc : list_meta(&l, "seed", "%" PRIu64, s->seed);
-    rc = rc ? rc : list_meta(&l, "rng", "philox4x32-10 keyed by seed; counters from step, "
+    rc = rc ? rc : mltk_kv_put(&l.meta, "batch", "%" PRId64, s->batch_done);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "batch_size", "%" PRId64, s->batch_size);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "train_samples", "%" PRId64, s->train.n);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "loss_sum", "%a", (double)s->loss_sum_now);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "rows_skipped", "%" PRId64, s->rows_skipped);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "seed", "%" PRIu64, s->seed);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "rng", "philox4x32-10 keyed by seed; counters from step, "
                                         "epoch and element");
-    rc = rc ? rc : list_meta(&l, "optimizer", "%s", mltk_params_str(opt->params, "type"));
-    rc = rc ? rc : list_meta(&l, "optimizer_slots", "%d", s->opt_slots);
-    rc = rc ? rc : list_meta(&l, "schedule_state", "%s", sched);
-    rc = rc ? rc : list_meta(&l, "lr_factor", "%a", s->lr_factor);
-    rc = rc ? rc : list_meta(&l, "last_lr", "%a", s->last_lr);
-    mltk_kv comp = { 0 };
-    rc = rc ? rc : mltk_components_save_state(s, &comp);
-    for (int i = 0; i < comp.n && !rc; i++)
-        rc = list_meta(&l, comp.kv[2 * i], "%s", comp.kv[2 * i + 1]);
-    mltk_kv_free(&comp);
-    rc = rc ? rc : list_meta(&l, "train_loss", "%.17g", s->last_stats.train_loss);
-    rc = rc ? rc : list_meta(&l, "val_loss", "%.17g", s->last_stats.val_loss);
-    rc = rc ? rc : list_meta(&l, "val_acc", "%.17g", s->last_stats.val_acc);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "optimizer", "%s", mltk_params_str(opt->params, "type"));
+    rc = rc ? rc : mltk_kv_put(&l.meta, "optimizer_slots", "%d", s->opt_slots);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "schedule_state", "%s", sched);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "lr_factor", "%a", s->lr_factor);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "last_lr", "%a", s->last_lr);
+    rc = rc ? rc : mltk_components_save_state(s, &l.meta);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "train_loss", "%.17g", s->last_stats.train_loss);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "val_loss", "%.17g", s->last_stats.val_loss);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "val_acc", "%.17g", s->last_stats.val_acc);
     if (rc)
         rc = mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     if (!rc)
