@@ -2,9 +2,9 @@
  * after backward, clipping and the optimizer update.
  *
  * What this is: the step as one object.  Its numbers stay on the device:
- * the loss, the sum of squared gradients and a non-finite flag (of the
- * loss and of every gradient, after the after_backward hooks, so after
- * unscaling) go into a record in backend memory, which the loop reads
+ * the loss, the sum of squared gradients (after the after_backward
+ * hooks, so after unscaling: non-finite when any gradient is) and a
+ * non-finite flag of the loss go into a record in backend memory, which the loop reads
  * back once per window of steps (train.c).  Components hook into it
  * (component.h): after_backward runs ops on the gradients (unscale,
  * all-reduce), before_update judges a step read back before its update
@@ -190,13 +190,15 @@ int mltk_step_compute(mltk_session_t *s, int64_t off, int64_t rows, float *rec, 
     mltk_tensor g = mltk_tensor_1d(grads, MLTK_F32, pn);
     mltk_tensor gsq = mltk_tensor_1d(&rec[1], MLTK_F32, 1);
     mltk_tensor flag = mltk_tensor_1d(&rec[2], MLTK_F32, 1);
+    /* a NaN or Inf among the gradients makes their sum of squares NaN or
+     * Inf (and so does a norm beyond float's range, which is as bad), so
+     * the sum stands for a pass of its own over the gradients: the flag
+     * only needs the loss */
     rc = pn ? mltk_op_sumsq(be, &gsq, &g) : mltk_op_fill(be, &gsq, 0.0f);
     if (!rc)
         rc = mltk_op_fill(be, &flag, 0.0f);
     if (!rc)
         rc = mltk_op_nonfinite(be, &flag, &loss);
-    if (!rc && pn)
-        rc = mltk_op_nonfinite(be, &flag, &g);
     return rc ? mltk_step_failed(s, rc, "checking the step's numbers", err) : MLTK_OK;
 }
 
