@@ -1667,6 +1667,30 @@ static void rows_cols(const mltk_op_call *c, int i, int64_t *rows, int64_t *cols
     *ld = mltk_tensor_stride(t, 0);
 }
 
+/* The sizes of a gemm call: op(A) (M,K), op(B) (K,N), C (M,N), their
+ * leading dimensions, and for a 3-d call the batch and each operand's batch
+ * stride (0 for a 2-d operand or a matrix reused across the batch). */
+typedef struct gemm_geom {
+    int64_t M, N, K, lda, ldb, ldc, batch, sa, sb, sc;
+} gemm_geom;
+
+static void gemm_geom_of(const mltk_op_call *c, gemm_geom *g)
+{
+    const mltk_gemm_params *p = c->params;
+    const mltk_tensor *tc = &c->t[0], *ta = &c->t[1], *tb = &c->t[2];
+    const int nc = tc->shape.ndim, na = ta->shape.ndim, nb = tb->shape.ndim;
+    g->M = tc->shape.dim[nc - 2];
+    g->N = tc->shape.dim[nc - 1];
+    g->K = p->ta ? ta->shape.dim[na - 2] : ta->shape.dim[na - 1];
+    g->lda = mltk_tensor_stride(ta, na - 2);
+    g->ldb = mltk_tensor_stride(tb, nb - 2);
+    g->ldc = mltk_tensor_stride(tc, nc - 2);
+    g->batch = nc == 3 ? tc->shape.dim[0] : 1;
+    g->sa = na == 3 ? mltk_tensor_stride(ta, 0) : 0;
+    g->sb = nb == 3 ? mltk_tensor_stride(tb, 0) : 0;
+    g->sc = nc == 3 ? mltk_tensor_stride(tc, 0) : 0;
+}
+
 /* C = act(alpha op(A) op(B) + beta C + bias) over 2-d matrices or a batch
  * of them (3-d; a batch stride of 0 reuses one matrix) */
 static int run_gemm_bf16(cpu_ctx *cx, const mltk_op_call *c, char **err);
@@ -1678,15 +1702,10 @@ static int run_gemm(cpu_ctx *cx, const mltk_op_call *c, char **err)
     const mltk_gemm_params *p = c->params;
     const mltk_tensor *tc = &c->t[0], *ta = &c->t[1], *tb = &c->t[2];
     const float *bias = tf(c, 3);
-    const int nc = tc->shape.ndim, na = ta->shape.ndim, nb = tb->shape.ndim;
-    const int64_t M = tc->shape.dim[nc - 2], N = tc->shape.dim[nc - 1];
-    const int64_t K = p->ta ? ta->shape.dim[na - 2] : ta->shape.dim[na - 1];
-    const int64_t lda = mltk_tensor_stride(ta, na - 2), ldb = mltk_tensor_stride(tb, nb - 2);
-    const int64_t ldc = mltk_tensor_stride(tc, nc - 2);
-    const int64_t batch = nc == 3 ? tc->shape.dim[0] : 1;
-    const int64_t sa = na == 3 ? mltk_tensor_stride(ta, 0) : 0;
-    const int64_t sb = nb == 3 ? mltk_tensor_stride(tb, 0) : 0;
-    const int64_t sc = nc == 3 ? mltk_tensor_stride(tc, 0) : 0;
+    gemm_geom g;
+    gemm_geom_of(c, &g);
+    const int64_t M = g.M, N = g.N, K = g.K, lda = g.lda, ldb = g.ldb, ldc = g.ldc;
+    const int64_t batch = g.batch, sa = g.sa, sb = g.sb, sc = g.sc;
     const float *A = ta->data, *B = tb->data;
     float *C = tc->data;
     for (int64_t i = 0; i < batch; i++) {
@@ -1715,15 +1734,10 @@ static int run_gemm_bf16(cpu_ctx *cx, const mltk_op_call *c, char **err)
     const mltk_gemm_params *p = c->params;
     const mltk_tensor *tc = &c->t[0], *ta = &c->t[1], *tb = &c->t[2];
     const float *bias = tf(c, 3);
-    const int nc = tc->shape.ndim, na = ta->shape.ndim, nb = tb->shape.ndim;
-    const int64_t M = tc->shape.dim[nc - 2], N = tc->shape.dim[nc - 1];
-    const int64_t K = p->ta ? ta->shape.dim[na - 2] : ta->shape.dim[na - 1];
-    const int64_t lda = mltk_tensor_stride(ta, na - 2), ldb = mltk_tensor_stride(tb, nb - 2);
-    const int64_t ldc = mltk_tensor_stride(tc, nc - 2);
-    const int64_t batch = nc == 3 ? tc->shape.dim[0] : 1;
-    const int64_t sa = na == 3 ? mltk_tensor_stride(ta, 0) : 0;
-    const int64_t sb = nb == 3 ? mltk_tensor_stride(tb, 0) : 0;
-    const int64_t sc = nc == 3 ? mltk_tensor_stride(tc, 0) : 0;
+    gemm_geom g;
+    gemm_geom_of(c, &g);
+    const int64_t M = g.M, N = g.N, K = g.K, lda = g.lda, ldb = g.ldb, ldc = g.ldc;
+    const int64_t batch = g.batch, sa = g.sa, sb = g.sb, sc = g.sc;
     const uint16_t *A = ta->data, *B = tb->data;
     const int c16 = tc->dtype == MLTK_BF16;
     if (M == 0 || N == 0)
