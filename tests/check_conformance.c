@@ -111,6 +111,33 @@ static int open_backend(struct mltk_backend *be, const char *name, int threads, 
     return mltk_backend_open(be, reg, name, &o, err);
 }
 
+/* The cpu backend's instruction set levels (MLTK_CPU_ISA, cpu_plugin.c):
+ * cpu[] runs the default (the best this CPU runs); every other level this
+ * CPU runs is opened here, forced, at 2 threads, and runs the table too.
+ * A level the CPU lacks is not run, and the output says so and why. */
+#define N_LEVELS 3
+static const char *const LEVEL[N_LEVELS] = { "generic", "x86-64-v3", "x86-64-v4" };
+static struct mltk_backend level_be[N_LEVELS];
+static int level_open[N_LEVELS];
+static char level_why[N_LEVELS][256];       /* why a level is not run */
+static int level_default = -1;              /* the level of cpu[] */
+
+/* open_backend on the cpu backend with MLTK_CPU_ISA=level, the variable
+ * restored afterwards */
+static int open_level(struct mltk_backend *be, const char *level, int threads, char **err)
+{
+    const char *old = getenv("MLTK_CPU_ISA");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("MLTK_CPU_ISA", level, 1);
+    int rc = open_backend(be, "cpu", threads, err);
+    if (keep)
+        setenv("MLTK_CPU_ISA", keep, 1);
+    else
+        unsetenv("MLTK_CPU_ISA");
+    free(keep);
+    return rc;
+}
+
 /* ---- the op table's shape: tensors per op, outputs first ---------------------- */
 
 /* from the op table of backend.h; test_coverage compares with the core's */
@@ -1820,6 +1847,12 @@ static mltk_conv2d_desc conv_desc(const conv_shape *s, int64_t N)
     return d;
 }
 
+/* stride 2, 3x3, pad 1: (32, 32) -> (16, 16).  The cpu backend's im2col
+ * workspace holds (C*R*S + K) * P*Q floats per image (290 kB here) and
+ * at most 8 MB, so 40 images take 2 chunks (28, 12).  Two filters keep
+ * the double reference cheap (6M multiply-adds a case). */
+static const conv_shape CHUNK_SHAPE = { 40, 32, 32, 32, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1 };
+
 static void build_conv(void)
 {
     static const conv_shape shapes[] = {
@@ -1876,6 +1909,47 @@ static void build_conv(void)
                 c->cmp = NMSE(1e-8);
             }
         }
+    /* A stride-2 shape whose im2col workspace is several chunks of images
+     * (CHUNK_SHAPE; test_conv_chunks checks the count), as a ResNet's
+     * downsampling layers at batch 128: the gemm path at every level, its
+     * fused epilogue (bias and relu; tanh) against the double reference,
+     * and both backward passes. */
+    {
+        mltk_conv2d_desc d = conv_desc(&CHUNK_SHAPE, CHUNK_SHAPE.N);
+        static const mltk_act fused[] = { MLTK_ACT_RELU, MLTK_ACT_TANH };
+        for (int a = 0; a < 2; a++) {
+            tcase *c = add(MLTK_OP_CONV2D_FORWARD, "chunked N=%lld C=%lld %lldx%lld K=%lld "
+                           "3x3 s2 p1 %s%s", (long long)d.N, (long long)d.C, (long long)d.H,
+                           (long long)d.W, (long long)d.K, ACT_NAME[fused[a]],
+                           a % 2 ? "" : " bias");
+            T4(c, 0, MLTK_F32, d.N, d.K, d.P, d.Q);
+            T4(c, 1, MLTK_F32, d.N, d.C, d.H, d.W);
+            T4(c, 2, MLTK_F32, d.K, d.C, d.R, d.S);
+            T1(c, 3, MLTK_F32, d.K);
+            FL(c, 2, F_UNI, -0.5, 0.5);
+            if (a % 2)
+                ABSENT(c, 3);
+            c->p.conv = (mltk_conv2d_params){ d, fused[a], 0.1f };
+            c->cmp = NMSE(1e-8);
+        }
+        tcase *c = add(MLTK_OP_CONV2D_BACKWARD_DATA, "chunked N=%lld C=%lld %lldx%lld K=%lld "
+                       "3x3 s2 p1", (long long)d.N, (long long)d.C, (long long)d.H,
+                       (long long)d.W, (long long)d.K);
+        T4(c, 0, MLTK_F32, d.N, d.C, d.H, d.W);
+        T4(c, 1, MLTK_F32, d.N, d.K, d.P, d.Q);
+        T4(c, 2, MLTK_F32, d.K, d.C, d.R, d.S);
+        c->p.conv = (mltk_conv2d_params){ d, MLTK_ACT_NONE, 0 };
+        c->cmp = NMSE(1e-8);
+        c = add(MLTK_OP_CONV2D_BACKWARD_FILTER, "chunked N=%lld C=%lld %lldx%lld K=%lld "
+                "3x3 s2 p1 db", (long long)d.N, (long long)d.C, (long long)d.H,
+                (long long)d.W, (long long)d.K);
+        T4(c, 0, MLTK_F32, d.K, d.C, d.R, d.S);
+        T1(c, 1, MLTK_F32, d.K);
+        T4(c, 2, MLTK_F32, d.N, d.K, d.P, d.Q);
+        T4(c, 3, MLTK_F32, d.N, d.C, d.H, d.W);
+        c->p.conv = (mltk_conv2d_params){ d, MLTK_ACT_NONE, 0 };
+        c->cmp = NMSE(1e-8);
+    }
     /* bf16 inputs (x, w; dy, w; dy, x): the reference is the double
      * convolution of the bf16 values, so with f32 outputs (and bias) the
      * only error is the f32 sums' (NMSE 1e-8, as f32); with the outputs
@@ -2182,7 +2256,12 @@ static void build_optim(void)
             for (int i = 0; i < 5; i++)
                 T1(c, i, MLTK_F32, n);
             FL(c, 0, F_UNI, -2, 2);
-            FL(c, 1, later ? F_UNI : F_CONST, -0.1, 0.1);
+            /* at t = 1 both moments are zero, as Adam starts them: a
+             * nonzero m beside v = 0 makes the step m / |g + wd p|
+             * ill-conditioned where g + wd p cancels, and its value then
+             * depends on whether the kernel's level contracts g + wd p
+             * into one fused multiply-add (x86-64-v3 does, generic not) */
+            FL(c, 1, later ? F_UNI : F_CONST, later ? -0.1 : 0, 0.1);
             FL(c, 2, later ? F_UNI : F_CONST, 0, later ? 0.01 : 0);
             FL(c, 4, F_SCALE, 0, 0);
             if (!scaled)
@@ -2234,7 +2313,9 @@ static void build_optim(void)
             T1(c, 4, MLTK_F32, n);
             T1(c, 5, MLTK_F32, n);
             FL(c, 0, F_UNI, -1, 1);
-            FL(c, 1, later ? F_UNI : F_CONST, -0.1, 0.1);
+            /* zero moments at t = 1, as for adam_step (a nonzero m there
+             * makes b1 m + (1 - b1) g cancel, ill-conditioned) */
+            FL(c, 1, later ? F_UNI : F_CONST, later ? -0.1 : 0, 0.1);
             FL(c, 2, later ? F_UNI : F_CONST, 0, later ? 0.01 : 0);
             FL(c, 5, F_SCALE, 0, 0);
             if (!scaled)
@@ -2393,6 +2474,84 @@ START_TEST(test_thread_invariance)
     }
     printf("thread invariance, cpu (1, 2, 3 threads): %d cases: %d failed\n", t.run, t.failed);
     ck_assert_msg(t.failed == 0, "%d cases differ between thread counts", t.failed);
+}
+END_TEST
+
+/* ---- test mode at each forced instruction set level ---------------------------------------------- */
+
+/* _i: LEVEL[_i]; the default level ran above, a level this CPU lacks is
+ * reported as not run */
+START_TEST(test_table_level)
+{
+    if (_i == 0)  /* generic */
+        ck_assert_msg(level_open[_i] || level_default == _i,
+                      "the generic level must run on every machine: %s", level_why[_i]);
+    if (_i == level_default) {
+        printf("test mode, cpu at level %s: the default here, run above\n", LEVEL[_i]);
+        return;
+    }
+    if (!level_open[_i]) {
+        printf("test mode, cpu at level %s: NOT RUN (not passed): %s\n", LEVEL[_i],
+               level_why[_i]);
+        return;
+    }
+    tally t = { 0, 0, 0 };
+    for (int k = 0; k < n_cases; k++)
+        case_test(&level_be[_i], &cases[k], &t);
+    printf("test mode, cpu forced to level %s (2 threads): %d cases: %d passed, %d failed, "
+           "%d skipped (dtype not supported)\n", LEVEL[_i], n_cases, t.run - t.failed,
+           t.failed, t.skipped);
+    ck_assert_msg(t.failed == 0, "%d of %d cases failed on cpu at level %s", t.failed, t.run,
+                  LEVEL[_i]);
+}
+END_TEST
+
+/* The chunked convolution cases of build_conv take the im2col path in
+ * more than one chunk of images at every level run here: the workspace is
+ * a whole number of images' (C*R*S + K) * P*Q floats (the gemm path's
+ * rule; another path sizes it otherwise), and fewer images than N. */
+START_TEST(test_conv_chunks)
+{
+    mltk_conv2d_desc d = conv_desc(&CHUNK_SHAPE, CHUNK_SHAPE.N);
+    mltk_conv2d_params p = { d, MLTK_ACT_RELU, 0 };
+    size_t per = (size_t)((d.C * d.R * d.S + d.K) * d.P * d.Q) * sizeof(float);
+    for (int l = 0; l < N_LEVELS; l++) {
+        const struct mltk_backend *be = l == level_default ? &cpu[1]
+                                      : level_open[l] ? &level_be[l] : NULL;
+        if (!be)
+            continue;
+        size_t ws = mltk_op_conv2d_workspace(be, &p, MLTK_F32);
+        ck_assert_msg(ws > 0 && ws % per == 0,
+                      "level %s: workspace %zu bytes is not whole images of %zu bytes: "
+                      "not the im2col path", LEVEL[l], ws, per);
+        int64_t images = (int64_t)(ws / per);
+        int64_t chunks = (d.N + images - 1) / images;
+        printf("im2col, cpu at level %s: N=%lld in %lld chunks of up to %lld images\n",
+               LEVEL[l], (long long)d.N, (long long)chunks, (long long)images);
+        ck_assert_msg(chunks > 1, "level %s: %lld images in one chunk: the chunked case "
+                      "does not chunk", LEVEL[l], (long long)d.N);
+    }
+}
+END_TEST
+
+/* MLTK_CPU_ISA: a level by name, auto, and a value that names none */
+START_TEST(test_level_switch)
+{
+    struct mltk_backend b;
+    char *err = NULL;
+    ck_assert_int_eq(open_level(&b, "generic", 1, &err), MLTK_OK);
+    TU_ASSERT_CONTAINS(b.i->device_name(b.ctx), "generic kernels");
+    mltk_backend_close(&b);
+    ck_assert_int_eq(open_level(&b, "auto", 1, &err), MLTK_OK);
+    TU_ASSERT_CONTAINS(b.i->device_name(b.ctx), LEVEL[level_default]);
+    mltk_backend_close(&b);
+    ck_assert_int_eq(open_level(&b, "avx9", 1, &err), MLTK_ERR_INVALID);
+    TU_ASSERT_CONTAINS(err, "MLTK_CPU_ISA=avx9: expected auto, generic, x86-64-v3 or x86-64-v4");
+    free(err);
+    err = NULL;
+    for (int l = 0; l < N_LEVELS; l++)
+        if (l != level_default && !level_open[l])
+            TU_ASSERT_CONTAINS(level_why[l], "this CPU lacks");
 }
 END_TEST
 
@@ -3276,6 +3435,10 @@ static Suite *conformance_suite(void)
     tcase_add_test(tc, test_contract);
     /* _i: cpu[_i], 1 + _i threads */
     tcase_add_loop_test(tc, test_table_cpu, 0, 3);
+    /* _i: LEVEL[_i] */
+    tcase_add_loop_test(tc, test_table_level, 0, N_LEVELS);
+    tcase_add_test(tc, test_conv_chunks);
+    tcase_add_test(tc, test_level_switch);
     tcase_add_test(tc, test_thread_invariance);
     tcase_add_loop_test(tc, test_optim_torch, 0, 3);
     suite_add_tcase(s, tc);
@@ -3328,6 +3491,32 @@ static void backends_open(void)
             fprintf(stderr, "check_conformance: cpu backend: %s\n", err ? err : "?");
             exit(EXIT_FAILURE);
         }
+    const char *dn = cpu[0].i->device_name(cpu[0].ctx);
+    for (int l = 0; l < N_LEVELS; l++) {
+        char tag[48];
+        snprintf(tag, sizeof tag, ", %s kernels", LEVEL[l]);
+        if (strstr(dn, tag))
+            level_default = l;
+    }
+    if (level_default < 0) {
+        fprintf(stderr, "check_conformance: cpu backend '%s' names no level\n", dn);
+        exit(EXIT_FAILURE);
+    }
+    for (int l = 0; l < N_LEVELS; l++) {
+        if (l == level_default)
+            continue;
+        int rc = open_level(&level_be[l], LEVEL[l], 2, &err);
+        if (rc == MLTK_ERR_UNSUPPORTED) {
+            snprintf(level_why[l], sizeof level_why[l], "%s", err ? err : "?");
+            free(err);
+            err = NULL;
+        } else if (rc) {
+            fprintf(stderr, "check_conformance: cpu backend at level %s: %s\n", LEVEL[l],
+                    err ? err : "?");
+            exit(EXIT_FAILURE);
+        } else
+            level_open[l] = 1;
+    }
     int seen_cuda = 0;
     for (int k = 0; k < mltk_registry_count(reg); k++) {
         mltk_plugin_info info;
@@ -3406,8 +3595,19 @@ int main(int argc, char **argv)
         printf("check_conformance: cross mode SKIPPED (not run, not passed): %s\n", cross_why);
     else if (cross_why[0])
         printf("check_conformance: cross mode did not run on: %s\n", cross_why);
+    for (int l = 0; l < N_LEVELS; l++)
+        if (l == level_default)
+            printf("check_conformance: cpu level %s: run (the default)\n", LEVEL[l]);
+        else if (level_open[l])
+            printf("check_conformance: cpu level %s: run (forced)\n", LEVEL[l]);
+        else
+            printf("check_conformance: cpu level %s: NOT RUN (not passed): %s\n", LEVEL[l],
+                   level_why[l]);
     for (int b = 0; b < n_other; b++)
         mltk_backend_close(&other[b]);
+    for (int l = 0; l < N_LEVELS; l++)
+        if (level_open[l])
+            mltk_backend_close(&level_be[l]);
     for (int t = 0; t < 3; t++)
         mltk_backend_close(&cpu[t]);
     mltk_registry_destroy(reg);

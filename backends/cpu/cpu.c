@@ -1,12 +1,12 @@
 /* cpu.c - the cpu backend: the op table of backend.h (plugin ABI 2) on the
  * host, in f32.
  *
- * What this is: the vtable (lifetime, memory, `supports`, `workspace`) and
- * `run`, one switch over the op id that unpacks a checked call's typed
- * tensors (data pointers, sizes from the shapes, leading dimensions from
- * the strides where an op allows them: gemm and copy_2d) and params into
- * the kernels: the core ops here, the other families in cpu_conv.c,
- * cpu_norm.c, cpu_misc.c and cpu_optim.c (cpu_internal.h).  Every op runs
+ * What this is: `supports`, `workspace` and `run`, one switch over the op
+ * id that unpacks a checked call's typed tensors (data pointers, sizes
+ * from the shapes, leading dimensions from the strides where an op allows
+ * them: gemm and copy_2d) and params into the kernels: the core ops
+ * here, the other families in cpu_conv.c, cpu_norm.c, cpu_misc.c and
+ * cpu_optim.c (cpu_internal.h).  Every op runs
  * in f32; beyond that, cast converts between f32, bf16 and f16 (round to
  * nearest even), gather_rows moves rows of any dtype, and gemm and the
  * three conv ops take bf16 inputs (f32 or bf16 results, f32 accumulation;
@@ -20,12 +20,17 @@
  * gemm goes through OpenBLAS (cblas_sgemm, row-major; a batch is a loop
  * of products; the bias and activation epilogue is a second pass) and our
  * own kernels do everything else, split over a persistent thread pool
- * (pool.c).  Kernels are plain loops written to auto-vectorize; the hot
- * ones are compiled for AVX-512, AVX2+FMA and baseline x86-64 and picked at
- * load time (target_clones), so a generic distribution build still runs
- * wide vectors where the CPU has them.  Results are bit-identical from run
- * to run for a given thread count: partitions are static and per-chunk
- * partial sums are combined in chunk order.
+ * (pool.c).  Kernels are plain loops written to auto-vectorize.  This
+ * file and the other kernel files are compiled once per instruction set
+ * level (baseline x86-64, x86-64-v3, x86-64-v4: CPU_ISA, see
+ * cpu_internal.h), each into its own table of these entry points
+ * (cpu_isa_table); cpu_plugin.c holds the vtable (lifetime, memory) and
+ * picks a level per context, the best the CPU runs unless MLTK_CPU_ISA
+ * says otherwise, so a generic distribution build still runs wide vectors
+ * where the CPU has them and every level can be tested.  Results are
+ * bit-identical from run to run for a given thread count and level:
+ * partitions are static and per-chunk partial sums are combined in chunk
+ * order.
  *
  * OpenBLAS and the pool never run at the same time: ops are sequential,
  * BLAS is only called from the calling thread, and the pool's workers are
@@ -44,15 +49,12 @@
 
 #include <assert.h>
 #include <cblas.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <mltk/plugin.h>
 #include <mltk/rng.h>
@@ -60,6 +62,10 @@
 #include "pool.h"
 #include "cpu_bf16.h"
 #include "cpu_internal.h"
+
+#ifndef CPU_ISA
+#error "cpu.c is compiled once per instruction set level, with CPU_ISA set (local.mk)"
+#endif
 
 /* build-time choices and the context: cpu_internal.h */
 
@@ -878,173 +884,6 @@ static void ew_run(cpu_ctx *c, ew_args *a, int64_t n, int64_t cost, int64_t alig
     int chunks = cpu_pool_chunks(c->pool, n, n * cost, GRAIN);
     a->partials = c->partials;
     cpu_pool_run(c->pool, ew_chunk, a, n, chunks, align, n * cost);
-}
-
-/* ---- lifetime ---- */
-
-/* The host always runs: nothing to probe. */
-static int cpu_probe(const mltk_backend_opts *opts, char **why)
-{
-    (void)opts;
-    (void)why;
-    return 1;
-}
-
-static int online_cores(void)
-{
-    int n = 0;
-#ifdef CPU_COUNT
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        n = CPU_COUNT(&set);
-#endif
-    long on = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n <= 0 || (on > 0 && on < n))
-        n = on > 0 ? (int)on : 1;
-    return n;
-}
-
-/* "OpenBLAS 0.3.21 (SkylakeX kernel)" from what the library reports */
-static void blas_describe(char *buf, size_t len)
-{
-    const char *cfg = openblas_get_config();
-    const char *core = openblas_get_corename();
-    char ver[32] = "";
-    if (cfg && strncmp(cfg, "OpenBLAS ", 9) == 0) {
-        size_t k = 0;
-        for (const char *s = cfg + 9; *s && *s != ' ' && k + 1 < sizeof ver; s++)
-            ver[k++] = *s;
-        ver[k] = '\0';
-    }
-    snprintf(buf, len, "OpenBLAS%s%s%s%s%s", ver[0] ? " " : "", ver,
-             core && *core ? " (" : "", core && *core ? core : "",
-             core && *core ? " kernel)" : "");
-}
-
-/* cblas_sbgemm from the OpenBLAS this plugin is linked against, if that
- * build exports it (Debian's does not): looked up in the library that
- * holds cblas_sgemm, whose reference the context keeps. */
-static void find_sbgemm_blas(cpu_ctx *c)
-{
-    void *sym = dlsym(RTLD_DEFAULT, "cblas_sbgemm");
-    Dl_info info;
-    if (!sym && dladdr((void *)cblas_sgemm, &info) && info.dli_fname) {
-        c->blas_handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
-        if (c->blas_handle)
-            sym = dlsym(c->blas_handle, "cblas_sbgemm");
-    }
-    if (sym)
-        memcpy(&c->sbgemm_blas, &sym, sizeof sym);
-    else if (c->blas_handle) {
-        dlclose(c->blas_handle);
-        c->blas_handle = NULL;
-    }
-}
-
-static void cpu_destroy(void *ctx)
-{
-    cpu_ctx *c = ctx;
-    if (!c)
-        return;
-    cpu_pool_destroy(c->pool);
-    free(c->partials);
-    free(c->scratch);
-    if (c->blas_handle)
-        dlclose(c->blas_handle);
-    free(c);
-}
-
-static int cpu_create(void **ctx, const mltk_backend_opts *opts, char **err)
-{
-    if (!ctx)
-        return mltk_errf(err, MLTK_ERR_INVALID, "cpu: create: no context pointer");
-    *ctx = NULL;
-    int threads = 0;
-    if (opts && opts->size >= offsetof(mltk_backend_opts, threads) + sizeof opts->threads)
-        threads = opts->threads;
-    if (threads < 0)
-        return mltk_errf(err, MLTK_ERR_INVALID,
-                         "cpu: threads = %d: expected 0 (all cores) or a positive count",
-                         threads);
-    if (threads == 0)
-        threads = online_cores();
-    if (threads > 4096)
-        return mltk_errf(err, MLTK_ERR_INVALID, "cpu: threads = %d: at most 4096", threads);
-
-    cpu_ctx *c = calloc(1, sizeof *c);
-    if (!c)
-        return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
-    c->threads = threads;
-    int rc = cpu_pool_create(&c->pool, threads);
-    if (rc) {
-        cpu_destroy(c);
-        return mltk_errf(err, rc == ENOMEM ? MLTK_ERR_NOMEM : MLTK_ERR_BACKEND,
-                         "cpu: cannot start %d threads: %s", threads, strerror(rc));
-    }
-    c->partials = calloc((size_t)cpu_pool_max_chunks(c->pool) * PARTIAL_STRIDE,
-                         sizeof *c->partials);
-    if (!c->partials) {
-        cpu_destroy(c);
-        return mltk_errf(err, MLTK_ERR_NOMEM, "cpu: out of memory");
-    }
-    openblas_set_num_threads(threads);
-    find_sbgemm_blas(c);
-
-    char blas[96];
-    blas_describe(blas, sizeof blas);
-    snprintf(c->name, sizeof c->name, "cpu: %d thread%s, %s", threads,
-             threads == 1 ? "" : "s", blas);
-    *ctx = c;
-    return MLTK_OK;
-}
-
-static const char *cpu_device_name(void *ctx)
-{
-    cpu_ctx *c = ctx;
-    return c ? c->name : "cpu";
-}
-
-/* ---- memory ---- */
-
-static int cpu_alloc(void *ctx, size_t bytes, void **ptr)
-{
-    (void)ctx;
-    if (!ptr)
-        return MLTK_ERR_INVALID;
-    *ptr = NULL;
-    /* whole cache lines, so vector tails never straddle into a neighbour */
-    if (bytes > SIZE_MAX - 63)
-        return MLTK_ERR_NOMEM;
-    size_t sz = bytes ? (bytes + 63) & ~(size_t)63 : 64;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, sz) != 0 || !p)
-        return MLTK_ERR_NOMEM;
-    *ptr = p;
-    return MLTK_OK;
-}
-
-static void cpu_free(void *ctx, void *ptr)
-{
-    (void)ctx;
-    free(ptr);
-}
-
-static int cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
-{
-    (void)ctx;
-    if (bytes == 0)
-        return MLTK_OK;
-    if (!dst || !src)
-        return MLTK_ERR_INVALID;
-    if (dst != src)
-        memmove(dst, src, bytes);
-    return MLTK_OK;
-}
-
-static int cpu_sync(void *ctx)
-{
-    (void)ctx;
-    return MLTK_OK;
 }
 
 /* ---- elementwise ---- */
@@ -2063,33 +1902,18 @@ static int cpu_run(void *ctx, const mltk_op_call *c, char **err)
     }
 }
 
-/* ---- extensions ---- */
+/* ---- this level's entry points ---- */
 
-static void *cpu_get_proc(void *ctx, const char *name)
-{
-    (void)ctx;
-    (void)name;
-    return NULL;  /* no extra ops yet */
-}
-
-/* ---- the plugin ---- */
-
-static const struct mltk_backend_i cpu_iface = {
-    .size = sizeof(struct mltk_backend_i),
-    .probe = cpu_probe,
-    .create = cpu_create,
-    .destroy = cpu_destroy,
-    .device_name = cpu_device_name,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
-    .copy = cpu_copy,
-    .sync = cpu_sync,
+/* cpu_plugin.c's vtable calls these through the context's level */
+const cpu_isa_ops cpu_isa_table = {
+#if CPU_ISA == CPU_ISA_V4
+    .name = "x86-64-v4",
+#elif CPU_ISA == CPU_ISA_V3
+    .name = "x86-64-v3",
+#else
+    .name = "generic",
+#endif
     .supports = cpu_supports,
     .workspace = cpu_workspace,
     .run = cpu_run,
-    .get_proc = cpu_get_proc,
 };
-
-MLTK_PLUGIN(cpu, MLTK_KIND_BACKEND, &cpu_iface)

@@ -33,8 +33,8 @@
  * attributes, so the file builds with plain -O2 on any x86-64 and runs
  * there (cpu_bf16_native() says whether the native kernels may run).  The
  * portable kernels do the same arithmetic in the same order in plain C;
- * they are cloned for x86-64-v3 where the compiler can, which changes
- * nothing in the results (a product of two bf16 values is exact in
+ * the cpu backend's v3 and v4 builds compile them for x86-64-v3 (see
+ * PORTABLE below), which changes nothing in the results (a product of two bf16 values is exact in
  * float, so contracting it into a fused multiply-add rounds the same).
  *
  * Building with -DCPU_BF16_EMULATE (tests only) compiles the native
@@ -77,16 +77,24 @@
 #endif
 #define NATIVE_INLINE NATIVE __attribute__((always_inline)) static inline
 
-/* the portable kernels: one clone per vector ISA where the toolchain
- * supports it (the results are the same in every clone) */
-#if !defined(CPU_BF16_EMULATE) && defined(__x86_64__) && defined(__GNUC__) \
-    && !defined(__clang__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define PORTABLE __attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
+/* The portable kernels are compiled for the instruction set level of
+ * this build of the file: the cpu backend builds it once per level with
+ * CPU_ISA set (cpu_internal.h), x86-64-v3 code in its v3 (1) and v4 (2)
+ * builds, baseline x86-64 in its generic build and wherever CPU_ISA is not
+ * set (a test compiling this file alone).  The results are the same at
+ * every level.  The native kernels are used in the v4 build only (and
+ * without CPU_ISA), where the CPU has them. */
+#if !defined(CPU_BF16_EMULATE) && defined(CPU_ISA) && CPU_ISA >= 1 \
+    && defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PORTABLE __attribute__((target("arch=x86-64-v3")))
 #endif
 #ifndef PORTABLE
 #define PORTABLE
+#endif
+#if defined(CPU_ISA) && CPU_ISA < 2
+#define NATIVE_ALLOWED 0
+#else
+#define NATIVE_ALLOWED 1
 #endif
 
 #if defined(__clang__)
@@ -129,6 +137,8 @@ static int detect_native(void)
 
 int cpu_bf16_native(void)
 {
+    if (!NATIVE_ALLOWED)
+        return 0;
     static int cached = -1;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (v < 0) {

@@ -46,6 +46,25 @@
 
 #include "pool.h"
 
+/* The cpu backend compiles cpu_bf16.c once per instruction set level
+ * (CPU_ISA, see cpu_internal.h); each copy's names carry the level's
+ * suffix there.  Built alone (no CPU_ISA), the names are as below. */
+#if defined(CPU_ISA)
+#if CPU_ISA == 2
+#define CPU_BF16_SYM(name) name##_v4
+#elif CPU_ISA == 1
+#define CPU_BF16_SYM(name) name##_v3
+#else
+#define CPU_BF16_SYM(name) name##_generic
+#endif
+#define cpu_bf16_native CPU_BF16_SYM(cpu_bf16_native)
+#define cpu_bf16_from_f32 CPU_BF16_SYM(cpu_bf16_from_f32)
+#define cpu_bf16_to_f32 CPU_BF16_SYM(cpu_bf16_to_f32)
+#define cpu_sbgemm_workspace CPU_BF16_SYM(cpu_sbgemm_workspace)
+#define cpu_sbgemm CPU_BF16_SYM(cpu_sbgemm)
+#define cpu_sbgemm_ex CPU_BF16_SYM(cpu_sbgemm_ex)
+#endif
+
 /* ---- scalar conversions ---- */
 
 /* float -> bf16, round to nearest even; NaN -> quiet NaN */

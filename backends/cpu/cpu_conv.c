@@ -56,9 +56,12 @@
  * The core has checked each call (the descriptor against the tensors'
  * shapes, the pooling kind, the activation) before cpu.c's `run` hands it
  * here; what is left to refuse is a shape beyond OpenBLAS's int
- * dimensions (MLTK_ERR_UNSUPPORTED).  The forward fuses relu, leaky relu,
- * sigmoid and tanh into its epilogue; other activations run as a second
- * pass (cpu.c's act kernel) over y.
+ * dimensions, or one whose padded planes or im2col matrix would exceed
+ * GEOM_MAX_FLOATS (MLTK_ERR_UNSUPPORTED; the workspace query answers
+ * SIZE_MAX for it: no buffer serves it).  Below that bound the geometry
+ * and workspace arithmetic cannot overflow (geom_bounded).  The forward
+ * fuses relu, leaky relu, sigmoid and tanh into its epilogue; other
+ * activations run as a second pass (cpu.c's act kernel) over y.
  *
  * What this is not: a Winograd or FFT convolution, or a general tensor
  * transpose.  Pooling has no ceil_mode and no dilation.
@@ -113,7 +116,39 @@
  * tiles in the second layer). */
 #define DW_INPLACE_TILES 4
 
+/* The most floats any one region of a strategy's geometry may span (the
+ * padded input planes of an image, those of dy padded by the filter's
+ * reach, the im2col matrix of an image, the packed weights): 2^40 (4 TiB),
+ * beyond any machine's memory, and small enough that the sums and the
+ * products by the pool's chunk count below stay far inside an int64_t. */
+#define GEOM_MAX_FLOATS ((int64_t)1 << 40)
+
 typedef enum conv_path { PATH_GEMM, PATH_DIRECT, PATH_1X1, PATH_IMPLICIT } conv_path;
+
+/* Every base quantity the strategies compute for a consistent descriptor
+ * (fields within [0, INT_MAX], as the core's contract checks them) is at
+ * most GEOM_MAX_FLOATS, computed here in overflow-free arithmetic: the
+ * padded input (C, H + 2 pad_h, W + 2 pad_w), dy padded by the filter's
+ * reach (K, Hp + dil_h (R - 1), Wp + dil_w (S - 1)), the im2col matrix and
+ * gemm output of an image ((C R S + K) P Q), the accumulator rows P Wp
+ * and the weights K C R S. */
+static int geom_bounded(const mltk_conv2d_desc *d)
+{
+    int64_t hp, wp, hd, wd, t, u;
+    if (mltk_size_add(&hp, d->H, 2 * d->pad_h) || mltk_size_add(&wp, d->W, 2 * d->pad_w)
+        || mltk_size_mul(&t, d->dil_h, d->R - 1) || mltk_size_add(&hd, hp, t)
+        || mltk_size_mul(&t, d->dil_w, d->S - 1) || mltk_size_add(&wd, wp, t))
+        return 0;
+    if (mltk_size_mul(&t, hp, wp) || mltk_size_mul(&t, t, d->C) || t > GEOM_MAX_FLOATS
+        || mltk_size_mul(&t, hd, wd) || mltk_size_mul(&t, t, d->K) || t > GEOM_MAX_FLOATS
+        || mltk_size_mul(&t, d->C, d->R) || mltk_size_mul(&t, t, d->S)
+        || mltk_size_mul(&u, t, d->K) || u > GEOM_MAX_FLOATS
+        || mltk_size_add(&t, t, d->K) || mltk_size_mul(&u, d->P, d->Q)
+        || mltk_size_mul(&t, t, u) || t > GEOM_MAX_FLOATS
+        || mltk_size_mul(&t, d->P, wd) || t > GEOM_MAX_FLOATS)
+        return 0;
+    return 1;
+}
 
 static int64_t round16(int64_t n)
 {
@@ -160,7 +195,7 @@ static int imp_geom_of(const cpu_ctx *c, const mltk_conv2d_desc *d, imp_geom *g)
     const int64_t max_chunks = cpu_pool_max_chunks(c->pool), threads = c->threads;
     const int64_t budget = (int64_t)(WS_BUDGET / sizeof(float));
     if (d->stride_h != 1 || d->stride_w != 1 || kg < IMPLICIT_MIN_KG
-        || RS > IMPLICIT_MAX_TAPS || !cpu_gemm_available())
+        || RS > IMPLICIT_MAX_TAPS || !CPU_ISA_AVX512_GEMM())
         return 0;
     g->Hp = d->H + 2 * d->pad_h;
     g->Wp = d->W + 2 * d->pad_w;
@@ -251,27 +286,41 @@ static int fits_blas(const mltk_conv2d_desc *d)
         && d->H * d->W <= INT_MAX && d->K <= INT_MAX;
 }
 
-/* The descriptor is consistent: positive sizes, P and Q as the formula
- * gives them, groups dividing C and K, and sizes gemm accepts.  Only the
+/* The descriptor is consistent: sizes within [1, INT_MAX] (N from 0), P
+ * and Q as the formula gives them, groups dividing C and K.  Only the
  * workspace query, which may see a descriptor no op call has been checked
  * against, asks. */
-static int desc_valid(const mltk_conv2d_desc *d)
+static int desc_consistent(const mltk_conv2d_desc *d)
 {
     if (!d || d->N < 0 || d->C < 1 || d->H < 1 || d->W < 1 || d->K < 1
         || d->R < 1 || d->S < 1 || d->stride_h < 1 || d->stride_w < 1
         || d->pad_h < 0 || d->pad_w < 0 || d->dil_h < 1 || d->dil_w < 1
         || d->groups < 1 || d->C % d->groups || d->K % d->groups)
         return 0;
+    const int64_t f[] = { d->N, d->C, d->H, d->W, d->K, d->R, d->S, d->P, d->Q, d->stride_h,
+                          d->stride_w, d->pad_h, d->pad_w, d->dil_h, d->dil_w };
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (f[i] > INT_MAX)
+            return 0;
+    /* within INT_MAX each, these cannot overflow */
     int64_t eh = d->H + 2 * d->pad_h - d->dil_h * (d->R - 1) - 1;
     int64_t ew = d->W + 2 * d->pad_w - d->dil_w * (d->S - 1) - 1;
-    if (eh < 0 || ew < 0 || d->P != eh / d->stride_h + 1 || d->Q != ew / d->stride_w + 1)
-        return 0;
-    return fits_blas(d);
+    return eh >= 0 && ew >= 0 && d->P == eh / d->stride_h + 1 && d->Q == ew / d->stride_w + 1;
 }
 
-/* MLTK_OK, or MLTK_ERR_UNSUPPORTED when the shape is beyond OpenBLAS */
+/* MLTK_OK, or MLTK_ERR_UNSUPPORTED when the shape is beyond OpenBLAS or
+ * beyond GEOM_MAX_FLOATS */
 static int check_blas(const mltk_conv2d_desc *d, const char *op, char **err)
 {
+    if (!geom_bounded(d))
+        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
+                         "cpu: %s: x (%lld,%lld,%lld,%lld) w (%lld,%lld,%lld,%lld) with padding "
+                         "(%lld,%lld) and dilation (%lld,%lld) needs padded planes or an "
+                         "im2col matrix of more than 2^40 floats", op, (long long)d->N,
+                         (long long)d->C, (long long)d->H, (long long)d->W, (long long)d->K,
+                         (long long)(d->C / d->groups), (long long)d->R, (long long)d->S,
+                         (long long)d->pad_h, (long long)d->pad_w, (long long)d->dil_h,
+                         (long long)d->dil_w);
     if (fits_blas(d))
         return MLTK_OK;
     return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
@@ -311,23 +360,34 @@ static int is_flat(const cpu_ctx *c, const mltk_conv2d_desc *d)
 }
 
 /* Bytes of scratch the three conv ops need for `d` (0 if none, or if `d`
- * is not a consistent descriptor) */
+ * is not a consistent descriptor or beyond OpenBLAS; SIZE_MAX if its
+ * geometry is beyond GEOM_MAX_FLOATS, which no buffer serves: the ops
+ * refuse it).  The bound keeps every term below far inside an int64_t;
+ * the products are checked all the same. */
 size_t cpu_conv2d_workspace(void *ctx, const mltk_conv2d_desc *d)
 {
     cpu_ctx *c = ctx;
     imp_geom g;
-    if (!c || !desc_valid(d) || d->N == 0)
+    int64_t floats;
+    size_t bytes;
+    if (!c || !desc_consistent(d) || d->N == 0)
+        return 0;
+    if (!geom_bounded(d))
+        return SIZE_MAX;
+    if (!fits_blas(d))
         return 0;
     if (is_flat(c, d)) {
         flat_geom f = flat_geom_of(d);
-        return (size_t)cpu_pool_max_chunks(c->pool) * (size_t)(f.xs + f.acc + f.dxs)
-            * sizeof(float);
-    }
-    if (conv_path_of(c, d) == PATH_IMPLICIT && imp_geom_of(c, d, &g))
-        return (size_t)g.total * sizeof(float);
-    if (conv_path_of(c, d) != PATH_GEMM)
+        if (mltk_size_mul(&floats, cpu_pool_max_chunks(c->pool), f.xs + f.acc + f.dxs))
+            return SIZE_MAX;
+    } else if (conv_path_of(c, d) == PATH_IMPLICIT && imp_geom_of(c, d, &g)) {
+        floats = g.total;
+    } else if (conv_path_of(c, d) != PATH_GEMM) {
         return 0;
-    return (size_t)chunk_images(d) * (size_t)ws_floats_per_image(d) * sizeof(float);
+    } else if (mltk_size_mul(&floats, chunk_images(d), ws_floats_per_image(d))) {
+        return SIZE_MAX;
+    }
+    return mltk_size_bytes(&bytes, floats, sizeof(float)) ? SIZE_MAX : bytes;
 }
 
 /* ---- small helpers ---- */
@@ -1687,7 +1747,7 @@ int cpu_pool2d_forward(void *ctx, mltk_pool kind, float *y, const float *x,
     cpu_ctx *c = ctx;
     if (d->N == 0)
         return MLTK_OK;
-    pool_job j = { .d = d, .kind = kind, .x = x, .y = y, .avx512 = cpu_gemm_available() };
+    pool_job j = { .d = d, .kind = kind, .x = x, .y = y, .avx512 = CPU_ISA_AVX512_GEMM() };
     int64_t planes = d->N * d->C;
     run_job(c, pool_fwd_chunk, &j, planes,
             planes_work(planes, d->H * d->W + d->P * d->Q * d->R * d->S / 2));
@@ -1704,7 +1764,7 @@ int cpu_pool2d_backward(void *ctx, mltk_pool kind, float *dx, const float *dy,
     if (d->N == 0)
         return MLTK_OK;
     pool_job j = { .d = d, .kind = kind, .x = x, .dy = dy, .dx = dx,
-                   .avx512 = cpu_gemm_available() };
+                   .avx512 = CPU_ISA_AVX512_GEMM() };
     int64_t planes = d->N * d->C;
     run_job(c, pool_bwd_chunk, &j, planes,
             planes_work(planes, 2 * d->H * d->W + d->P * d->Q * d->R * d->S));

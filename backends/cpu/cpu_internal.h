@@ -1,8 +1,9 @@
 /* cpu_internal.h - what the cpu backend's source files share.
  *
  * Hidden inside the plugin (built with -fvisibility=hidden; only
- * mltk_plugin_cpu is exported).  cpu.c holds the vtable, the one op
- * dispatcher (`run`: it unpacks the typed tensors and params of an op
+ * mltk_plugin_cpu is exported).  cpu_plugin.c holds the vtable (lifetime,
+ * memory) and picks an instruction set level per context (below); cpu.c
+ * holds, per level, the one op dispatcher (`run`: it unpacks the typed tensors and params of an op
  * call, see backend.h, into the raw pointers and sizes the kernels take)
  * and the core ops; the other families live one per file: cpu_conv.c
  * (convolution, pooling), cpu_norm.c (batch/layer norm, dropout,
@@ -24,17 +25,98 @@
 
 /* ---- build-time choices ---- */
 
-/* Hot kernels get one clone per vector ISA; the loader picks one.
- * Building with -DKERNEL= (or another attribute) overrides this, e.g. to
- * test the baseline code on a machine with wider vectors. */
-#if !defined(KERNEL) && defined(__x86_64__) && defined(__GNUC__) \
-    && !defined(__clang__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* Instruction set levels.  The files with kernels (cpu.c, cpu_conv.c,
+ * cpu_norm.c, cpu_misc.c, cpu_optim.c, cpu_bf16.c) are compiled once per
+ * level, with CPU_ISA set to it (local.mk), into one table of entry points
+ * each (cpu_isa_ops); cpu_plugin.c picks the table when a context is
+ * created, from what the CPU runs and MLTK_CPU_ISA.  So every level this
+ * machine runs can be forced and tested, which an ifunc (target_clones,
+ * resolved once at load time) would not allow.
+ *   generic  baseline x86-64 (SSE2): plain loops, im2col + OpenBLAS
+ *            convolution, bf16 widened to f32;
+ *   v3       x86-64-v3 (AVX2, FMA, BMI2) kernels; convolution as generic;
+ *   v4       x86-64-v4 (AVX-512 F/BW/CD/DQ/VL) kernels, and with them the
+ *            AVX-512 implicit-GEMM convolution and 2x2 max pooling of
+ *            cpu_gemm.c and, where the CPU has AVX-512 BF16, the vdpbf16ps
+ *            product of cpu_bf16.c (or OpenBLAS's cblas_sbgemm). */
+#define CPU_ISA_GENERIC 0
+#define CPU_ISA_V3 1
+#define CPU_ISA_V4 2
+#define CPU_ISA_LEVELS 3
+
+/* Target attributes exist for gcc on x86-64; elsewhere every level is
+ * the baseline build and only generic is offered. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CPU_ISA_TARGETS 1
+#else
+#define CPU_ISA_TARGETS 0
+#endif
+
+/* Hot kernels are compiled for this file's level; the rest of the code
+ * for baseline x86-64.  A kernel is never inlined, not even into another
+ * kernel: each stays the function it was written as (and as it was when
+ * the kernels were target_clones, which cannot be inlined; inlined into
+ * pool_bwd_chunk, max2x2_bwd_rows ran 15% slower).  Building with
+ * -DKERNEL= (or another attribute) overrides this. */
+#if !defined(KERNEL) && defined(CPU_ISA) && CPU_ISA_TARGETS
+#if CPU_ISA == CPU_ISA_V4
+#define KERNEL __attribute__((target("arch=x86-64-v4"), noinline))
+#elif CPU_ISA == CPU_ISA_V3
+#define KERNEL __attribute__((target("arch=x86-64-v3"), noinline))
 #endif
 #endif
 #ifndef KERNEL
-#define KERNEL
+#define KERNEL __attribute__((noinline))
+#endif
+
+/* The AVX-512 kernels of cpu_gemm.c run in the v4 build only, and there
+ * only where the CPU has them. */
+#if defined(CPU_ISA) && CPU_ISA == CPU_ISA_V4 && CPU_ISA_TARGETS
+#define CPU_ISA_AVX512_GEMM() cpu_gemm_available()
+#else
+#define CPU_ISA_AVX512_GEMM() 0
+#endif
+
+/* Each level's copy of a non-static name gets the level's suffix, so
+ * that the three copies link into one plugin. */
+#if defined(CPU_ISA)
+#if CPU_ISA == CPU_ISA_V4
+#define CPU_ISA_SUFFIX _v4
+#elif CPU_ISA == CPU_ISA_V3
+#define CPU_ISA_SUFFIX _v3
+#else
+#define CPU_ISA_SUFFIX _generic
+#endif
+#define CPU_ISA_CAT_(a, b) a##b
+#define CPU_ISA_CAT(a, b) CPU_ISA_CAT_(a, b)
+#define CPU_ISA_SYM(name) CPU_ISA_CAT(name, CPU_ISA_SUFFIX)
+#define cpu_isa_table CPU_ISA_SYM(cpu_isa_table)
+#define cpu_act_forward CPU_ISA_SYM(cpu_act_forward)
+#define cpu_conv2d_workspace CPU_ISA_SYM(cpu_conv2d_workspace)
+#define cpu_conv2d_forward CPU_ISA_SYM(cpu_conv2d_forward)
+#define cpu_conv2d_backward_data CPU_ISA_SYM(cpu_conv2d_backward_data)
+#define cpu_conv2d_backward_filter CPU_ISA_SYM(cpu_conv2d_backward_filter)
+#define cpu_pool2d_forward CPU_ISA_SYM(cpu_pool2d_forward)
+#define cpu_pool2d_backward CPU_ISA_SYM(cpu_pool2d_backward)
+#define cpu_batchnorm_forward_train CPU_ISA_SYM(cpu_batchnorm_forward_train)
+#define cpu_batchnorm_forward_eval CPU_ISA_SYM(cpu_batchnorm_forward_eval)
+#define cpu_batchnorm_backward CPU_ISA_SYM(cpu_batchnorm_backward)
+#define cpu_layernorm_forward CPU_ISA_SYM(cpu_layernorm_forward)
+#define cpu_layernorm_backward CPU_ISA_SYM(cpu_layernorm_backward)
+#define cpu_dropout_forward CPU_ISA_SYM(cpu_dropout_forward)
+#define cpu_softmax_forward CPU_ISA_SYM(cpu_softmax_forward)
+#define cpu_softmax_backward CPU_ISA_SYM(cpu_softmax_backward)
+#define cpu_copy_2d CPU_ISA_SYM(cpu_copy_2d)
+#define cpu_embedding_forward CPU_ISA_SYM(cpu_embedding_forward)
+#define cpu_embedding_backward CPU_ISA_SYM(cpu_embedding_backward)
+#define cpu_softmax_xent_ex CPU_ISA_SYM(cpu_softmax_xent_ex)
+#define cpu_pointwise_loss CPU_ISA_SYM(cpu_pointwise_loss)
+#define cpu_kl_div_logits CPU_ISA_SYM(cpu_kl_div_logits)
+#define cpu_gather_augment_2d CPU_ISA_SYM(cpu_gather_augment_2d)
+#define cpu_scale_to_norm CPU_ISA_SYM(cpu_scale_to_norm)
+#define cpu_clamp CPU_ISA_SYM(cpu_clamp)
+#define cpu_rmsprop_step CPU_ISA_SYM(cpu_rmsprop_step)
+#define cpu_lamb_step CPU_ISA_SYM(cpu_lamb_step)
 #endif
 
 /* Work (in elements touched) per chunk of a parallel op; an op with less
@@ -54,7 +136,12 @@ typedef void (*cpu_sbgemm_blas_fn)(int order, int ta, int tb, int M, int N, int 
                                    const uint16_t *B, int ldb, float beta, float *C,
                                    int ldc);
 
+struct cpu_isa_ops;
+
 typedef struct cpu_ctx {
+    /* the entry points of the instruction set level in use (CPU_ISA_*) */
+    const struct cpu_isa_ops *isa;
+    int       isa_level;
     cpu_pool *pool;
     int       threads;
     double   *partials;  /* max chunks * PARTIAL_STRIDE, for reductions */
@@ -70,6 +157,21 @@ typedef struct cpu_ctx {
     cpu_sbgemm_blas_fn sbgemm_blas;
     void     *blas_handle;   /* the dlopen reference behind sbgemm_blas */
 } cpu_ctx;
+
+/* The vtable entries that differ between levels: cpu.c defines one table
+ * per level (cpu_isa_table_generic, _v3, _v4), cpu_plugin.c dispatches. */
+typedef struct cpu_isa_ops {
+    const char *name;    /* "generic", "x86-64-v3", "x86-64-v4" */
+    int    (*supports)(void *ctx, mltk_op op, mltk_dtype dt);
+    size_t (*workspace)(void *ctx, const mltk_op_call *c);
+    int    (*run)(void *ctx, const mltk_op_call *c, char **err);
+} cpu_isa_ops;
+
+#ifdef CPU_ISA
+extern const cpu_isa_ops cpu_isa_table;
+#else
+extern const cpu_isa_ops cpu_isa_table_generic, cpu_isa_table_v3, cpu_isa_table_v4;
+#endif
 
 /* ---- reductions over the pool ---- */
 
@@ -97,7 +199,9 @@ static inline double cpu_reduce_run(cpu_ctx *c, cpu_pool_fn fn, void *arg, int64
  * vectorizer can run the lanes side by side (32x32->64-bit multiplies).
  * u[4 l + j] = (word j of block first + l >> 8) 2^-24, as mltk_rng_u01. */
 #define RNG_LANES 16
-KERNEL static inline void philox_u01_lanes(float *restrict u, uint64_t first, uint64_t seed)
+/* (unused: not every file that includes this header draws random numbers) */
+KERNEL __attribute__((unused)) static void philox_u01_lanes(float *restrict u, uint64_t first,
+                                                            uint64_t seed)
 {
     uint32_t c0[RNG_LANES], c1[RNG_LANES], c2[RNG_LANES], c3[RNG_LANES];
     for (int l = 0; l < RNG_LANES; l++) {
