@@ -23,6 +23,8 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -96,9 +98,67 @@ struct mltk_model {
 struct mltk_layer_setup {
     mltk_model *m;
     int         node;
-    int         failed;
+    int         failed;   /* SETUP_OP or SETUP_SIZE: `fail` says why */
     char       *fail;
 };
+
+enum { SETUP_OP = 1, SETUP_SIZE = 2 };
+
+/* ---- sizes ------------------------------------------------------------------ */
+
+/* "12.0 GiB" */
+static const char *fmt_bytes(char *buf, size_t n, double bytes)
+{
+    static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+    int u = 0;
+    while (bytes >= 1024.0 && u < 6) {
+        bytes /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, n, "%.0f bytes", bytes);
+    else
+        snprintf(buf, n, "%.1f %s", bytes, unit[u]);
+    return buf;
+}
+
+/* A declaration that is too large: the first such message is kept, so
+ * that the core reports it whatever the layer words around it (as
+ * mltk_layer_need_op does).  Returns MLTK_ERR_SHAPE. */
+MLTK_PRINTF(2, 3)
+static int setup_size_fail(mltk_layer_setup_t *s, const char *fmt, ...)
+{
+    if (s->failed)
+        return MLTK_ERR_SHAPE;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->fail = mltk_strdup(msg);
+    if (s->fail)
+        s->failed = SETUP_SIZE;
+    return MLTK_ERR_SHAPE;
+}
+
+/* Elements of a declared shape into *numel: MLTK_ERR_INVALID for a
+ * malformed shape (a dimension < 1), MLTK_ERR_SHAPE (recorded) for one
+ * beyond MLTK_MAX_MODEL_BYTES in f32. */
+static int declared_numel(mltk_layer_setup_t *s, const char *what, const char *name,
+                          const mltk_shape *shape, int64_t *numel)
+{
+    char buf[160], lim[32];
+    if (!name || !shape || shape->ndim < 0 || shape->ndim > MLTK_MAX_DIMS)
+        return MLTK_ERR_INVALID;
+    for (int i = 0; i < shape->ndim; i++)
+        if (shape->dim[i] < 1)
+            return MLTK_ERR_INVALID;
+    if (mltk_size_numel(numel, shape) || *numel > MLTK_MAX_MODEL_BYTES / (int64_t)sizeof(float))
+        return setup_size_fail(s, "%s '%s' of shape %s needs more than the %s a model may "
+                               "use", what, name, mltk_shape_str(shape, buf, sizeof buf),
+                               fmt_bytes(lim, sizeof lim, (double)MLTK_MAX_MODEL_BYTES));
+    return MLTK_OK;
+}
 
 /* ---- the setup context (plugin-facing) ------------------------------------ */
 
@@ -107,9 +167,10 @@ int mltk_layer_add_param(mltk_layer_setup_t *s, const char *name,
 {
     mltk_model *m = s->m;
     mltk_node *n = &m->node[s->node];
-    if (!name || !shape || shape->ndim < 0 || shape->ndim > MLTK_MAX_DIMS
-        || mltk_shape_numel(shape) <= 0)
-        return MLTK_ERR_INVALID;
+    int64_t numel;
+    int rc = declared_numel(s, "parameter", name, shape, &numel);
+    if (rc)
+        return rc;
     mltk_pentry *pe = realloc(m->pe, (size_t)(m->n_pe + 1) * sizeof(*pe));
     if (!pe)
         return MLTK_ERR_NOMEM;
@@ -132,8 +193,13 @@ int mltk_layer_add_buffer(mltk_layer_setup_t *s, const char *name, size_t bytes)
 {
     mltk_model *m = s->m;
     mltk_node *n = &m->node[s->node];
+    char lim[32];
     if (!name || bytes == 0)
         return MLTK_ERR_INVALID;
+    if (bytes > (uint64_t)MLTK_MAX_MODEL_BYTES)
+        return setup_size_fail(s, "buffer '%s' of %zu bytes needs more than the %s a model "
+                               "may use", name, bytes,
+                               fmt_bytes(lim, sizeof lim, (double)MLTK_MAX_MODEL_BYTES));
     mltk_bentry *bu = realloc(m->bu, (size_t)(m->n_bu + 1) * sizeof(*bu));
     if (!bu)
         return MLTK_ERR_NOMEM;
@@ -155,10 +221,13 @@ int mltk_layer_add_buffer(mltk_layer_setup_t *s, const char *name, size_t bytes)
 int mltk_layer_add_state(mltk_layer_setup_t *s, const char *name, const mltk_shape *shape,
                          float init)
 {
-    if (!shape || shape->ndim < 0 || shape->ndim > MLTK_MAX_DIMS
-        || mltk_shape_numel(shape) <= 0 || !isfinite(init))
+    int64_t numel;
+    if (!isfinite(init))
         return MLTK_ERR_INVALID;
-    int k = mltk_layer_add_buffer(s, name, (size_t)mltk_shape_numel(shape) * sizeof(float));
+    int rc = declared_numel(s, "state", name, shape, &numel);
+    if (rc)
+        return rc;
+    int k = mltk_layer_add_buffer(s, name, (size_t)numel * sizeof(float));
     if (k < 0)
         return k;
     mltk_bentry *bu = &s->m->bu[s->m->n_bu - 1];
@@ -192,7 +261,7 @@ int mltk_layer_need_op(mltk_layer_setup_t *s, mltk_op op, mltk_dtype dt, char **
     if (!s->failed) {
         free(s->fail);
         s->fail = msg;
-        s->failed = 1;
+        s->failed = SETUP_OP;
     }
     mltk_errf(err, MLTK_ERR_UNSUPPORTED, "%s", msg);
     if (s->fail != msg)
@@ -269,6 +338,100 @@ static int be_alloc_floats(const struct mltk_backend *be, int64_t n, float **p)
     return rc;
 }
 
+/* The layer with the most parameter elements, for a message: "; the
+ * largest share is N, of train.ini:20: layer 'fc2' (dense)", or "". */
+static void largest_layer(const mltk_model *m, char *buf, size_t cap)
+{
+    int best = -1;
+    int64_t most = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < m->n_node; i++) {
+        const mltk_node *n = &m->node[i];
+        int64_t np = 0;
+        for (int j = 0; j < n->n_params; j++)
+            np += round16(mltk_shape_numel(&m->pe[n->p_first + j].shape));
+        if (np > most) {
+            most = np;
+            best = i;
+        }
+    }
+    if (best < 0)
+        return;
+    const mltk_node *n = &m->node[best];
+    if (n->sec)
+        snprintf(buf, cap, "; the largest share is %lld, of %s", (long long)most,
+                 mltk_params_where(n->sec->params));
+    else
+        snprintf(buf, cap, "; the largest share is %lld, of layer '%s'", (long long)most,
+                 n->name);
+}
+
+/* Bytes node i adds to the model: its parameters with their gradients
+ * (and low-precision copy), its buffers, its output and output gradient
+ * for the largest batch, and the gradient edges it reads through (see
+ * alloc_activations).  Each part is within MLTK_MAX_MODEL_BYTES already
+ * (declared_numel, mltk_layer_add_buffer, check_output), so the sums of a
+ * few of them fit an int64_t; 1 when they do not all the same. */
+static int node_bytes(const mltk_model *m, int i, int64_t *out, int64_t *params,
+                      int64_t *buffers, int64_t *acts)
+{
+    const mltk_node *n = &m->node[i];
+    const int64_t per_param = 2 * (int64_t)sizeof(float)
+        + (m->prec != MLTK_F32 ? (int64_t)mltk_dtype_size(m->prec) : 0);
+    int64_t p = 0, b = 0, a = 0, t, all;
+    for (int j = 0; j < n->n_params; j++)
+        if (mltk_size_add(&p, p, round16(mltk_shape_numel(&m->pe[n->p_first + j].shape))))
+            return 1;
+    for (int j = 0; j < n->n_buffers; j++)
+        if (mltk_size_add(&b, b, (int64_t)m->bu[n->b_first + j].bytes))
+            return 1;
+    if (mltk_size_mul(&t, mltk_shape_numel(&n->out_shape), m->max_batch)
+        || mltk_size_mul(&a, t, 2 * (int64_t)sizeof(float)))
+        return 1;
+    for (int j = 0; j < n->n_in; j++) {
+        int src = n->src[j];
+        if (src < 0 || m->node[src].consumers < 2)
+            continue;
+        if (mltk_size_mul(&t, mltk_shape_numel(&m->node[src].out_shape), m->max_batch)
+            || mltk_size_mul(&t, t, (int64_t)sizeof(float)) || mltk_size_add(&a, a, t))
+            return 1;
+    }
+    if (mltk_size_mul(&t, p, per_param) || mltk_size_add(&all, t, b)
+        || mltk_size_add(&all, all, a))
+        return 1;
+    *out = all;
+    *params = p;
+    *buffers = b;
+    *acts = a;
+    return 0;
+}
+
+/* The model's memory, layer by layer, within MLTK_MAX_MODEL_BYTES: a
+ * larger model is a config error naming the layer that goes past it,
+ * before anything is allocated. */
+static int check_model_size(const mltk_model *m, char **err)
+{
+    char lim[32], b1[32], b2[32], b3[32];
+    int64_t total = 0;
+    fmt_bytes(lim, sizeof lim, (double)MLTK_MAX_MODEL_BYTES);
+    for (int i = 0; i < m->n_node; i++) {
+        const mltk_node *n = &m->node[i];
+        const char *where = n->sec ? mltk_params_where(n->sec->params) : n->name;
+        int64_t nb = 0, np = 0, bb = 0, ab = 0;
+        if (node_bytes(m, i, &nb, &np, &bb, &ab) || mltk_size_add(&total, total, nb)
+            || total > MLTK_MAX_MODEL_BYTES)
+            return mltk_errf(err, MLTK_ERR_CONFIG,
+                             "%s: with this layer the model needs more than the %s a model "
+                             "may use: it adds %lld parameters (%s with their gradients), %s "
+                             "of buffers and %s of activations for batches of %lld",
+                             where, lim, (long long)np,
+                             fmt_bytes(b1, sizeof b1, (double)np * 2.0 * sizeof(float)),
+                             fmt_bytes(b2, sizeof b2, (double)bb),
+                             fmt_bytes(b3, sizeof b3, (double)ab), (long long)m->max_batch);
+    }
+    return MLTK_OK;
+}
+
 /* Parameters and gradients in two flat buffers; per-node buffers. */
 static int layout_params(mltk_model *m, char **err)
 {
@@ -284,10 +447,15 @@ static int layout_params(mltk_model *m, char **err)
     m->seg_off[m->n_pe] = off;
     m->n_floats = off;
     if (be_alloc_floats(m->be, off, &m->params) ||
-        be_alloc_floats(m->be, off, &m->grads))
+        be_alloc_floats(m->be, off, &m->grads)) {
+        char big[512], sz[32];
+        largest_layer(m, big, sizeof big);
         return mltk_errf(err, MLTK_ERR_NOMEM,
-                         "cannot allocate %lld parameters on backend '%s': %s",
-                         (long long)off, m->be->name, mltk_backend_error(m->be));
+                         "cannot allocate %lld parameters (%s, and as much for their "
+                         "gradients) on backend '%s': %s%s", (long long)off,
+                         fmt_bytes(sz, sizeof sz, (double)off * sizeof(float)), m->be->name,
+                         mltk_backend_error(m->be), big);
+    }
     if (m->prec != MLTK_F32
         && mltk_be_alloc(m->be, (size_t)(off > 0 ? off : 1) * mltk_dtype_size(m->prec),
                          &m->params_lp))
@@ -400,15 +568,66 @@ static int split_list(const char *text, char ***out)
     return n;
 }
 
+/* "file:line: layer 'x' (type)" for a message about node n: the line
+ * that set a key when `msg` is about one and the user set it, the
+ * section's line otherwise; NULL when out of memory.  A message is about a
+ * key when it starts with "key 'NAME'" (as the core's checks word it) or
+ * with the key's name and a space ("padding must be >= 0"); `input`, whose
+ * name also starts messages about the input's shape, only in the first
+ * form. */
+static char *layer_where(const mltk_model *m, const mltk_node *n, const char *msg)
+{
+    const char *where = n->sec ? mltk_params_where(n->sec->params) : n->name;
+    if (!n->sec || !m->cfg || !msg)
+        return mltk_strdup(where);
+    int quoted = strncmp(msg, "key '", 5) == 0;
+    const char *key = quoted ? msg + 5 : msg;
+    const char *end = quoted ? strchr(key, '\'') : strchr(key, ' ');
+    const mltk_params_t *p = n->sec->params;
+    int line = 0;
+    for (int i = 0; end && i < p->n; i++)
+        if (strlen(p->defs[i]->name) == (size_t)(end - key)
+            && strncmp(p->defs[i]->name, key, (size_t)(end - key)) == 0 && p->set[i]
+            && (quoted || strcmp(p->defs[i]->name, "input") != 0))
+            line = p->lines[i];
+    char head[64 + 4096];
+    snprintf(head, sizeof head, "%s:%d: ", m->cfg->path, n->sec->line);
+    size_t len = strlen(head);
+    if (line <= 0 || strncmp(where, head, len) != 0)
+        return mltk_strdup(where);
+    return mltk_strfmt("%s:%d: %s", m->cfg->path, line, where + len);
+}
+
+/* The output shape a layer's setup gave: dimensions >= 1, and all of it,
+ * for the largest batch, within MLTK_MAX_MODEL_BYTES. */
+static int check_output(const mltk_model *m, const mltk_node *n, char **err)
+{
+    const mltk_shape *o = &n->out_shape;
+    char buf[160], lim[32];
+    int64_t numel, all;
+    int empty = o->ndim < 0 || o->ndim > MLTK_MAX_DIMS;
+    for (int i = 0; !empty && i < o->ndim; i++)
+        empty = o->dim[i] < 1;
+    if (empty)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "produced an empty output shape");
+    if (mltk_size_numel(&numel, o) || mltk_size_mul(&all, numel, m->max_batch)
+        || all > MLTK_MAX_MODEL_BYTES / (int64_t)sizeof(float))
+        return mltk_errf(err, MLTK_ERR_CONFIG, "its output %s for batches of %lld needs more "
+                         "than the %s a model may use", mltk_shape_str(o, buf, sizeof buf),
+                         (long long)m->max_batch,
+                         fmt_bytes(lim, sizeof lim, (double)MLTK_MAX_MODEL_BYTES));
+    return MLTK_OK;
+}
+
 static int setup_node(mltk_model *m, int idx, char **err)
 {
     mltk_node *n = &m->node[idx];
     mltk_layer_setup_t s = { m, idx, 0, NULL };
     char *perr = NULL;
     int rc = n->iface->setup(n->self, &s, n->n_in, n->in_shape, &n->out_shape, &perr);
-    if (rc == MLTK_OK && mltk_shape_numel(&n->out_shape) <= 0)
-        rc = mltk_errf(&perr, MLTK_ERR_SHAPE, "produced an empty output shape");
-    if (rc && s.failed && rc == MLTK_ERR_UNSUPPORTED) {
+    if (rc == MLTK_OK)
+        rc = check_output(m, n, &perr);
+    if (rc && s.failed == SETUP_OP && rc == MLTK_ERR_UNSUPPORTED) {
         /* an op the backend lacks (mltk_layer_need_op): its message names
          * the layer already; the config line goes in front */
         if (n->sec)
@@ -419,17 +638,21 @@ static int setup_node(mltk_model *m, int idx, char **err)
         free(s.fail);
         return rc;
     }
-    free(s.fail);
     if (rc) {
-        char buf[128];
-        const char *where = n->sec ? mltk_params_where(n->sec->params) : n->name;
-        mltk_errf(err, rc < 0 ? rc : MLTK_ERR_SHAPE, "%s: %s (input shape %s)",
-                  where, perr ? perr : mltk_status_str(rc),
+        /* a declaration too large for a model (setup_size_fail): the core's
+         * message, whatever the layer made of it; a size is the config's */
+        const char *why = s.failed == SETUP_SIZE ? s.fail : perr;
+        char buf[128], *where = layer_where(m, n, why);
+        if (s.failed == SETUP_SIZE || rc > 0)
+            rc = s.failed == SETUP_SIZE ? MLTK_ERR_CONFIG : MLTK_ERR_SHAPE;
+        mltk_errf(err, rc, "%s: %s (input shape %s)", where ? where : n->name,
+                  why ? why : mltk_status_str(rc),
                   n->n_in ? mltk_shape_str(&n->in_shape[0], buf, sizeof buf) : "none");
-        free(perr);
-        return rc < 0 ? rc : MLTK_ERR_SHAPE;
+        free(where);
     }
-    return MLTK_OK;
+    free(s.fail);
+    free(perr);
+    return rc;
 }
 
 static int build_node(mltk_model *m, int idx, const mltk_section *sec,
@@ -501,8 +724,10 @@ static int build_node(mltk_model *m, int idx, const mltk_section *sec,
     char *perr = NULL;
     rc = n->iface->create(&n->self, sec->params, &perr);
     if (rc) {
-        mltk_errf(err, rc, "%s: %s", mltk_params_where(sec->params),
+        char *where = layer_where(m, n, perr);
+        mltk_errf(err, rc, "%s: %s", where ? where : mltk_params_where(sec->params),
                   perr ? perr : mltk_status_str(rc));
+        free(where);
         free(perr);
         return rc;
     }
@@ -549,8 +774,8 @@ static int alloc_activations(mltk_model *m, char **err)
         mltk_node *n = &m->node[i];
         int64_t sz = m->max_batch * mltk_shape_numel(&n->out_shape);
         if (be_alloc_floats(m->be, sz, &n->y) || be_alloc_floats(m->be, sz, &n->dy))
-            return mltk_errf(err, MLTK_ERR_NOMEM, "layer '%s': cannot allocate %lld activations",
-                             n->name, (long long)sz);
+            return mltk_errf(err, MLTK_ERR_NOMEM, "layer '%s': cannot allocate %lld activations: "
+                             "%s", n->name, (long long)sz, mltk_backend_error(m->be));
         if (alloc_node_views(m, n))
             return MLTK_ERR_NOMEM;
     }
@@ -563,7 +788,10 @@ static int alloc_activations(mltk_model *m, char **err)
             if (s >= 0 && m->node[s].consumers > 1) {
                 int64_t sz = m->max_batch * mltk_shape_numel(&m->node[s].out_shape);
                 if (be_alloc_floats(m->be, sz, &n->edge[j]))
-                    return MLTK_ERR_NOMEM;
+                    return mltk_errf(err, MLTK_ERR_NOMEM, "layer '%s': cannot allocate the "
+                                     "gradient of its input '%s' (%lld floats): %s", n->name,
+                                     m->node[s].name, (long long)sz,
+                                     mltk_backend_error(m->be));
             }
         }
     }
@@ -609,6 +837,8 @@ int mltk_model_create(mltk_model **out, const mltk_config_t *cfg, mltk_registry_
                            "%s: output of layer '%s' is never used (only the last layer may be the model output)",
                            mltk_params_where(m->node[i].sec->params), m->node[i].name);
     }
+    if (rc == MLTK_OK)
+        rc = check_model_size(m, err);
     if (rc == MLTK_OK)
         rc = layout_params(m, err);
     if (rc == MLTK_OK)

@@ -12,6 +12,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,8 @@ typedef struct item_check {
     const mltk_param_def *def;
     int     bad;       /* 1 malformed, 2 below min, 3 above max */
     double  got;       /* the offending value for 2 and 3 */
+    int     is_int;    /* ... an integer, printed as got_i */
+    int64_t got_i;
 } item_check;
 
 static int check_range(item_check *c, double v)
@@ -165,6 +168,8 @@ static int check_int_item(const char *item, void *user)
         c->bad = 1;
         return 1;
     }
+    c->is_int = 1;
+    c->got_i = v;
     return check_range(c, (double)v);
 }
 
@@ -193,7 +198,10 @@ static int range_why(const item_check *c, const char *what, char **why)
 {
     char lim[64], got[64];
     fmt_num(lim, sizeof lim, c->bad == 2 ? c->def->min : c->def->max);
-    fmt_num(got, sizeof got, c->got);
+    if (c->is_int)
+        snprintf(got, sizeof got, "%" PRId64, c->got_i);
+    else
+        fmt_num(got, sizeof got, c->got);
     return mltk_errf(why, MLTK_ERR_CONFIG, "%s be %s %s, got %s", what,
                      c->bad == 2 ? ">=" : "<=", lim, got);
 }
@@ -201,7 +209,7 @@ static int range_why(const item_check *c, const char *what, char **why)
 /* MLTK_OK, or MLTK_ERR_CONFIG with *why = "must be ..., got '...'" */
 int mltk_param_check(const mltk_param_def *def, const char *value, char **why)
 {
-    item_check c = { def, 0, 0 };
+    item_check c = { def, 0, 0, 0, 0 };
     switch (def->type) {
     case MLTK_P_STRING:
         return MLTK_OK;
@@ -213,6 +221,8 @@ int mltk_param_check(const mltk_param_def *def, const char *value, char **why)
                              "is out of range for a 64-bit integer, got '%s'", value);
         if (r)
             return mltk_errf(why, MLTK_ERR_CONFIG, "must be an integer, got '%s'", value);
+        c.is_int = 1;
+        c.got_i = v;
         if (check_range(&c, (double)v))
             return range_why(&c, "must", why);
         return MLTK_OK;

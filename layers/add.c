@@ -83,7 +83,8 @@ static int add_setup(void *self, mltk_layer_setup_t *s, int n_in,
     rc = mltk_layer_need_op(s, MLTK_OP_AXPBY, MLTK_F32, err);
     if (rc)
         return rc;
-    a->numel = mltk_shape_numel(&in[0]);
+    if (mltk_size_numel(&a->numel, &in[0]))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the input's size overflows");
     *out = in[0];
     return MLTK_OK;
 }

@@ -79,7 +79,10 @@ static void bn_destroy(void *self)
 static int bn_buffer(mltk_layer_setup_t *s, const char *name, int64_t floats,
                      int *idx, char **err)
 {
-    int rc = mltk_layer_add_buffer(s, name, (size_t)floats * sizeof(float));
+    size_t bytes;
+    int rc = MLTK_ERR_SHAPE;
+    if (!mltk_size_bytes(&bytes, floats, sizeof(float)))
+        rc = mltk_layer_add_buffer(s, name, bytes);
     if (rc < 0)
         return mltk_errf(err, rc, "cannot declare the %s buffer", name);
     *idx = rc;
@@ -117,8 +120,11 @@ static int bn_setup(void *self, mltk_layer_setup_t *s, int n_in,
         rc = mltk_layer_need_op(s, ops[i], MLTK_F32, err);
     if (rc)
         return rc;
+    int64_t numel, aux;
+    if (mltk_size_numel(&numel, &in[0]) || mltk_size_mul(&aux, AUX_N, in[0].dim[0]))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the input's size overflows");
     b->C = in[0].dim[0];
-    b->L = mltk_shape_numel(&in[0]) / b->C;
+    b->L = numel / b->C;
     b->initialised = 0;
     cs = mltk_shape_make(1, &b->C);
     if (b->affine) {
@@ -135,7 +141,7 @@ static int bn_setup(void *self, mltk_layer_setup_t *s, int n_in,
         || (rc = bn_state(s, "running_var", &cs, 1.0f, &b->b_rvar, err))
         || (rc = bn_buffer(s, "save_mean", b->C, &b->b_mean, err))
         || (rc = bn_buffer(s, "save_invstd", b->C, &b->b_invstd, err))
-        || (rc = bn_buffer(s, "aux", AUX_N * b->C, &b->b_aux, err)))
+        || (rc = bn_buffer(s, "aux", aux, &b->b_aux, err)))
         return rc;
     *out = in[0];
     return MLTK_OK;

@@ -96,20 +96,25 @@ static int concat_setup(void *self, mltk_layer_setup_t *s, int n_in,
         return mltk_errf(err, MLTK_ERR_NOMEM, "concat: out of memory");
     c->n_in = n_in;
     c->outer = 1;
-    for (int k = 0; k < axis; k++)
-        c->outer *= in[0].dim[k];
+    rc = MLTK_OK;
+    for (int k = 0; !rc && k < axis; k++)
+        rc = mltk_size_mul(&c->outer, c->outer, in[0].dim[k]);
     *out = in[0];
     out->dim[axis] = 0;
     c->total = 0;
-    for (int i = 0; i < n_in; i++) {
+    for (int i = 0; !rc && i < n_in; i++) {
         int64_t inner = 1;
-        for (int k = axis; k < nd; k++)
-            inner *= in[i].dim[k];
+        for (int k = axis; !rc && k < nd; k++)
+            rc = mltk_size_mul(&inner, inner, in[i].dim[k]);
         c->block[i] = inner;
         c->offset[i] = c->total;
-        c->total += inner;
-        out->dim[axis] += in[i].dim[axis];
+        if (!rc)
+            rc = mltk_size_add(&c->total, c->total, inner);
+        if (!rc)
+            rc = mltk_size_add(&out->dim[axis], out->dim[axis], in[i].dim[axis]);
     }
+    if (rc)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the joined shape of %d inputs overflows", n_in);
     return MLTK_OK;
 }
 

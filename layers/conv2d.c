@@ -18,10 +18,19 @@
  * The bias gradient is summed from the f32 dz (a product with a vector of
  * ones, then a sum over the batch), so it sees no bf16 rounding.
  *
+ * Sizes: the descriptor bounds kernel, stride, dilation, filters and
+ * groups; the padding, a string, is bounded here (CONV_MAX_PAD, `same`
+ * included); the output size, the per-image sizes the backends take as
+ * ints and every buffer size are computed in checked arithmetic
+ * (mltk_size_mul, ...), so an absurd value is an error naming the key or
+ * the layer, never a wrapped-around size.
+ *
  * What this is not: a transposed convolution, or asymmetric padding:
  * `padding = same` needs an odd effective kernel extent (dilation *
  * (kernel - 1) even), so that the padding splits evenly.
  */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +38,11 @@
 #include <mltk/plugin.h>
 
 /* ---- state ---------------------------------------------------------------- */
+
+/* The most padding on a side, as conv2d.ini's `max` bounds kernel, stride
+ * and dilation (padding is a string the layer parses, which the
+ * descriptor's range cannot check) */
+#define CONV_MAX_PAD 4096
 
 typedef struct conv2d {
     int64_t  K, R, S;            /* filters, kernel height and width */
@@ -84,11 +98,12 @@ static int read_pair(const mltk_params_t *p, const char *key, int64_t *a, int64_
                      key, n);
 }
 
-/* padding: "same", "valid", "N" or "H,W" with non-negative integers */
+/* padding: "same", "valid", "N" or "H,W" with integers in [0, CONV_MAX_PAD] */
 static int read_padding(conv2d *c, const char *text, char **err)
 {
     char *end;
     long long a, b;
+    int range;
 
     c->pad_mode = 0;
     c->ph = c->pw = 0;
@@ -98,7 +113,9 @@ static int read_padding(conv2d *c, const char *text, char **err)
     }
     if (strcmp(text, "valid") == 0)
         return MLTK_OK;
+    errno = 0;
     a = strtoll(text, &end, 10);
+    range = errno == ERANGE;
     if (end == text)
         goto bad;
     while (*end == ' ')
@@ -108,6 +125,7 @@ static int read_padding(conv2d *c, const char *text, char **err)
     } else if (*end == ',') {
         const char *t = end + 1;
         b = strtoll(t, &end, 10);
+        range |= errno == ERANGE;
         if (end == t)
             goto bad;
         while (*end == ' ')
@@ -119,6 +137,9 @@ static int read_padding(conv2d *c, const char *text, char **err)
     }
     if (a < 0 || b < 0)
         return mltk_errf(err, MLTK_ERR_CONFIG, "padding must be >= 0, not '%s'", text);
+    if (range || a > CONV_MAX_PAD || b > CONV_MAX_PAD)
+        return mltk_errf(err, MLTK_ERR_CONFIG, "key 'padding' values must be <= %d, got '%s'",
+                         CONV_MAX_PAD, text);
     c->ph = a;
     c->pw = b;
     return MLTK_OK;
@@ -164,6 +185,10 @@ static int conv2d_create(void **self, const mltk_params_t *params, char **err)
     if (c.R < 1 || c.S < 1 || c.sh < 1 || c.sw < 1 || c.dh < 1 || c.dw < 1)
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "kernel, stride and dilation must be >= 1");
+    /* the descriptor bounds them (conv2d.ini, max); this keeps dh (R - 1)
+     * and dw (S - 1) below from overflowing whatever a descriptor says */
+    if (c.R > INT_MAX || c.S > INT_MAX || c.dh > INT_MAX || c.dw > INT_MAX)
+        return mltk_errf(err, MLTK_ERR_CONFIG, "kernel and dilation must be <= %d", INT_MAX);
     rc = read_padding(&c, mltk_params_str(params, "padding"), err);
     if (rc)
         return rc;
@@ -181,6 +206,12 @@ static int conv2d_create(void **self, const mltk_params_t *params, char **err)
                              (long long)c.dh, (long long)c.dw);
         c.ph = c.dh * (c.R - 1) / 2;
         c.pw = c.dw * (c.S - 1) / 2;
+        if (c.ph > CONV_MAX_PAD || c.pw > CONV_MAX_PAD)
+            return mltk_errf(err, MLTK_ERR_CONFIG,
+                             "padding = same pads %lld,%lld (kernel %lldx%lld, dilation "
+                             "%lld,%lld), more than %d", (long long)c.ph, (long long)c.pw,
+                             (long long)c.R, (long long)c.S, (long long)c.dh,
+                             (long long)c.dw, CONV_MAX_PAD);
     }
     snprintf(c.init, sizeof(c.init), "%s", init ? init : "default");
     snprintf(c.bias_init, sizeof(c.bias_init), "%s", binit ? binit : "default");
@@ -224,6 +255,70 @@ static int conv2d_need_ops(const conv2d *c, mltk_layer_setup_t *s, char **err)
     return rc;
 }
 
+/* n elements of es bytes in *bytes, or a message naming what */
+static int conv2d_bytes(size_t *bytes, int64_t a, int64_t b, size_t es, const char *what,
+                        char **err)
+{
+    int64_t n;
+    if (mltk_size_mul(&n, a, b) || mltk_size_bytes(bytes, n, es))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the %s (%lld x %lld elements) is beyond the "
+                         "sizes a model may use", what, (long long)a, (long long)b);
+    return MLTK_OK;
+}
+
+/* P and Q from the input's H and W, in checked arithmetic: MLTK_OK, or an
+ * error naming the input, the padding and the kernel's extent.  create
+ * bounds kernel and dilation by INT_MAX, so the extents fit; padding
+ * (`same`: at most half an extent) and the input are added checked. */
+static int conv2d_out_size(const conv2d *c, int64_t H, int64_t W, int64_t *P, int64_t *Q,
+                           char **err)
+{
+    const int64_t xh = c->dh * (c->R - 1) + 1, xw = c->dw * (c->S - 1) + 1;
+    int64_t hp, wp;
+    if (mltk_size_add(&hp, H, 2 * c->ph) || mltk_size_add(&wp, W, 2 * c->pw))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "input %lldx%lld padded by %lld,%lld "
+                         "overflows", (long long)H, (long long)W, (long long)c->ph,
+                         (long long)c->pw);
+    if (hp < xh || wp < xw)
+        return mltk_errf(err, MLTK_ERR_SHAPE,
+                         "input %lldx%lld (padding %lld,%lld) is smaller than the "
+                         "kernel's extent %lldx%lld (kernel %lldx%lld, dilation "
+                         "%lld,%lld)", (long long)H, (long long)W, (long long)c->ph,
+                         (long long)c->pw, (long long)xh, (long long)xw, (long long)c->R,
+                         (long long)c->S, (long long)c->dh, (long long)c->dw);
+    *P = (hp - xh) / c->sh + 1;
+    *Q = (wp - xw) / c->sw + 1;
+    return MLTK_OK;
+}
+
+/* the per-image sizes of the convolution within the int range the
+ * backends take (the core's conv2d contract): C R S, H W, P Q, C H W and
+ * K P Q; checked in overflow-free arithmetic */
+static int conv2d_fits(const mltk_conv2d_desc *d, char **err)
+{
+    static const char *const what[] = {
+        "each filter (channels / groups x kernel area)", "the input plane (height x width)",
+        "the output plane (height x width)", "each input image (channels x height x width)",
+        "each output image (filters x height x width)" };
+    int64_t a[5][3] = { { d->C / d->groups, d->R, d->S }, { 1, d->H, d->W },
+                        { 1, d->P, d->Q }, { d->C, d->H, d->W }, { d->K, d->P, d->Q } };
+    for (int i = 0; i < 5; i++) {
+        int64_t n;
+        if (mltk_size_mul(&n, a[i][0], a[i][1]) || mltk_size_mul(&n, n, a[i][2])
+            || n > INT_MAX)
+            return mltk_errf(err, MLTK_ERR_SHAPE,
+                             "%s has %lld x %lld x %lld elements, more than the %d the "
+                             "backends take (kernel %lldx%lld, padding %lld,%lld, stride "
+                             "%lld,%lld, dilation %lld,%lld, %lld filters)", what[i],
+                             (long long)a[i][0], (long long)a[i][1], (long long)a[i][2],
+                             INT_MAX, (long long)d->R, (long long)d->S, (long long)d->pad_h,
+                             (long long)d->pad_w, (long long)d->stride_h,
+                             (long long)d->stride_w, (long long)d->dil_h,
+                             (long long)d->dil_w, (long long)d->K);
+    }
+    return MLTK_OK;
+}
+
 static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
                         const mltk_shape *in, mltk_shape *out, char **err)
 {
@@ -231,7 +326,7 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
     const struct mltk_backend *be = mltk_layer_backend(s);
     mltk_conv2d_desc *d = &c->cp.d;
     char buf[96];
-    int64_t C, H, W, eh, ew, dims[4];
+    int64_t C, H, W, P = 0, Q = 0, dims[4];
     double fan_in, fan_out;
     mltk_init winit, binit;
     mltk_shape shp;
@@ -258,27 +353,23 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
                          "groups = %lld must divide both the input channels (%lld) "
                          "and filters (%lld)", (long long)c->groups, (long long)C,
                          (long long)c->K);
-    eh = H + 2 * c->ph - c->dh * (c->R - 1) - 1;
-    ew = W + 2 * c->pw - c->dw * (c->S - 1) - 1;
-    if (eh < 0 || ew < 0)
-        return mltk_errf(err, MLTK_ERR_SHAPE,
-                         "input %lldx%lld (padding %lld,%lld) is smaller than the "
-                         "kernel's extent %lldx%lld (kernel %lldx%lld, dilation "
-                         "%lld,%lld)", (long long)H, (long long)W, (long long)c->ph,
-                         (long long)c->pw, (long long)(c->dh * (c->R - 1) + 1),
-                         (long long)(c->dw * (c->S - 1) + 1), (long long)c->R,
-                         (long long)c->S, (long long)c->dh, (long long)c->dw);
+    rc = conv2d_out_size(c, H, W, &P, &Q, err);
+    if (rc)
+        return rc;
     *d = (mltk_conv2d_desc){
         .N = mltk_layer_max_batch(s), .C = C, .H = H, .W = W, .K = c->K, .R = c->R,
-        .S = c->S, .P = eh / c->sh + 1, .Q = ew / c->sw + 1, .stride_h = c->sh,
+        .S = c->S, .P = P, .Q = Q, .stride_h = c->sh,
         .stride_w = c->sw, .pad_h = c->ph, .pad_w = c->pw, .dil_h = c->dh,
         .dil_w = c->dw, .groups = c->groups };
+    rc = conv2d_fits(d, err);
+    if (rc)
+        return rc;
     c->cp.act = c->act;
     c->cp.act_alpha = c->alpha;
 
-    /* PyTorch's fans for (K, C/g, R, S) */
-    fan_in = (double)(C / c->groups * c->R * c->S);
-    fan_out = (double)(c->K * c->R * c->S);
+    /* PyTorch's fans for (K, C/g, R, S) (each within INT_MAX * K: conv2d_fits) */
+    fan_in = (double)(C / c->groups) * (double)c->R * (double)c->S;
+    fan_out = (double)c->K * (double)c->R * (double)c->S;
     rc = mltk_init_named(c->init, fan_in, fan_out, c->init_std, &winit, err);
     if (rc)
         return rc;
@@ -306,35 +397,47 @@ static int conv2d_setup(void *self, mltk_layer_setup_t *s, int n_in,
 
     c->b_ws = c->b_dz = c->b_xlp = c->b_dzlp = c->b_ones = c->b_dbt = -1;
     size_t ws = mltk_op_conv2d_workspace(be, &c->cp, c->lp);
+    if (ws == SIZE_MAX)  /* more than a size_t holds (the backend's answer) */
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the backend's workspace for this convolution "
+                         "is beyond the sizes a model may use");
     if (ws > 0) {
         rc = mltk_layer_add_buffer(s, "workspace", ws);
         if (rc < 0)
             return mltk_errf(err, rc, "cannot declare the workspace (%zu bytes)", ws);
         c->b_ws = rc;
     }
+    /* K P Q and C H W are at most INT_MAX (conv2d_fits) */
     if (c->act != MLTK_ACT_NONE) {
-        size_t bytes = (size_t)d->N * (size_t)(d->K * d->P * d->Q) * sizeof(float);
+        size_t bytes;
+        rc = conv2d_bytes(&bytes, d->N, d->K * d->P * d->Q, sizeof(float), "gradient buffer",
+                          err);
+        if (rc)
+            return rc;
         rc = mltk_layer_add_buffer(s, "dz", bytes);
         if (rc < 0)
             return mltk_errf(err, rc, "cannot declare the gradient buffer");
         c->b_dz = rc;
     }
     if (c->lp != MLTK_F32) {
-        size_t es = mltk_dtype_size(c->lp);
-        rc = mltk_layer_add_buffer(s, "x_lp", (size_t)d->N * (size_t)(C * H * W) * es);
+        size_t es = mltk_dtype_size(c->lp), xb, zb, ob, rb;
+        if ((rc = conv2d_bytes(&xb, d->N, C * H * W, es, "input copy", err))
+            || (rc = conv2d_bytes(&zb, d->N, d->K * d->P * d->Q, es, "gradient copy", err))
+            || (rc = conv2d_bytes(&ob, 1, d->P * d->Q, sizeof(float), "bias buffer", err))
+            || (rc = conv2d_bytes(&rb, d->N, d->K, sizeof(float), "bias buffer", err)))
+            return rc;
+        rc = mltk_layer_add_buffer(s, "x_lp", xb);
         if (rc >= 0)
             c->b_xlp = rc;
         if (rc >= 0)
-            rc = mltk_layer_add_buffer(s, "dz_lp",
-                                       (size_t)d->N * (size_t)(d->K * d->P * d->Q) * es);
+            rc = mltk_layer_add_buffer(s, "dz_lp", zb);
         if (rc >= 0)
             c->b_dzlp = rc;
         if (rc >= 0 && c->bias) {
-            rc = mltk_layer_add_buffer(s, "ones", (size_t)(d->P * d->Q) * sizeof(float));
+            rc = mltk_layer_add_buffer(s, "ones", ob);
             if (rc >= 0)
                 c->b_ones = rc;
             if (rc >= 0)
-                rc = mltk_layer_add_buffer(s, "db_rows", (size_t)(d->N * d->K) * sizeof(float));
+                rc = mltk_layer_add_buffer(s, "db_rows", rb);
             if (rc >= 0)
                 c->b_dbt = rc;
         }

@@ -26,6 +26,7 @@
  * tanh: 1 - y^2), so backward derives it from y and the forward pass
  * stores nothing beyond the output the core already keeps.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,18 +136,33 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
     double bound;
     mltk_init wi, bi;
     mltk_shape ws, bs;
-    int64_t dims[2];
+    int64_t dims[2], nw, nx, nz, mb = mltk_layer_max_batch(s);
     int rc;
 
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
-    d->in = mltk_shape_numel(&in[0]);
-    if (d->in < 1) {
+    if (mltk_size_numel(&d->in, &in[0]) || d->in < 1) {
         char buf[96];
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "input shape %s has no features",
                          mltk_shape_str(&in[0], buf, sizeof(buf)));
     }
+    /* the matrix product's dimensions are ints (backend.h, gemm) */
+    if (d->in > INT_MAX)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "%lld input features are more than the %d a "
+                         "matrix product takes", (long long)d->in, INT_MAX);
+    /* the weight and its gradient, in f32 */
+    if (mltk_size_mul(&nw, d->units, d->in)
+        || nw > MLTK_MAX_MODEL_BYTES / (2 * (int64_t)sizeof(float)))
+        return mltk_errf(err, MLTK_ERR_CONFIG, "key 'units' = %lld with %lld input features "
+                         "makes a weight (and its gradient) of more than the %lld TiB a model "
+                         "may use",
+                         (long long)d->units, (long long)d->in,
+                         (long long)(MLTK_MAX_MODEL_BYTES >> 40));
+    /* elements of the batch buffers: x (B, in) and dz (B, units) */
+    if (mltk_size_mul(&nx, mb, d->in) || mltk_size_mul(&nz, mb, d->units))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the buffers for batches of %lld overflow",
+                         (long long)mb);
     /* the weight (units, in): fan_in = in, fan_out = units; `default` is
      * PyTorch nn.Linear's U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is
      * also the bias's unless bias_init = zeros */
@@ -177,21 +193,27 @@ static int dense_setup(void *self, mltk_layer_setup_t *s, int n_in,
         return rc;
     d->b_dz = d->b_xlp = d->b_dzlp = -1;
     if (d->lp != MLTK_F32) {
-        size_t mb = (size_t)mltk_layer_max_batch(s), es = mltk_dtype_size(d->lp);
-        rc = mltk_layer_add_buffer(s, "x_lp", mb * (size_t)d->in * es);
+        size_t es = mltk_dtype_size(d->lp), xb, zb;
+        if (mltk_size_bytes(&xb, nx, es) || mltk_size_bytes(&zb, nz, es))
+            return mltk_errf(err, MLTK_ERR_SHAPE, "the %s buffers for batches of %lld "
+                             "overflow", mltk_dtype_name(d->lp), (long long)mb);
+        rc = mltk_layer_add_buffer(s, "x_lp", xb);
         if (rc < 0)
             return mltk_errf(err, rc, "cannot declare the %s input buffer",
                              mltk_dtype_name(d->lp));
         d->b_xlp = rc;
-        rc = mltk_layer_add_buffer(s, "dz_lp", mb * (size_t)d->units * es);
+        rc = mltk_layer_add_buffer(s, "dz_lp", zb);
         if (rc < 0)
             return mltk_errf(err, rc, "cannot declare the %s gradient buffer",
                              mltk_dtype_name(d->lp));
         d->b_dzlp = rc;
     }
     if (d->act != MLTK_ACT_NONE) {
-        int64_t mb = mltk_layer_max_batch(s);
-        rc = mltk_layer_add_buffer(s, "dz", (size_t)mb * (size_t)d->units * sizeof(float));
+        size_t zb;
+        if (mltk_size_bytes(&zb, nz, sizeof(float)))
+            return mltk_errf(err, MLTK_ERR_SHAPE, "the gradient buffer for batches of %lld "
+                             "overflows", (long long)mb);
+        rc = mltk_layer_add_buffer(s, "dz", zb);
         if (rc < 0)
             return mltk_errf(err, rc, "cannot declare the gradient buffer");
         d->b_dz = rc;

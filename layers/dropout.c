@@ -94,10 +94,14 @@ static int dropout_setup(void *self, mltk_layer_setup_t *s, int n_in,
         rc = mltk_layer_need_op(s, MLTK_OP_MUL, MLTK_F32, err);
     if (rc)
         return rc;
-    d->numel = mltk_shape_numel(&in[0]);
     d->max_batch = mltk_layer_max_batch(s);
-    rc = mltk_layer_add_buffer(s, "mask",
-                               (size_t)d->max_batch * (size_t)d->numel * sizeof(float));
+    int64_t all;
+    size_t bytes;
+    if (mltk_size_numel(&d->numel, &in[0]) || mltk_size_mul(&all, d->max_batch, d->numel)
+        || mltk_size_bytes(&bytes, all, sizeof(float)))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the mask for batches of %lld overflows",
+                         (long long)d->max_batch);
+    rc = mltk_layer_add_buffer(s, "mask", bytes);
     if (rc < 0)
         return mltk_errf(err, rc, "cannot declare the mask buffer");
     d->b_mask = rc;

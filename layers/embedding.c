@@ -43,6 +43,14 @@ static int embedding_create(void **self, const mltk_params_t *params, char **err
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "vocab = %lld: ids are float-coded, so at most 16777216 "
                          "are exact", (long long)vocab);
+    /* the (vocab, dim) weight and its gradient, in f32, compared by a
+     * division: no product to overflow */
+    if (dim > MLTK_MAX_MODEL_BYTES / (2 * (int64_t)sizeof(float)) / vocab)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "key 'dim' = %lld with vocab = %lld makes a weight (and its "
+                         "gradient) of more than the %lld TiB a model may use",
+                         (long long)dim, (long long)vocab,
+                         (long long)(MLTK_MAX_MODEL_BYTES >> 40));
     if (!init || !*init || strcmp(init, "default") == 0) {
         wi = (mltk_init){ MLTK_INIT_NORMAL, 0.0, 1.0 };
     } else {
@@ -94,7 +102,9 @@ static int embedding_setup(void *self, mltk_layer_setup_t *s, int n_in,
                          "expected token ids of shape (T) (1 to %d dimensions "
                          "per sample), got %s", MLTK_MAX_DIMS - 2,
                          mltk_shape_str(&in[0], buf, sizeof(buf)));
-    e->ids = mltk_shape_numel(&in[0]);
+    if (mltk_size_numel(&e->ids, &in[0]))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "input shape %s has too many ids",
+                         mltk_shape_str(&in[0], buf, sizeof(buf)));
     dims[0] = e->vocab;
     dims[1] = e->dim;
     ws = mltk_shape_make(2, dims);

@@ -38,7 +38,8 @@ static int flatten_setup(void *self, mltk_layer_setup_t *s, int n_in,
     (void)s;
     if (n_in != 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "expected 1 input, got %d", n_in);
-    numel = mltk_shape_numel(&in[0]);
+    if (mltk_size_numel(&numel, &in[0]))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the input's size overflows");
     *out = mltk_shape_make(1, &numel);
     return MLTK_OK;
 }

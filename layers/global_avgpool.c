@@ -7,6 +7,7 @@
  *
  * What this is not: global max pooling, or a mean over other dimensions.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <mltk/plugin.h>
 
@@ -50,6 +51,11 @@ static int gap_setup(void *self, mltk_layer_setup_t *s, int n_in, const mltk_sha
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "input shape %s is not (channels, height, width)",
                          mltk_shape_str(&in[0], buf, sizeof(buf)));
+    /* the pooling descriptor's sizes are ints */
+    if (in[0].dim[0] > INT_MAX || in[0].dim[1] > INT_MAX || in[0].dim[2] > INT_MAX)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "input shape %s has a dimension beyond the "
+                         "%d the backends take", mltk_shape_str(&in[0], buf, sizeof(buf)),
+                         INT_MAX);
     rc = mltk_layer_need_op(s, MLTK_OP_POOL2D_FORWARD, MLTK_F32, err);
     if (!rc)
         rc = mltk_layer_need_op(s, MLTK_OP_POOL2D_BACKWARD, MLTK_F32, err);

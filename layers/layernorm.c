@@ -64,7 +64,8 @@ static int ln_setup(void *self, mltk_layer_setup_t *s, int n_in,
                     const mltk_shape *in, mltk_shape *out, char **err)
 {
     layernorm *l = self;
-    int64_t mb = mltk_layer_max_batch(s);
+    int64_t mb = mltk_layer_max_batch(s), numel, rows_all;
+    size_t bytes;
     mltk_shape ps;
     int rc;
 
@@ -80,16 +81,22 @@ static int ln_setup(void *self, mltk_layer_setup_t *s, int n_in,
         rc = mltk_layer_need_op(s, MLTK_OP_FILL, MLTK_F32, err);
     if (rc)
         return rc;
+    if (mltk_size_numel(&numel, &in[0]))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the input's size overflows");
     if (l->all) {
         ps = in[0];
-        l->cols = mltk_shape_numel(&in[0]);
+        l->cols = numel;
     } else {
         l->cols = in[0].dim[in[0].ndim - 1];
         ps = mltk_shape_make(1, &l->cols);
     }
     if (l->cols < 1)
         return mltk_errf(err, MLTK_ERR_SHAPE, "nothing to normalise: an empty dimension");
-    l->rows = mltk_shape_numel(&in[0]) / l->cols;
+    l->rows = numel / l->cols;
+    /* the mean and rstd buffers: (B, rows) floats each */
+    if (mltk_size_mul(&rows_all, mb, l->rows) || mltk_size_bytes(&bytes, rows_all, sizeof(float)))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the statistics for batches of %lld overflow",
+                         (long long)mb);
     if (l->affine) {
         rc = mltk_layer_add_param(s, "weight", &ps, (mltk_init){ MLTK_INIT_CONST, 1.0, 0.0 });
         if (rc < 0)
@@ -100,11 +107,11 @@ static int ln_setup(void *self, mltk_layer_setup_t *s, int n_in,
             return mltk_errf(err, rc, "cannot declare the bias");
         l->p_bias = rc;
     }
-    rc = mltk_layer_add_buffer(s, "mean", (size_t)(mb * l->rows) * sizeof(float));
+    rc = mltk_layer_add_buffer(s, "mean", bytes);
     if (rc < 0)
         return mltk_errf(err, rc, "cannot declare the mean buffer");
     l->b_mean = rc;
-    rc = mltk_layer_add_buffer(s, "rstd", (size_t)(mb * l->rows) * sizeof(float));
+    rc = mltk_layer_add_buffer(s, "rstd", bytes);
     if (rc < 0)
         return mltk_errf(err, rc, "cannot declare the rstd buffer");
     l->b_rstd = rc;

@@ -11,6 +11,7 @@
  *
  * What this is not: ceil mode, dilation, or adaptive pooling.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mltk/plugin.h>
@@ -76,6 +77,8 @@ static int pool_create(void **self, const mltk_params_t *params, char **err)
     if (p.R < 1 || p.S < 1 || p.sh < 1 || p.sw < 1 || p.ph < 0 || p.pw < 0)
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "kernel and stride must be >= 1, padding >= 0");
+    if (p.R > INT_MAX || p.S > INT_MAX || p.ph > INT_MAX / 2 || p.pw > INT_MAX / 2)
+        return mltk_errf(err, MLTK_ERR_CONFIG, "kernel and padding must be <= %d", INT_MAX / 2);
     if (2 * p.ph > p.R || 2 * p.pw > p.S)
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "padding %lld,%lld is more than half the kernel %lldx%lld",
@@ -117,8 +120,16 @@ static int pool_setup(void *self, mltk_layer_setup_t *s, int n_in,
         return rc;
     H = in[0].dim[1];
     W = in[0].dim[2];
-    eh = H + 2 * p->ph - p->R;
-    ew = W + 2 * p->pw - p->S;
+    /* the backends' sizes are ints; the descriptor bounds kernel, stride
+     * and padding, so that the extents below cannot overflow */
+    if (in[0].dim[0] > INT_MAX || H > INT_MAX || W > INT_MAX)
+        return mltk_errf(err, MLTK_ERR_SHAPE, "input shape %s has a dimension beyond the "
+                         "%d the backends take", mltk_shape_str(&in[0], buf, sizeof(buf)),
+                         INT_MAX);
+    if (mltk_size_add(&eh, H, 2 * p->ph) || mltk_size_add(&ew, W, 2 * p->pw))
+        return mltk_errf(err, MLTK_ERR_SHAPE, "the padded input overflows");
+    eh -= p->R;
+    ew -= p->S;
     if (eh < 0 || ew < 0)
         return mltk_errf(err, MLTK_ERR_SHAPE,
                          "input %lldx%lld (padding %lld,%lld) is smaller than the "

@@ -537,9 +537,11 @@ static size_t plan_ws(cuda_ctx *c, const mltk_conv2d_desc *dc, mltk_dtype dt, co
 /* the boundary each widened copy starts on (cudaMalloc's alignment) */
 #define WIDE_ALIGN ((size_t)256)
 
+/* n rounded up to WIDE_ALIGN; SIZE_MAX when that overflows */
 static size_t wide_round(size_t n)
 {
-    return (n + WIDE_ALIGN - 1) / WIDE_ALIGN * WIDE_ALIGN;
+    return n > SIZE_MAX - (WIDE_ALIGN - 1) ? SIZE_MAX
+                                           : (n + WIDE_ALIGN - 1) / WIDE_ALIGN * WIDE_ALIGN;
 }
 
 /* Whether the call computes in f32 on widened inputs: its inputs are bf16
@@ -569,17 +571,30 @@ static int conv_in(mltk_op op)
  * elements), at *off1 that of the second (n[1]), each on a boundary, and
  * at *rest the f32 convolution's own workspace.  Returns the bytes before
  * that workspace with the boundary's slack (WIDE_ALIGN), the same for any
- * buffer address, so that `workspace` needs no buffer to answer. */
+ * buffer address, so that `workspace` needs no buffer to answer; SIZE_MAX
+ * when that does not fit a size_t (no buffer serves it).  The core's
+ * contract bounds N and each image's C H W, K P Q and the weight's
+ * K C/groups R S by INT_MAX; the products and sums are checked all the
+ * same. */
 static size_t wide_layout(mltk_op op, const mltk_conv2d_desc *d, int64_t n[2], size_t *off1,
                           size_t *rest)
 {
-    const int64_t x = d->N * d->C * d->H * d->W, y = d->N * d->K * d->P * d->Q;
-    const int64_t w = d->K * (d->C / d->groups) * d->R * d->S;
+    int64_t x, y, w;
+    size_t b0, b1;
+    if (mltk_size_mul(&x, d->N, d->C) || mltk_size_mul(&x, x, d->H)
+        || mltk_size_mul(&x, x, d->W) || mltk_size_mul(&y, d->N, d->K)
+        || mltk_size_mul(&y, y, d->P) || mltk_size_mul(&y, y, d->Q)
+        || mltk_size_mul(&w, d->K, d->C / d->groups) || mltk_size_mul(&w, w, d->R)
+        || mltk_size_mul(&w, w, d->S))
+        x = y = w = INT64_MAX;
     n[0] = op == MLTK_OP_CONV2D_FORWARD ? x : y;
     n[1] = op == MLTK_OP_CONV2D_BACKWARD_FILTER ? x : w;
-    *off1 = wide_round((size_t)n[0] * sizeof(float));
-    *rest = *off1 + wide_round((size_t)n[1] * sizeof(float));
-    return WIDE_ALIGN + *rest;
+    if (mltk_size_bytes(&b0, n[0], sizeof(float)) || mltk_size_bytes(&b1, n[1], sizeof(float)))
+        b0 = b1 = SIZE_MAX;
+    *off1 = wide_round(b0);
+    b1 = wide_round(b1);
+    *rest = *off1 > SIZE_MAX - b1 ? SIZE_MAX : *off1 + b1;
+    return *rest > SIZE_MAX - WIDE_ALIGN ? SIZE_MAX : WIDE_ALIGN + *rest;
 }
 
 /* Widen the call's two inputs (in its dtype) into f32 copies in its
@@ -621,7 +636,8 @@ static int widen(cuda_ctx *c, const mltk_op_call *call, const char *op, const vo
  * mltk_op_conv2d_workspace(), which asks with every tensor in the op's
  * dtype, serves the calls with f32 results too.  A failure to plan is
  * reported (logged: no call is running) and answers 0; run then fails the
- * same way with its message. */
+ * same way with its message.  Widened copies beyond a size_t answer
+ * SIZE_MAX: no buffer serves them (widen refuses the call). */
 size_t cuda_conv2d_workspace(cuda_ctx *c, const mltk_op_call *call)
 {
     const mltk_conv2d_desc *d = &((const mltk_conv2d_params *)call->params)->d;
@@ -643,10 +659,14 @@ size_t cuda_conv2d_workspace(cuda_ctx *c, const mltk_op_call *call)
     size_t off1, rest;
     const size_t pre = wide_layout(call->op, d, n, &off1, &rest);
     size_t f32;
+    if (pre == SIZE_MAX)  /* beyond a size_t: no buffer serves it */
+        return SIZE_MAX;
     if (call->ws && call->ws_bytes >= pre)
         f32 = plan_ws(c, &dc, MLTK_F32, call->ws, call->ws_bytes - pre);
     else  /* no buffer, or one too small for the copies: the whole need */
         f32 = plan_ws(c, &dc, MLTK_F32, NULL, 0);
+    if (f32 > SIZE_MAX - pre)
+        return SIZE_MAX;
     return pre + f32 > own ? pre + f32 : own;
 }
 

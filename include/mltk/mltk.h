@@ -115,6 +115,74 @@ MLTK_API int mltk_shape_equal(const mltk_shape *a, const mltk_shape *b);
 /* Build a shape from n dims. */
 MLTK_API mltk_shape mltk_shape_make(int ndim, const int64_t *dims);
 
+/* ---- checked size arithmetic ------------------------------------------- */
+
+/* Sizes (element counts, dimensions, bytes) are never negative.  Each
+ * helper stores its result in *out and returns 0, or returns 1, leaving
+ * *out alone, when an operand is negative or the result does not fit.
+ * Shapes, parameter counts and buffer sizes computed from a user's config
+ * go through these, so that an absurd value becomes an error message
+ * instead of a wrapped-around size:
+ *
+ *     int64_t n;
+ *     if (mltk_size_mul(&n, units, in))
+ *         return mltk_errf(err, MLTK_ERR_CONFIG, "key 'units' ...");  */
+
+/* The most bytes one model may need, parameters, gradients, buffers and
+ * activations together (16 TiB, more than any one device holds): the core
+ * refuses a larger model when it is built, naming the layer that goes
+ * past it, before anything is allocated.  A layer may check its own sizes
+ * against it, so as to name the key at fault. */
+#define MLTK_MAX_MODEL_BYTES ((int64_t)1 << 44)
+
+/* *out = a * b, within [0, INT64_MAX] */
+static inline int mltk_size_mul(int64_t *out, int64_t a, int64_t b)
+{
+    if (a < 0 || b < 0 || (a > 0 && b > INT64_MAX / a))
+        return 1;
+    *out = a * b;
+    return 0;
+}
+
+/* *out = a + b, within [0, INT64_MAX] */
+static inline int mltk_size_add(int64_t *out, int64_t a, int64_t b)
+{
+    if (a < 0 || b < 0 || a > INT64_MAX - b)
+        return 1;
+    *out = a + b;
+    return 0;
+}
+
+/* *out = the number of elements of s (1 for ndim 0); 1 for a negative
+ * dimension, an ndim outside [0, MLTK_MAX_DIMS] or a product beyond
+ * INT64_MAX */
+static inline int mltk_size_numel(int64_t *out, const mltk_shape *s)
+{
+    int64_t n = 1;
+    if (!s || s->ndim < 0 || s->ndim > MLTK_MAX_DIMS)
+        return 1;
+    for (int i = 0; i < s->ndim; i++)
+        if (mltk_size_mul(&n, n, s->dim[i]))
+            return 1;
+    *out = n;
+    return 0;
+}
+
+/* *out = n elements of `elem` bytes each, as a size_t that also fits in
+ * an int64_t (a byte count is a size, and sizes are int64_t) */
+static inline int mltk_size_bytes(size_t *out, int64_t n, size_t elem)
+{
+    int64_t b;
+    if (elem > (size_t)INT64_MAX || mltk_size_mul(&b, n, (int64_t)elem))
+        return 1;
+#if SIZE_MAX < INT64_MAX
+    if (b > (int64_t)SIZE_MAX)
+        return 1;
+#endif
+    *out = (size_t)b;
+    return 0;
+}
+
 /* A tensor is a typed view: `data` points at backend memory (host memory
  * on the cpu backend, device memory on cuda).  It never owns what it
  * points at.  `stride` counts elements; all 0 means contiguous row-major,
@@ -189,8 +257,10 @@ MLTK_API int mltk_kind_parse(const char *name); /* 0 if unknown */
  * (NULL-terminated, may be NULL), then $MLTK_PLUGIN_PATH (colon-separated),
  * then the build tree when the running program is in it, then the
  * installed plugin directory.  The first descriptor seen for a name wins;
- * later ones are recorded as shadowed.  Descriptor errors are fatal:
- * a malformed descriptor makes creation fail with "file:line: ...". */
+ * later ones are recorded as shadowed.  A malformed (or loosely
+ * permitted) descriptor does not fail creation: it is recorded as broken,
+ * with a warning, and finding or loading it returns its "file:line: ..."
+ * error.  An unusable directory the caller named is an error. */
 MLTK_API int mltk_registry_create(mltk_registry_t **reg, const char *const *dirs,
                                   int use_default_path, char **err);
 MLTK_API void mltk_registry_destroy(mltk_registry_t *reg);
@@ -199,8 +269,8 @@ MLTK_API void mltk_registry_destroy(mltk_registry_t *reg);
 MLTK_API int mltk_registry_count(const mltk_registry_t *reg);
 typedef struct mltk_plugin_info {
     const char *name;
-    int         kind;
-    const char *summary;
+    int         kind;       /* 0: a broken descriptor ... */
+    const char *summary;    /* ... whose summary is then its error */
     const char *descriptor; /* path of the .ini */
     const char *library;    /* path of the .so (may not exist) */
     int         abi;

@@ -163,13 +163,20 @@ typedef struct mltk_layer_run {
 
 struct mltk_layer_i {
     uint32_t size;  /* sizeof(struct mltk_layer_i) as built */
-    /* Read parameters, allocate private state.  *self may stay NULL. */
+    /* Read parameters, allocate private state.  *self may stay NULL.  A
+     * message about one key starts with "key 'NAME' " (or with the key's
+     * name and a space): the core then puts the config line that set the
+     * key in front of it, instead of the section's.  The same holds for
+     * setup's messages. */
     int  (*create)(void **self, const mltk_params_t *params, char **err);
     void (*destroy)(void *self);
     /* Infer the per-sample output shape from per-sample input shapes (the
      * batch dimension excluded), declaring parameters and buffers.  A shape
      * that does not fit is MLTK_ERR_SHAPE with a message saying what was
-     * expected. */
+     * expected.  Sizes derived from keys and input shapes are computed
+     * with the checked helpers of mltk.h (mltk_size_mul, ...); a
+     * declaration beyond MLTK_MAX_MODEL_BYTES fails, and the core reports
+     * it in its own words. */
     int  (*setup)(void *self, mltk_layer_setup_t *s, int n_in,
                   const mltk_shape *in, mltk_shape *out, char **err);
     int  (*forward)(void *self, const mltk_layer_run *r);
