@@ -5,7 +5,10 @@
  * one [param.NAME] per parameter with type, default, min, max, required,
  * choices, doc), and of the core's own section schemas (core/schema.c),
  * which use the same format without kind, abi and library.  Every mistake
- * in a descriptor is reported as "path:line: ...".
+ * in a descriptor is reported as "path:line: ...".  Also the quick test
+ * whether an INI file in a plugin directory is a descriptor at all (it has
+ * a [plugin] section), and the rule that a plugin's entry symbol is a
+ * mltk_plugin_* name.
  * What this is not: the plugin loader (registry.c) or the checker of a
  * user's values against a descriptor (params.c).
  */
@@ -455,6 +458,20 @@ static int desc_from_text(mltk_desc **out, const char *text, const char *origin,
                        origin, p.pline[PK_SYMBOL], p.pval[PK_SYMBOL]);
         goto out;
     }
+    /* the loader calls the entry symbol of a plugin's file: only an entry
+     * point may be named, never an arbitrary function of the library or of
+     * what it links (`symbol = abort`) */
+    static const size_t n_prefix = sizeof MLTK_PLUGIN_SYMBOL_PREFIX - 1;
+    if (plugin && p.pval[PK_SYMBOL]
+        && (strncmp(p.pval[PK_SYMBOL], MLTK_PLUGIN_SYMBOL_PREFIX, n_prefix) != 0
+            || !p.pval[PK_SYMBOL][n_prefix])) {
+        rc = mltk_errf(err, MLTK_ERR_PLUGIN,
+                       "%s:%d: [plugin]: symbol '%s' must start with '%s' and name an "
+                       "entry point (such as '%s%s', the default)", origin,
+                       p.pline[PK_SYMBOL], p.pval[PK_SYMBOL], MLTK_PLUGIN_SYMBOL_PREFIX,
+                       MLTK_PLUGIN_SYMBOL_PREFIX, p.pval[PK_NAME]);
+        goto out;
+    }
     d->name = p.pval[PK_NAME];
     p.pval[PK_NAME] = NULL;
     d->library = p.pval[PK_LIBRARY];
@@ -540,8 +557,65 @@ int mltk_desc_load(mltk_desc **d, const char *path, char **err)
     int rc = mltk_read_file(path, &text, err);
     if (rc)
         return rc == MLTK_ERR_CONFIG ? MLTK_ERR_PLUGIN : rc;
-    rc = desc_from_text(d, text, path, 1, err);
+    rc = mltk_desc_load_text(d, text, path, err);
     free(text);
+    return rc;
+}
+
+/* Skip blanks. */
+static const char *skip_space(const char *s, const char *end)
+{
+    while (s < end && (*s == ' ' || *s == '\t' || *s == '\r'))
+        s++;
+    return s;
+}
+
+int mltk_desc_sniff(const char *text, char **name)
+{
+    *name = NULL;
+    int found = 0, in_plugin = 0;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        if (!end)
+            end = line + strlen(line);
+        const char *s = skip_space(line, end);
+        if (s < end && *s == '[') {
+            const char *close = memchr(s, ']', (size_t)(end - s));
+            const char *a = close ? skip_space(s + 1, close) : NULL;
+            const char *b = close;
+            while (a && b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                b--;
+            in_plugin = a && b - a == 6 && memcmp(a, "plugin", 6) == 0;
+            found |= in_plugin;
+        } else if (in_plugin && !*name && end - s > 4 && memcmp(s, "name", 4) == 0) {
+            const char *v = skip_space(s + 4, end);
+            if (v < end && *v == '=') {
+                v = skip_space(v + 1, end);
+                const char *w = v;
+                while (w < end && (isalnum((unsigned char)*w) || *w == '_'))
+                    w++;
+                if (w > v && skip_space(w, end) == end) {
+                    char *n = malloc((size_t)(w - v) + 1);
+                    if (n) {
+                        memcpy(n, v, (size_t)(w - v));
+                        n[w - v] = '\0';
+                        if (is_ident(n))
+                            *name = n;
+                        else
+                            free(n);
+                    }
+                }
+            }
+        }
+        line = *end ? end + 1 : end;
+    }
+    return found;
+}
+
+int mltk_desc_load_text(mltk_desc **d, const char *text, const char *path, char **err)
+{
+    *d = NULL;
+    int rc = desc_from_text(d, text, path, 1, err);
     if (rc)
         return rc;
     char *lib = resolve_library(path, (*d)->library);

@@ -28,6 +28,9 @@ MLTK_HIDDEN double mltk_now(void);  /* monotonic seconds */
 MLTK_HIDDEN int mltk_read_file(const char *path, char **text, char **err);
 /* mkdir -p: `dir` and every missing parent; an error names the component. */
 MLTK_HIDDEN int mltk_mkdir_p(const char *dir, char **err);
+/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78, initial value and
+ * final xor 0xFFFFFFFF) of n bytes; crc32c("123456789") == 0xE3069283. */
+MLTK_HIDDEN uint32_t mltk_crc32c(const void *data, size_t n);
 
 /* ---- INI text (ini.c, on the system libinih) ---------------------------- */
 
@@ -82,6 +85,13 @@ typedef struct mltk_desc {
 
 /* Parse a descriptor from a file; errors are "path:line: ...". */
 MLTK_HIDDEN int  mltk_desc_load(mltk_desc **d, const char *path, char **err);
+/* The same from the text of the file `path` (already read). */
+MLTK_HIDDEN int  mltk_desc_load_text(mltk_desc **d, const char *text,
+                                     const char *path, char **err);
+/* Is `text` a plugin descriptor?  1 when it has a [plugin] section (valid
+ * or not), 0 for another INI file.  *name: the [plugin] name when it is
+ * written as an identifier, else NULL (malloc()ed).  Never fails. */
+MLTK_HIDDEN int  mltk_desc_sniff(const char *text, char **name);
 /* Parse from text (used for the core's built-in section schemas). */
 MLTK_HIDDEN int  mltk_desc_parse(mltk_desc **d, const char *text,
                                  const char *origin, char **err);
@@ -128,6 +138,10 @@ MLTK_HIDDEN int mltk_registry_load(mltk_registry_t *reg, const char *name,
                                    int kind, const void **iface, char **err);
 /* 1 when plugin `index` (as mltk_registry_info) has been loaded */
 MLTK_HIDDEN int mltk_registry_loaded(const mltk_registry_t *reg, int index);
+/* 1 when the descriptor found for `name` is broken (malformed, or
+ * writable by others): mltk_registry_find() then fails with its error,
+ * MLTK_ERR_PLUGIN, which is a plugin problem and not an unknown name. */
+MLTK_HIDDEN int mltk_registry_broken(const mltk_registry_t *reg, const char *name);
 
 /* ---- the user's configuration (config.c) ------------------------------- */
 

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <mltk/mltk.h>
 #include <mltk/plugin.h>
@@ -55,7 +57,8 @@ static void usage(FILE *f)
 {
     fputs("usage: mltk --config FILE [--epochs N] [--resume PATH|auto] [--max-steps N]\n"
           "            [--dry-run] [--quiet] [--verbose] [--plugin-dir DIR]...\n"
-          "       mltk plugins [--plugin-dir DIR]...\n"
+          "            [--allow-insecure-plugin-dir]\n"
+          "       mltk plugins [--plugin-dir DIR]... [--allow-insecure-plugin-dir]\n"
           "       mltk plugins show NAME\n"
           "       mltk inspect FILE.safetensors\n"
           "       mltk plot RUNDIR... -o FILE.png\n"
@@ -75,6 +78,9 @@ static void usage(FILE *f)
           "  -q, --quiet            no per-epoch lines, only errors\n"
           "  -v, --verbose          debug messages on stderr\n"
           "  -P, --plugin-dir DIR   search DIR for plugins first (repeatable)\n"
+          "      --allow-insecure-plugin-dir\n"
+          "                         load plugins from directories and files that others\n"
+          "                         may write to (refused by default)\n"
           "  -h, --help             this help\n"
           "  -V, --version          print the version\n"
           "\n"
@@ -89,7 +95,8 @@ static void usage(FILE *f)
           "exit status: 0 ok, 1 runtime failure, 2 usage, 3 invalid configuration,\n"
           "4 plugin problem, 5 data problem, 128+N stopped by signal N (after a\n"
           "checkpoint).\n"
-          "environment: MLTK_PLUGIN_PATH, MLTK_LOG_LEVEL.  See mltk(1).\n",
+          "environment: MLTK_PLUGIN_PATH, MLTK_ALLOW_INSECURE_PLUGIN_DIR, MLTK_LOG_LEVEL.\n"
+          "See mltk(1).\n",
           f);
 }
 
@@ -101,6 +108,53 @@ static int fail(int status, char *msg)
 }
 
 /* ---- commands ------------------------------------------------------------------ */
+
+/* The width `mltk plugins` fits its columns to: $COLUMNS, else the
+ * terminal's, else 80. */
+static int term_columns(void)
+{
+    const char *c = getenv("COLUMNS");
+    if (c && *c) {
+        char *end;
+        long v = strtol(c, &end, 10);
+        if (!*end && v >= 20 && v <= 10000)
+            return (int)v;
+    }
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
+    return 80;
+}
+
+/* columns of UTF-8 text, one per character */
+static int text_cols(const char *s)
+{
+    int c = 0;
+    for (; *s; s++)
+        c += ((unsigned char)*s & 0xc0) != 0x80;
+    return c;
+}
+
+/* `s` in a cell of `w` columns and two blanks after it, cut with "..."
+ * when longer; the `last` cell is neither padded nor cut, and ends the
+ * line. */
+static void put_cell(const char *s, int w, int last)
+{
+    int cols = text_cols(s);
+    if (last) {
+        printf("%s\n", s);
+        return;
+    }
+    if (cols <= w) {
+        printf("%s%*s  ", s, w - cols, "");
+        return;
+    }
+    const char *p = s;
+    for (int k = 0; *p && k < w - 3; k++)
+        for (p++; ((unsigned char)*p & 0xc0) == 0x80; p++)
+            ;
+    printf("%.*s...  ", (int)(p - s), s);
+}
 
 static int cmd_plugins(mltk_registry_t *reg, int argc, char **argv)
 {
@@ -117,14 +171,46 @@ static int cmd_plugins(mltk_registry_t *reg, int argc, char **argv)
         fprintf(stderr, "mltk: error: unknown argument '%s' to 'plugins'\n", argv[0]);
         return EXIT_USAGE;
     }
+    /* the summary column takes what the terminal leaves (at least 30
+     * columns: a long descriptor path may run past the width), cut with
+     * "..."; a broken descriptor (kind 0) is listed as such, with its
+     * error */
     int n = mltk_registry_count(reg);
-    printf("%-16s %-10s %-52s %s\n", "NAME", "KIND", "SUMMARY", "DESCRIPTOR");
-    for (int i = 0; i < n; i++) {
-        mltk_plugin_info in;
-        if (mltk_registry_info(reg, i, &in))
-            continue;
-        printf("%-16s %-10s %-52s %s\n", in.name, mltk_kind_name(in.kind),
-               in.summary ? in.summary : "", in.descriptor);
+    int w[4] = { 4, 4, 7, 10 };
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) {
+            int room = term_columns() - (w[0] + 2 + w[1] + 2 + 2 + w[3]);
+            if (w[2] > room)
+                w[2] = room > 30 ? room : 30;
+            put_cell("NAME", w[0], 0);
+            put_cell("KIND", w[1], 0);
+            put_cell("SUMMARY", w[2], 0);
+            put_cell("DESCRIPTOR", w[3], 1);
+        }
+        for (int i = 0; i < n; i++) {
+            mltk_plugin_info in;
+            if (mltk_registry_info(reg, i, &in))
+                continue;
+            const char *cell[4] = { in.name, in.kind ? mltk_kind_name(in.kind) : "broken",
+                                    in.summary ? in.summary : "", in.descriptor };
+            char line_err[64 + 1024];
+            size_t dl = strlen(in.descriptor);
+            int line;
+            char tail;
+            /* "DESC:12: what" of a broken one: the path is in its own column */
+            if (!in.kind && strncmp(cell[2], in.descriptor, dl) == 0
+                && sscanf(cell[2] + dl, ":%d%c", &line, &tail) == 2 && tail == ':') {
+                snprintf(line_err, sizeof line_err, "line %d:%s", line,
+                         strchr(cell[2] + dl + 1, ':') + 1);
+                cell[2] = line_err;
+            }
+            for (int c = 0; c < 4; c++) {
+                if (!pass && text_cols(cell[c]) > w[c])
+                    w[c] = text_cols(cell[c]);
+                else if (pass)
+                    put_cell(cell[c], w[c], c == 3);
+            }
+        }
     }
     return EXIT_OK;
 }
@@ -230,6 +316,7 @@ int main(int argc, char **argv)
         { "quiet", no_argument, NULL, 'q' },
         { "verbose", no_argument, NULL, 'v' },
         { "plugin-dir", required_argument, NULL, 'P' },
+        { "allow-insecure-plugin-dir", no_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -295,6 +382,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             dirs[n_dirs++] = optarg;
+            break;
+        case 'I':  /* long option only; the registry reads the variable */
+            setenv("MLTK_ALLOW_INSECURE_PLUGIN_DIR", "1", 1);
             break;
         case 'h':
             usage(stdout);
