@@ -35,6 +35,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -54,6 +57,7 @@
 #define FORMAT_WEIGHTS "mltk.weights"
 #define FORMAT_VERSION "1"
 #define OPT_PREFIX     "optimizer.slot"
+#define CRC_PREFIX     "crc32c."
 
 /* ---- a list of host tensors and metadata to write ------------------------------ */
 
@@ -164,8 +168,27 @@ static int add_common_meta(st_list *l, mltk_session_t *s, const char *format)
     return rc;
 }
 
+/* "crc32c.<tensor>": the CRC-32C of each tensor's bytes as stored, 8
+ * lowercase hex digits; every reader verifies them (verify_checksums) */
+static int add_checksums(st_list *l, char **err)
+{
+    for (int i = 0; i < l->n; i++) {
+        char *key = mltk_strfmt(CRC_PREFIX "%s", l->e[i].name);
+        int rc = key ? mltk_kv_put(&l->meta, key, "%08" PRIx32,
+                                   mltk_crc32c(l->e[i].data, l->e[i].nbytes))
+                     : MLTK_ERR_NOMEM;
+        free(key);
+        if (rc)
+            return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+    }
+    return MLTK_OK;
+}
+
 static int write_list(st_list *l, const char *path, char **err)
 {
+    int rc = add_checksums(l, err);
+    if (rc)
+        return rc;
     return mltk_st_write(path, l->e, l->n, (const char *const *)l->meta.kv, l->meta.n, err);
 }
 
@@ -214,6 +237,12 @@ int mltk_ckpt_save(mltk_session_t *s, const char *path, char **err)
     rc = rc ? rc : mltk_kv_put(&l.meta, "schedule_state", "%s", sched);
     rc = rc ? rc : mltk_kv_put(&l.meta, "lr_factor", "%a", s->lr_factor);
     rc = rc ? rc : mltk_kv_put(&l.meta, "last_lr", "%a", s->last_lr);
+    rc = rc ? rc : mltk_kv_put(&l.meta, "elapsed_s", "%a",
+                               s->t_start > 0 ? mltk_now() - s->t_start : 0.0);
+    if (s->started[0])
+        rc = rc ? rc : mltk_kv_put(&l.meta, "started", "%s", s->started);
+    if (s->resumed && *s->resumed)
+        rc = rc ? rc : mltk_kv_put(&l.meta, "resumed", "%s", s->resumed);
     rc = rc ? rc : mltk_components_save_state(s, &l.meta);
     rc = rc ? rc : mltk_kv_put(&l.meta, "train_loss", "%.17g", s->last_stats.train_loss);
     rc = rc ? rc : mltk_kv_put(&l.meta, "val_loss", "%.17g", s->last_stats.val_loss);
@@ -226,50 +255,274 @@ int mltk_ckpt_save(mltk_session_t *s, const char *path, char **err)
     return rc;
 }
 
-/* ---- reading numbers back ---------------------------------------------------------- */
+/* ---- reading the metadata back --------------------------------------------------------- */
 
-static int meta_need(const mltk_st_file *f, const char *path, const char *key,
-                     const char **v, char **err)
+/* Every value the readers use is checked before anything is changed: its
+ * presence, its type (whole number, number, time, text) and its range.
+ * Messages read "PATH: metadata 'KEY' ...", the value quoted with its
+ * unprintable bytes escaped. */
+
+/* v for a message: at most 40 bytes, bytes outside printable ASCII as \xNN */
+static void quote_value(const char *v, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p && n + 5 < cap; p++) {
+        if (p - (const unsigned char *)v >= 40) {
+            n += (size_t)snprintf(buf + n, cap - n, "...");
+            break;
+        }
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+            buf[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", *p);
+    }
+    buf[n < cap ? n : cap - 1] = '\0';
+}
+
+static int meta_bad(const char *path, const char *key, const char *v, const char *what,
+                    char **err)
+{
+    char q[200];
+    quote_value(v, q, sizeof q);
+    return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata '%s' is not %s: '%s'", path, key,
+                     what, q);
+}
+
+/* The value of `key`: NULL when absent and not `required` (else an error). */
+static int meta_get(const mltk_st_file *f, const char *path, const char *key, int required,
+                    const char **v, char **err)
 {
     *v = mltk_st_meta(f, key);
-    if (!*v)
-        return mltk_errf(err, MLTK_ERR_DATA, "%s: not an mltk checkpoint: no '%s' in its "
-                         "metadata", path, key);
+    if (!*v && required)
+        return mltk_errf(err, MLTK_ERR_DATA, "%s: not a whole mltk checkpoint: no '%s' in "
+                         "its metadata", path, key);
     return MLTK_OK;
 }
 
-static int meta_i64(const mltk_st_file *f, const char *path, const char *key, int64_t *out,
-                    char **err)
+/* A whole number in [lo, hi], decimal digits only. */
+static int meta_int(const mltk_st_file *f, const char *path, const char *key, int64_t lo,
+                    int64_t hi, int64_t *out, char **err)
 {
     const char *v;
-    int rc = meta_need(f, path, key, &v, err);
+    int rc = meta_get(f, path, key, 1, &v, err);
     if (rc)
         return rc;
+    char what[96];
+    snprintf(what, sizeof what, "a whole number from %" PRId64 " to %" PRId64, lo, hi);
+    if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 19)
+        return meta_bad(path, key, v, what, err);
+    errno = 0;
+    unsigned long long x = strtoull(v, NULL, 10);
+    if (errno || x > (unsigned long long)INT64_MAX || (int64_t)x < lo || (int64_t)x > hi)
+        return meta_bad(path, key, v, what, err);
+    *out = (int64_t)x;
+    return MLTK_OK;
+}
+
+/* A number (C99 hexadecimal or decimal) in [lo, hi]; NaN too with
+ * `nan_ok`.  Absent: MLTK_OK and *out untouched unless `required`. */
+static int meta_num(const mltk_st_file *f, const char *path, const char *key, int required,
+                    double lo, double hi, int nan_ok, double *out, char **err)
+{
+    const char *v;
+    int rc = meta_get(f, path, key, required, &v, err);
+    if (rc || !v)
+        return rc;
+    char what[96];
+    snprintf(what, sizeof what, "a number from %.17g to %.17g%s", lo, hi,
+             nan_ok ? " (or nan)" : "");
     char *end;
     errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < 0)
-        return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata '%s' is not a whole number: '%s'",
-                         path, key, v);
+    double x = *v && !strchr(" \t\n\r\f\v", *v) ? strtod(v, &end) : 0;
+    if (!*v || strchr(" \t\n\r\f\v", *v) || *end || (isnan(x) && !nan_ok)
+        || (!isnan(x) && (x < lo || x > hi)))
+        return meta_bad(path, key, v, what, err);
     *out = x;
     return MLTK_OK;
 }
 
-/* exact doubles travel as C99 hexadecimal floats ("%a"); NaN and inf too */
-static int meta_f64(const mltk_st_file *f, const char *path, const char *key, double *out,
-                    char **err)
+/* Text without control characters (newlines and tabs too with `lines`). */
+static int meta_text(const mltk_st_file *f, const char *path, const char *key, int required,
+                     int lines, const char **out, char **err)
 {
     const char *v;
-    int rc = meta_need(f, path, key, &v, err);
-    if (rc)
+    int rc = meta_get(f, path, key, required, &v, err);
+    if (rc || !v)
         return rc;
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end)
-        return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata '%s' is not a number: '%s'",
-                         path, key, v);
-    *out = x;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if ((*p < 0x20 && !(lines && (*p == '\n' || *p == '\t' || *p == '\r'))) || *p == 0x7f)
+            return meta_bad(path, key, v, lines ? "text" : "one line of text", err);
+    *out = v;
     return MLTK_OK;
+}
+
+/* "2026-01-31T12:00:00Z" */
+static int is_iso_time(const char *v, size_t len)
+{
+    static const char pat[] = "dddd-dd-ddTdd:dd:ddZ";
+    if (len != sizeof pat - 1)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (pat[i] == 'd' ? !(v[i] >= '0' && v[i] <= '9') : v[i] != pat[i])
+            return 0;
+    return 1;
+}
+
+/* A list of such times separated by single spaces (`list`), or one. */
+static int meta_times(const mltk_st_file *f, const char *path, const char *key, int list,
+                      const char **out, char **err)
+{
+    const char *v;
+    int rc = meta_get(f, path, key, 0, &v, err);
+    if (rc || !v)
+        return rc;
+    const char *what = list ? "a list of times like 2026-01-31T12:00:00Z" :
+                              "a time like 2026-01-31T12:00:00Z";
+    for (const char *p = v;;) {
+        size_t len = strcspn(p, " ");
+        if (!is_iso_time(p, len) || (!list && p[len]))
+            return meta_bad(path, key, v, what, err);
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    *out = v;
+    return MLTK_OK;
+}
+
+/* What a checkpoint's metadata says, checked (check_ckpt_meta). */
+typedef struct ckpt_meta {
+    int64_t     step, epoch, batch, batch_size, train_samples, rows_skipped, slots;
+    uint64_t    seed;
+    double      loss_sum, lr_factor, last_lr, elapsed_s;
+    double      train_loss, val_loss, val_acc;
+    const char *optimizer, *schedule_state, *started, *resumed;
+} ckpt_meta;
+
+/* The keys every mltk file has, and format and format_version. */
+static int check_common_meta(const mltk_st_file *f, const char *path, ckpt_meta *m,
+                             char **err)
+{
+    const char *v;
+    int rc = meta_text(f, path, "mltk_version", 1, 0, &v, err);
+    rc = rc ? rc : meta_times(f, path, "created", 0, &v, err);
+    rc = rc ? rc : meta_int(f, path, "step", 0, INT64_MAX, &m->step, err);
+    rc = rc ? rc : meta_int(f, path, "epoch", 0, INT_MAX - 1, &m->epoch, err);
+    rc = rc ? rc : meta_text(f, path, "config_path", 0, 0, &v, err);
+    rc = rc ? rc : meta_text(f, path, "config", 0, 1, &v, err);
+    return rc;
+}
+
+/* All a training checkpoint's own keys, in type and range; what depends
+ * on the session (the batch position within an epoch, the optimizer's
+ * slots) is checked by the restore.  The components check theirs. */
+static int check_ckpt_meta(const mltk_st_file *f, const char *path, ckpt_meta *m,
+                           char **err)
+{
+    const char *v;
+    memset(m, 0, sizeof *m);
+    m->train_loss = m->val_loss = m->val_acc = NAN;
+    int rc = check_common_meta(f, path, m, err);
+    rc = rc ? rc : meta_int(f, path, "batch", 0, INT64_MAX, &m->batch, err);
+    rc = rc ? rc : meta_int(f, path, "batch_size", 1, INT64_MAX, &m->batch_size, err);
+    rc = rc ? rc : meta_int(f, path, "train_samples", 1, INT64_MAX, &m->train_samples, err);
+    rc = rc ? rc : meta_int(f, path, "rows_skipped", 0, m->train_samples, &m->rows_skipped,
+                            err);
+    rc = rc ? rc : meta_num(f, path, "loss_sum", 1, -FLT_MAX, FLT_MAX, 0, &m->loss_sum, err);
+    /* the seed is a u64 */
+    rc = rc ? rc : meta_get(f, path, "seed", 1, &v, err);
+    if (!rc) {
+        errno = 0;
+        int ok = *v && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 20;
+        m->seed = ok ? strtoull(v, NULL, 10) : 0;
+        if (!ok || errno)
+            rc = meta_bad(path, "seed", v, "a whole number from 0 to 18446744073709551615",
+                          err);
+    }
+    rc = rc ? rc : meta_text(f, path, "optimizer", 1, 0, &m->optimizer, err);
+    if (!rc && (!*m->optimizer || strlen(m->optimizer) > 64))
+        rc = meta_bad(path, "optimizer", m->optimizer, "an optimizer's name", err);
+    rc = rc ? rc : meta_int(f, path, "optimizer_slots", 0, 8, &m->slots, err);
+    rc = rc ? rc : meta_text(f, path, "schedule_state", 1, 0, &m->schedule_state, err);
+    rc = rc ? rc : meta_num(f, path, "lr_factor", 1, 0.0, 1.0, 0, &m->lr_factor, err);
+    rc = rc ? rc : meta_num(f, path, "last_lr", 1, 0.0, DBL_MAX, 0, &m->last_lr, err);
+    /* the last epoch's numbers, reported only: NaN where there were none */
+    rc = rc ? rc : meta_num(f, path, "train_loss", 0, -DBL_MAX, DBL_MAX, 1, &m->train_loss,
+                            err);
+    rc = rc ? rc : meta_num(f, path, "val_loss", 0, -DBL_MAX, DBL_MAX, 1, &m->val_loss, err);
+    rc = rc ? rc : meta_num(f, path, "val_acc", 0, 0.0, 1.0, 1, &m->val_acc, err);
+    /* the run's clock and start (absent before they were kept: then the
+     * clock starts at 0 and the resume counts as the start) */
+    rc = rc ? rc : meta_num(f, path, "elapsed_s", 0, 0.0, 1e12, 0, &m->elapsed_s, err);
+    rc = rc ? rc : meta_times(f, path, "started", 0, &m->started, err);
+    rc = rc ? rc : meta_times(f, path, "resumed", 1, &m->resumed, err);
+    return rc;
+}
+
+/* ---- checksums ----------------------------------------------------------------------------- */
+
+/* Every tensor's CRC-32C against the "crc32c.<name>" of the metadata.
+ * A file with no such key at all was written by another tool (not
+ * checked) or by an mltk from before checksums (format mltk.*: accepted,
+ * with a warning, once per file).  Sets *n_checked. */
+static int verify_checksums(const mltk_st_file *f, const char *path, int *n_checked,
+                            char **err)
+{
+    int have = 0;
+    *n_checked = 0;
+    for (int i = 0; i < mltk_st_meta_count(f); i++)
+        if (strncmp(mltk_st_meta_key(f, i), CRC_PREFIX, strlen(CRC_PREFIX)) == 0)
+            have++;
+    if (!have) {
+        const char *format = mltk_st_meta(f, "format");
+        if (format && strncmp(format, "mltk.", 5) == 0 && mltk_st_count(f) > 0)
+            mltk_log(MLTK_LOG_WARN, "%s: written without tensor checksums (by an older mltk)"
+                     ": its tensor data cannot be verified", path);
+        return MLTK_OK;
+    }
+    for (int i = 0; i < mltk_st_count(f); i++) {
+        const mltk_st_tensor *t = mltk_st_get(f, i);
+        char *key = mltk_strfmt(CRC_PREFIX "%s", t->name);
+        if (!key)
+            return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+        const char *v = mltk_st_meta(f, key);
+        int rc = MLTK_OK;
+        if (!v)
+            rc = mltk_errf(err, MLTK_ERR_DATA, "%s: tensor '%s' has no checksum ('%s' is "
+                           "missing from the metadata)", path, t->name, key);
+        else if (strlen(v) != 8 || strspn(v, "0123456789abcdef") != 8)
+            rc = meta_bad(path, key, v, "a CRC-32C (8 lowercase hex digits)", err);
+        if (!rc) {
+            uint32_t want = (uint32_t)strtoul(v, NULL, 16);
+            uint32_t got = mltk_crc32c(t->data, t->nbytes);
+            if (got != want)
+                rc = mltk_errf(err, MLTK_ERR_DATA, "%s: tensor '%s' is damaged: its data's "
+                               "CRC-32C is %08" PRIx32 ", the file recorded %08" PRIx32,
+                               path, t->name, got, want);
+        }
+        free(key);
+        if (rc)
+            return rc;
+        (*n_checked)++;
+    }
+    if (have != *n_checked) {
+        for (int i = 0; i < mltk_st_meta_count(f); i++) {
+            const char *k = mltk_st_meta_key(f, i);
+            if (strncmp(k, CRC_PREFIX, strlen(CRC_PREFIX)) == 0
+                && !mltk_st_find(f, k + strlen(CRC_PREFIX)))
+                return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata '%s' is the checksum of "
+                                 "a tensor the file does not have", path, k);
+        }
+    }
+    return MLTK_OK;
+}
+
+/* Open a checkpoint or weights file that is read: a file that cannot be
+ * read (missing, unreadable) is a data problem like a damaged one. */
+static int open_input(mltk_st_file **f, const char *path, char **err)
+{
+    int rc = mltk_st_open(f, path, err);
+    return rc == MLTK_ERR_IO ? MLTK_ERR_DATA : rc;
 }
 
 /* ---- loading tensors ----------------------------------------------------------------- */
@@ -439,11 +692,14 @@ static void diff_model(diff *d, mltk_session_t *s, const mltk_st_file *f, int *l
 int mltk_weights_load(mltk_session_t *s, const char *path, int strict, char **err)
 {
     mltk_st_file *f = NULL;
-    int rc = mltk_st_open(&f, path, err);
+    int rc = open_input(&f, path, err);
     if (rc)
         return rc;
     diff d = { 0 };
-    int loadable = 0;
+    int loadable = 0, n_crc;
+    rc = verify_checksums(f, path, &n_crc, err);
+    if (rc)
+        goto out;
     diff_model(&d, s, f, &loadable);
     if (strict && d.n) {
         rc = mltk_errf(err, MLTK_ERR_DATA,
@@ -479,12 +735,14 @@ out:
 int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
 {
     mltk_st_file *f = NULL;
-    int rc = mltk_st_open(&f, path, err);
+    int rc = open_input(&f, path, err);
     if (rc)
         return rc;
     const char *format = mltk_st_meta(f, "format");
     diff d = { 0 };
     mltk_kv comp = { .path = path };
+    ckpt_meta m;
+    int n_crc;
     if (!format || strcmp(format, FORMAT_CKPT) != 0) {
         rc = mltk_errf(err, MLTK_ERR_DATA, "%s: not a training checkpoint (format '%s'); a "
                        "weights file starts a run with [model] init_from instead", path,
@@ -497,65 +755,54 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
                        "reads version %s", path, v ? v : "none", FORMAT_VERSION);
         goto out;
     }
+    /* the file is whole and means something before anything is compared
+     * or changed */
+    rc = verify_checksums(f, path, &n_crc, err);
+    if (!rc)
+        rc = check_ckpt_meta(f, path, &m, err);
+    if (rc)
+        goto out;
 
     /* what must not have changed */
     int loadable = 0;
     diff_model(&d, s, f, &loadable);
     const mltk_section *opt = mltk_config_section(s->cfg, "optimizer");
     const char *otype = mltk_params_str(opt->params, "type");
-    v = mltk_st_meta(f, "optimizer");
-    if (!v || strcmp(v, otype) != 0)
-        diff_add(&d, "optimizer: '%s' in the checkpoint, '%s' in the config", v ? v : "none",
+    if (strcmp(m.optimizer, otype) != 0)
+        diff_add(&d, "optimizer: '%s' in the checkpoint, '%s' in the config", m.optimizer,
                  otype);
-    int64_t slots = -1, batch_size = -1, train_n = -1;
-    if (meta_i64(f, path, "optimizer_slots", &slots, err) == MLTK_OK && slots != s->opt_slots)
-        diff_add(&d, "optimizer state: %" PRId64 " slot(s) in the checkpoint, %d now", slots,
+    if (m.slots != s->opt_slots)
+        diff_add(&d, "optimizer state: %" PRId64 " slot(s) in the checkpoint, %d now", m.slots,
                  s->opt_slots);
-    if (meta_i64(f, path, "batch_size", &batch_size, err) == MLTK_OK
-        && batch_size != s->batch_size)
+    if (m.batch_size != s->batch_size)
         diff_add(&d, "[train] batch_size: %" PRId64 " in the checkpoint, %" PRId64 " now",
-                 batch_size, s->batch_size);
-    if (meta_i64(f, path, "train_samples", &train_n, err) == MLTK_OK && train_n != s->train.n)
+                 m.batch_size, s->batch_size);
+    if (m.train_samples != s->train.n)
         diff_add(&d, "training samples: %" PRId64 " in the checkpoint, %" PRId64 " now",
-                 train_n, s->train.n);
-    if (err) {
-        free(*err);
-        *err = NULL;
-    }
+                 m.train_samples, s->train.n);
     if (d.n) {
         rc = mltk_errf(err, MLTK_ERR_CONFIG, "cannot resume from %s: the configuration "
                        "changed in ways that matter:%s", path, d.text ? d.text : "");
         goto out;
     }
-
-    /* counters */
-    int64_t step = 0, epoch = 0, batch = 0, rows_skipped = 0;
-    double loss_sum = 0, lr_factor = 1, last_lr = 0;
-    rc = meta_i64(f, path, "step", &step, err);
-    rc = rc ? rc : meta_i64(f, path, "epoch", &epoch, err);
-    rc = rc ? rc : meta_i64(f, path, "batch", &batch, err);
-    rc = rc ? rc : meta_i64(f, path, "rows_skipped", &rows_skipped, err);
-    rc = rc ? rc : meta_f64(f, path, "loss_sum", &loss_sum, err);
-    rc = rc ? rc : meta_f64(f, path, "lr_factor", &lr_factor, err);
-    rc = rc ? rc : meta_f64(f, path, "last_lr", &last_lr, err);
+    if (m.batch > s->steps_per_epoch || (m.batch == s->steps_per_epoch && m.batch)) {
+        rc = mltk_errf(err, MLTK_ERR_DATA, "%s: batch position %" PRId64 " is past the end of "
+                       "an epoch (%" PRId64 " batches)", path, m.batch, s->steps_per_epoch);
+        goto out;
+    }
     /* the components' state, whole, before anything is changed */
     for (int i = 0; !rc && i < mltk_st_meta_count(f); i++)
         if (mltk_kv_put(&comp, mltk_st_meta_key(f, i), "%s", mltk_st_meta_value(f, i)))
             rc = mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     if (rc)
         goto out;
-    if (batch > s->steps_per_epoch || (batch == s->steps_per_epoch && batch)) {
-        rc = mltk_errf(err, MLTK_ERR_DATA, "%s: batch position %" PRId64 " is past the end of "
-                       "an epoch (%" PRId64 " batches)", path, batch, s->steps_per_epoch);
-        goto out;
-    }
-    const char *sched = mltk_st_meta(f, "schedule_state");
-    if (sched && *sched) {
+    if (*m.schedule_state) {
         if (!s->sched.i || s->sched.i->size < offsetof(struct mltk_schedule_i, load_state)
                                               + sizeof(s->sched.i->load_state)
-            || !s->sched.i->load_state || s->sched.i->load_state(s->sched.self, sched)) {
+            || !s->sched.i->load_state || s->sched.i->load_state(s->sched.self,
+                                                                 m.schedule_state)) {
             rc = mltk_errf(err, MLTK_ERR_DATA, "%s: the schedule cannot take its saved state "
-                           "'%s' (was the [schedule] type changed?)", path, sched);
+                           "'%s' (was the [schedule] type changed?)", path, m.schedule_state);
             goto out;
         }
     }
@@ -594,22 +841,37 @@ int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err)
         rc = mltk_model_params_changed(s->model, err);
     if (rc)
         goto out;
-    s->step = (uint64_t)step;
-    s->epoch_done = epoch;
-    s->batch_done = batch;
-    s->loss_sum_now = (float)loss_sum;
-    s->rows_skipped = rows_skipped;
-    s->lr_factor = lr_factor;
-    s->last_lr = last_lr;
-    meta_f64(f, path, "train_loss", &s->last_stats.train_loss, err);
-    meta_f64(f, path, "val_loss", &s->last_stats.val_loss, err);
-    meta_f64(f, path, "val_acc", &s->last_stats.val_acc, err);
-    if (err) {
-        free(*err);
-        *err = NULL;
+    if (m.seed != s->seed)
+        mltk_log(MLTK_LOG_WARN, "%s was written with seed %" PRIu64 ", the config has %" PRIu64
+                 ": the run goes on with %" PRIu64 ", so its shuffling and dropout differ "
+                 "from the run it continues", path, m.seed, s->seed, s->seed);
+    s->step = (uint64_t)m.step;
+    s->epoch_done = m.epoch;
+    s->batch_done = m.batch;
+    s->loss_sum_now = (float)m.loss_sum;
+    s->rows_skipped = m.rows_skipped;
+    s->lr_factor = m.lr_factor;
+    s->last_lr = m.last_lr;
+    s->last_stats.train_loss = m.train_loss;
+    s->last_stats.val_loss = m.val_loss;
+    s->last_stats.val_acc = m.val_acc;
+    /* the run's times, which a resume takes over (train.c) and a rollback
+     * leaves alone */
+    free(s->restored.resumed);
+    s->restored.resumed = NULL;
+    if (m.resumed && !(s->restored.resumed = mltk_strdup(m.resumed))) {
+        rc = mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+        goto out;
     }
-    mltk_log(MLTK_LOG_INFO, "resumed from %s: epoch %" PRId64 ", batch %" PRId64 ", step %"
-             PRId64, path, epoch, batch, step);
+    snprintf(s->restored.started, sizeof s->restored.started, "%s",
+             m.started ? m.started : "");
+    s->restored.elapsed_s = m.elapsed_s;
+    if (m.batch)
+        mltk_log(MLTK_LOG_INFO, "resumed from %s: step %" PRId64 ", epoch %" PRId64 " after "
+                 "its batch %" PRId64, path, m.step, m.epoch + 1, m.batch);
+    else
+        mltk_log(MLTK_LOG_INFO, "resumed from %s: step %" PRId64 ", after epoch %" PRId64,
+                 path, m.step, m.epoch);
 out:
     mltk_kv_free(&comp);
     free(d.text);
@@ -696,6 +958,87 @@ int mltk_ckpt_latest(const char *dir, char **path, char **err)
     return rc;
 }
 
+int mltk_ckpt_before(const char *dir, const char *path, char **prev, char **err)
+{
+    char **names;
+    int n;
+    *prev = NULL;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    int rc = list_ckpts(dir, &names, &n, err);
+    for (int i = n - 1; !rc && i >= 0; i--)
+        if (strcmp(names[i], base) < 0) {
+            if (!(*prev = mltk_strfmt("%s/%s", dir, names[i])))
+                rc = mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+            break;
+        }
+    free_names(names, n);
+    return rc;
+}
+
+/* The pid of a temporary file's name, "<base>.tmp.<pid>" (mltk_st_write,
+ * best.safetensors) or "<base>.tmp.<pid>.<n>" (mltk_atomic_open), when
+ * <base> is one of `bases` ("ckpt-*": any checkpoint's name) or the
+ * write test of train.c; else 0. */
+static long tmp_pid(const char *name, const char *const *bases)
+{
+    const char *t = NULL;
+    for (const char *p = strstr(name, ".tmp."); p; p = strstr(p + 1, ".tmp."))
+        t = p;
+    if (!t || t == name)
+        return 0;
+    char base[256];
+    size_t blen = (size_t)(t - name);
+    if (blen >= sizeof base)
+        return 0;
+    memcpy(base, name, blen);
+    base[blen] = '\0';
+    int ours = strcmp(base, ".mltk-write-test") == 0;
+    for (int i = 0; bases && bases[i] && !ours; i++)
+        ours = strcmp(bases[i], "ckpt-*") == 0 ? is_ckpt_name(base)
+                                               : strcmp(bases[i], base) == 0;
+    if (!ours)
+        return 0;
+    t += 5;
+    size_t d = strspn(t, "0123456789");
+    if (d == 0 || d > 9)
+        return 0;
+    if (t[d] == '.' && strspn(t + d + 1, "0123456789") > 0
+        && t[d + 1 + strspn(t + d + 1, "0123456789")] == '\0')
+        return strtol(t, NULL, 10);
+    return t[d] == '\0' ? strtol(t, NULL, 10) : 0;
+}
+
+int mltk_remove_stale_tmp(const char *dir, const char *const *bases)
+{
+    DIR *d = opendir(dir);
+    int removed = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid = tmp_pid(e->d_name, bases);
+        /* only a writer that is gone: a live run's file (or one whose pid
+         * is not ours to signal, EPERM) stays */
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *p = mltk_strfmt("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (p && lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (unlink(p) == 0) {
+                mltk_log(MLTK_LOG_INFO, "removed %s, left by a writer that is gone "
+                         "(process %ld)", p, pid);
+                removed++;
+            } else {
+                mltk_log(MLTK_LOG_WARN, "cannot remove %s, left by a writer that is gone: %s",
+                         p, strerror(errno));
+            }
+        }
+        free(p);
+    }
+    closedir(d);
+    return removed;
+}
+
 int mltk_ckpt_rotate(const char *dir, int64_t keep, char **err)
 {
     char **names;
@@ -760,27 +1103,83 @@ out:
 
 /* ---- mltk inspect ------------------------------------------------------------------------ */
 
+/* x written back the shortest way that reads back as the same double
+ * ("1", "0.001", "0.30119999999999997" only where it must) */
+static void shortest(double x, char *buf, size_t cap)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x || isnan(x))
+            return;
+    }
+}
+
+/* a metadata value for the report: numbers the shortest way */
+static void inspect_value(const char *key, const char *v, char *buf, size_t cap)
+{
+    static const char *const numbers[] = { "lr_factor", "last_lr", "loss_sum", "elapsed_s",
+                                           "train_loss", "val_loss", "val_acc" };
+    for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++) {
+        char *end;
+        double x;
+        if (strcmp(key, numbers[i]) == 0 && *v && (x = strtod(v, &end), !*end)) {
+            shortest(x, buf, cap);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%s", v);
+}
+
 int mltk_ckpt_inspect(const char *path, FILE *out, char **err)
 {
     mltk_st_file *f = NULL;
-    int rc = mltk_st_open(&f, path, err);
+    int rc = open_input(&f, path, err);
     if (rc)
         return rc;
     const char *format = mltk_st_meta(f, "format");
+    int n_crc = 0;
+    ckpt_meta m;
+    memset(&m, 0, sizeof m);
+    /* the same checks as a resume or init_from: a damaged file is refused */
+    rc = verify_checksums(f, path, &n_crc, err);
+    if (!rc && format && strcmp(format, FORMAT_CKPT) == 0)
+        rc = check_ckpt_meta(f, path, &m, err);
+    else if (!rc && format && strcmp(format, FORMAT_WEIGHTS) == 0)
+        rc = check_common_meta(f, path, &m, err);
+    if (rc) {
+        mltk_st_close(f);
+        return rc;
+    }
     /* labels padded to the longest, "schedule_state:", and a space */
     fprintf(out, "%-16s%s\n", "file:", path);
     fprintf(out, "%-16s%s\n", "format:", format ? format : "safetensors (not written by mltk)");
-    static const char *const keys[] = { "mltk_version", "created", "step", "epoch", "batch",
-                                         "seed", "optimizer", "schedule_state", "lr_factor",
+    static const char *const keys[] = { "mltk_version", "created", "started", "resumed",
+                                         "elapsed_s", "step", "epoch", "batch", "seed",
+                                         "optimizer", "schedule_state", "lr_factor",
                                          "train_loss", "val_loss", "val_acc", "config_path" };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         const char *v = mltk_st_meta(f, keys[i]);
-        if (v && *v) {
-            char label[32];
-            snprintf(label, sizeof label, "%s:", keys[i]);
-            fprintf(out, "%-16s%s\n", label, v);
+        char label[32], val[256];
+        if (!v || !*v)
+            continue;
+        snprintf(label, sizeof label, "%s:", keys[i]);
+        inspect_value(keys[i], v, val, sizeof val);
+        /* epochs as the epoch lines count them, from 1 */
+        if (strcmp(keys[i], "epoch") == 0 && format && strncmp(format, "mltk.", 5) == 0) {
+            if (m.batch > 0)
+                snprintf(val, sizeof val, "%" PRId64 " (in progress: %" PRId64 " batches done)",
+                         m.epoch + 1, m.batch);
+            else if (m.epoch > 0)
+                snprintf(val, sizeof val, "%" PRId64 " (completed)", m.epoch);
+            else
+                snprintf(val, sizeof val, "1 (not started)");
         }
+        fprintf(out, "%-16s%s\n", label, val);
     }
+    if (n_crc)
+        fprintf(out, "%-16s%d tensors verified (CRC-32C)\n", "checksums:", n_crc);
+    else
+        fprintf(out, "%-16s%s\n", "checksums:", "none in the file: tensor data not verified");
     int n = mltk_st_count(f);
     int64_t total = 0;
     fprintf(out, "\n%-44s %-6s %-18s %12s %12s %12s\n", "tensor", "dtype", "shape", "min",

@@ -221,6 +221,19 @@ static int write_record(mltk_session_t *s, const char *status, char **err)
         "sha256", jstr(s->train.info.checksum),
         "test", "samples", (json_int_t)s->test.n, "sha256", jstr(s->test.info.checksum),
         "plugins", plugins);
+    /* the times a resumed run was started again ("started" is the first) */
+    json_t *resumed = rec ? json_array() : NULL;
+    for (const char *p = s->resumed; resumed && p && *p;) {
+        size_t len = strcspn(p, " ");
+        char when[32];
+        snprintf(when, sizeof when, "%.*s", (int)(len < 31 ? len : 31), p);
+        json_array_append_new(resumed, jstr(when));
+        p += len + (p[len] == ' ');
+    }
+    if (rec && (!resumed || json_object_set_new(rec, "resumed", resumed))) {
+        json_decref(rec);
+        rec = NULL;
+    }
     if (!rec) {
         mltk_atomic_close(f, tmp, path, 0, NULL);
         rc = mltk_errf(err, MLTK_ERR_NOMEM, "%s: out of memory", path);
@@ -265,7 +278,8 @@ static int rr_open(void **self, mltk_session_t *s, const mltk_section *section,
 static int rr_train_begin(void *self, mltk_session_t *s, char **err)
 {
     (void)self;
-    iso_now(s->started, sizeof s->started);
+    if (!s->started[0])  /* train.c sets it, or a resume keeps the first start */
+        iso_now(s->started, sizeof s->started);
     int rc = s->run_dir ? mltk_mkdir_p(s->run_dir, err) : MLTK_OK;
     if (!rc && s->run_dir)
         rc = write_config_copy(s, err);

@@ -324,12 +324,17 @@ static int setup_window(mltk_session_t *s, char **err)
 /* ---- the learning-rate schedule -------------------------------------------------- */
 
 /* config line of `key` in p, 0 if it was not written */
-static int key_line(const mltk_params_t *p, const char *key)
+int mltk_params_key_line(const mltk_params_t *p, const char *key)
 {
     for (int i = 0; i < p->n; i++)
         if (strcmp(p->defs[i]->name, key) == 0)
             return p->lines ? p->lines[i] : 0;
     return 0;
+}
+
+static int key_line(const mltk_params_t *p, const char *key)
+{
+    return mltk_params_key_line(p, key);
 }
 
 int mltk_sched_open(mltk_sched *sc, const mltk_config_t *cfg, mltk_registry_t *reg,
@@ -541,6 +546,8 @@ void mltk_session_destroy(mltk_session_t *s)
     mltk_sched_close(&s->sched);
     free(s->win);
     free(s->win_host);
+    free(s->resumed);
+    free(s->restored.resumed);
     if (s->have_be)
         mltk_backend_close(&s->be);
     free(s);

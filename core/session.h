@@ -193,6 +193,9 @@ MLTK_HIDDEN void mltk_sched_observe(mltk_sched *sc, const char *metric, double v
 
 /* ---- the session (session.c, train.c) ---------------------------------------- */
 
+/* The config line of `key` in p, 0 when it is a default. */
+MLTK_HIDDEN int mltk_params_key_line(const mltk_params_t *p, const char *key);
+
 /* A training step whose numbers are still on the device (train.c): what
  * is reported for it once they are read back. */
 typedef struct mltk_step_rec {
@@ -278,6 +281,8 @@ struct mltk_session {
      * components' state by name) ---- */
     int64_t            epoch_done;   /* epochs completed */
     int64_t            batch_done;   /* batches done in epoch epoch_done + 1 */
+    int64_t            epoch_now;    /* the epoch being trained or last trained, from 1;
+                                        0 before the first */
     float              loss_sum_now; /* that epoch's loss sum so far */
     int64_t            rows_skipped; /* that epoch's samples in skipped steps */
     double             lr_factor;    /* rate multiplier left by rollbacks (1) */
@@ -292,9 +297,19 @@ struct mltk_session {
     int                n_class_names;
     float             *eval_host;    /* batch_size model outputs, host */
     int32_t           *eval_labels;
-    double             t_start;      /* wall clock of mltk_session_train */
+    double             t_start;      /* wall clock of mltk_session_train, moved back
+                                      * by the time a resumed run had already run */
     int                stop_signal;  /* the signal that ended the run, 0 */
-    char               started[32];  /* ISO time */
+    char               started[32];  /* ISO time the run first started (a resumed
+                                      * run keeps its checkpoint's) */
+    char              *resumed;      /* ISO times it was resumed at, space-separated,
+                                      * or NULL */
+    struct {
+        char   started[32];          /* "" where the checkpoint has none */
+        char  *resumed;              /* or NULL */
+        double elapsed_s;            /* training time before it was written */
+    } restored;                      /* the run's times in the checkpoint restored
+                                      * last (a resume takes them over) */
 };
 
 /* ---- checkpoints and weight files (checkpoint.c) ------------------------------ */
@@ -307,7 +322,11 @@ MLTK_HIDDEN int mltk_ckpt_save(mltk_session_t *s, const char *path, char **err);
  * refuses (MLTK_ERR_CONFIG, listing them) differences in the model, the
  * optimizer, the batch size or the training set. */
 MLTK_HIDDEN int mltk_ckpt_restore(mltk_session_t *s, const char *path, char **err);
-/* init_from: load tensors by name; strict refuses any mismatch. */
+/* init_from: load tensors by name; strict refuses any mismatch.  Every
+ * reader of these files (restore, init_from, inspect) verifies each
+ * tensor's CRC-32C ("crc32c.<name>" in the metadata) and the metadata's
+ * types and ranges first; a file that cannot be read, is damaged or
+ * malformed is MLTK_ERR_DATA naming the file (and the tensor or key). */
 MLTK_HIDDEN int mltk_weights_load(mltk_session_t *s, const char *path, int strict,
                                   char **err);
 /* "<dir>/ckpt-<step, 12 digits>.safetensors", malloc()ed */
@@ -316,6 +335,17 @@ MLTK_HIDDEN char *mltk_ckpt_path(const char *dir, uint64_t step);
 MLTK_HIDDEN int mltk_ckpt_latest(const char *dir, char **path, char **err);
 /* delete all but the `keep` newest checkpoints of dir */
 MLTK_HIDDEN int mltk_ckpt_rotate(const char *dir, int64_t keep, char **err);
+/* the newest checkpoint of dir older than `path` (malloc()ed), NULL when
+ * there is none: where --resume auto goes when `path` is damaged */
+MLTK_HIDDEN int mltk_ckpt_before(const char *dir, const char *path, char **prev,
+                                 char **err);
+/* Remove the temporary files mltk leaves when killed while writing,
+ * "BASE.tmp.PID" and "BASE.tmp.PID.N", of dir whose writer is gone
+ * (kill(PID, 0) fails with ESRCH), each with a log line; a live process's
+ * are kept.  BASE is one of `bases` (NULL-terminated; "ckpt-*" stands for
+ * every checkpoint name) or ".mltk-write-test"; other files are never
+ * touched.  Returns how many were removed. */
+MLTK_HIDDEN int mltk_remove_stale_tmp(const char *dir, const char *const *bases);
 /* make <dir>/best.safetensors the checkpoint at `path` */
 MLTK_HIDDEN int mltk_ckpt_mark_best(const char *dir, const char *path, char **err);
 /* `mltk inspect`: what a safetensors file holds */

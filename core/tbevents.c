@@ -30,28 +30,8 @@
 
 /* ---- CRC-32C ------------------------------------------------------------ */
 
-/* A half-byte table: entry i is i run through four steps of the reflected
- * shift register with polynomial 0x82F63B78.  Two lookups per byte; the
- * records are small and written once an epoch, so this is plenty. */
-static const uint32_t crc32c_nibble[16] = {
-    0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1,
-    0x417b1dbc, 0x5125dad3, 0x61c69362, 0x7198540d,
-    0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9,
-    0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75,
-};
-
-uint32_t mltk_crc32c(const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    uint32_t crc = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ crc32c_nibble[crc & 15];
-        crc = (crc >> 4) ^ crc32c_nibble[crc & 15];
-    }
-    return crc ^ 0xffffffffu;
-}
-
+/* mltk_crc32c itself is in util.c (checkpoints checksum their tensors
+ * with it too); the TFRecord mask is this format's own. */
 uint32_t mltk_crc32c_mask(uint32_t crc)
 {
     return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;

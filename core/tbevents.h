@@ -22,9 +22,7 @@
 
 /* ---- CRC-32C ---------------------------------------------------------- */
 
-/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78, initial value and
- * final xor 0xFFFFFFFF) of n bytes; crc32c("123456789") == 0xE3069283. */
-MLTK_HIDDEN uint32_t mltk_crc32c(const void *data, size_t n);
+/* mltk_crc32c (CRC-32C of n bytes) is declared in internal.h (util.c). */
 /* The TFRecord mask: ((crc >> 15) | (crc << 17)) + 0xa282ead8. */
 MLTK_HIDDEN uint32_t mltk_crc32c_mask(uint32_t crc);
 

@@ -40,10 +40,16 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "train/component.h"
 #include "op.h"
@@ -213,8 +219,10 @@ static int check_step(mltk_session_t *s, int epoch, int64_t batch, int64_t rows,
 
 /* ---- one epoch of training ------------------------------------------------------------------- */
 
-/* Batches from s->batch_done on (0, or where a checkpoint stopped).  Sets
- * *rolled_back when a rollback moved the position: the caller restarts.
+/* Batches from s->batch_done on (0, or where a checkpoint stopped); the
+ * samples of those batches in *samples (a resumed epoch's rate counts
+ * only what this run did).  Sets *rolled_back when a rollback moved the
+ * position: the caller restarts.
  *
  * A step runs "checked" (its record read back before its update: one
  * host sync) when [train] check_every is 1 or while steps are run again
@@ -223,12 +231,13 @@ static int check_step(mltk_session_t *s, int epoch, int64_t batch, int64_t rows,
  * window is read back after check_every steps, at the end of the epoch,
  * at a stop or where a component asks: a step in a window makes no host
  * sync. */
-static int train_epoch(mltk_session_t *s, int epoch, double *loss, int *rolled_back,
-                       char **err)
+static int train_epoch(mltk_session_t *s, int epoch, double *loss, int64_t *samples,
+                       int *rolled_back, char **err)
 {
     mltk_split *sp = &s->train;
     double t0 = mltk_now();
     int64_t first = s->batch_done;
+    *samples = sp->n - first * s->batch_size;
 
     *rolled_back = 0;
     s->win_n = 0;
@@ -350,34 +359,216 @@ static int evaluate(mltk_session_t *s, mltk_split *sp, double *loss, double *acc
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
-/* init_from, then --resume: the checkpoint that [checkpoint] names */
+/* ---- where the run starts ------------------------------------------------------------ */
+
+static void iso_now(char *buf, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+}
+
+/* "train.ini:12: [model] init_from" for messages: the key's line, else
+ * its section's */
+static char *where_key(const mltk_session_t *s, const mltk_section *sec, const char *key)
+{
+    int line = mltk_params_key_line(sec->params, key);
+    return mltk_strfmt("%s:%d: [%s] %s", s->cfg->path, line ? line : sec->line, sec->name,
+                       key);
+}
+
+/* A resume takes over the run's clock and first start from the
+ * checkpoint and adds this start to the times it was resumed. */
+static int take_over_times(mltk_session_t *s, char **err)
+{
+    char now[32];
+    iso_now(now, sizeof now);
+    s->t_start = mltk_now() - s->restored.elapsed_s;
+    if (s->restored.started[0])
+        memcpy(s->started, s->restored.started, sizeof s->started);
+    char *r = s->restored.resumed ? mltk_strfmt("%s %s", s->restored.resumed, now)
+                                  : mltk_strdup(now);
+    if (!r)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+    free(s->resumed);
+    s->resumed = r;
+    return MLTK_OK;
+}
+
+/* --resume: the checkpoint that [checkpoint] names.  With auto, a
+ * damaged newest checkpoint (MLTK_ERR_DATA: unreadable, a checksum or a
+ * metadata value wrong) gives way to the one before it, with a warning
+ * naming it; the restore checks a file whole before it changes anything. */
+static int resume(mltk_session_t *s, char **err)
+{
+    char *path = NULL, *e = NULL;
+    int rc = mltk_checkpointing_resume_path(s, &path, &e);
+    int tries = 0;
+    while (!rc && path) {
+        rc = mltk_ckpt_restore(s, path, &e);
+        tries++;
+        if (rc != MLTK_ERR_DATA || strcmp(s->opts.resume, "auto") != 0)
+            break;
+        char *prev = NULL;
+        if (mltk_ckpt_before(mltk_checkpointing_dir(s), path, &prev, NULL) || !prev) {
+            mltk_err_prefix(&e, "--resume auto: no good checkpoint in %s (%d tried); the "
+                            "oldest", mltk_checkpointing_dir(s), tries);
+            break;
+        }
+        mltk_log(MLTK_LOG_WARN, "--resume auto: skipping a damaged checkpoint: %s; resuming "
+                 "from the one before it, %s", e ? e : path, prev);
+        free(e);
+        e = NULL;
+        free(path);
+        path = prev;
+        rc = MLTK_OK;
+    }
+    if (!rc && path)
+        rc = take_over_times(s, &e);
+    free(path);
+    if (rc && err && !*err) {
+        *err = e;
+        e = NULL;
+    }
+    free(e);
+    return rc;
+}
+
+/* init_from, then --resume */
 static int start_position(mltk_session_t *s, char **err)
 {
     const mltk_section *model = mltk_config_section(s->cfg, "model");
     int rc = MLTK_OK;
-    char *path = NULL;
     s->lr_factor = 1.0;
     if (model && mltk_params_has(model->params, "init_from")
-        && *mltk_params_str(model->params, "init_from"))
+        && *mltk_params_str(model->params, "init_from")) {
         rc = mltk_weights_load(s, mltk_params_str(model->params, "init_from"),
                                mltk_params_bool(model->params, "strict"), err);
-    if (!rc)
-        rc = mltk_checkpointing_resume_path(s, &path, err);
-    if (!rc && path)
-        rc = mltk_ckpt_restore(s, path, err);
-    free(path);
+        char *where = rc ? where_key(s, model, "init_from") : NULL;
+        if (where)
+            mltk_err_prefix(err, "%s", where);
+        free(where);
+    }
+    if (!rc && s->opts.resume)
+        rc = resume(s, err);
     return rc;
 }
 
-/* One epoch's statistics after its training and evaluation. */
-static int end_of_epoch(mltk_session_t *s, int epoch, double dt, mltk_epoch_stats *e,
-                        int *stop, char **err)
+/* ---- the outputs, checked before the first step -------------------------------------- */
+
+/* The directory of a file's path (malloc()ed): "." for a bare name. */
+static char *parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return mltk_strdup(".");
+    if (slash == path)
+        return mltk_strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* dir exists (made here if need be) and a file can be made in it: one is
+ * made and removed, under a temporary name that mltk_remove_stale_tmp
+ * clears should this process die in between.  The temporary files that
+ * writers of `bases` (mltk_remove_stale_tmp) left when killed are
+ * removed.  An error is a config error naming `where` (file:line:
+ * [section] key). */
+static int check_dir(const char *dir, const char *const *bases, const char *where,
+                     char **err)
+{
+    char *e = NULL;
+    int rc = mltk_mkdir_p(dir, &e);
+    if (!rc) {
+        char *probe = mltk_strfmt("%s/.mltk-write-test.tmp.%ld", dir, (long)getpid());
+        int fd = probe ? open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+        if (!probe)
+            rc = mltk_errf(&e, MLTK_ERR_NOMEM, "out of memory");
+        else if (fd < 0)
+            rc = mltk_errf(&e, MLTK_ERR_IO, "cannot write in %s: %s", dir, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(probe);
+        }
+        free(probe);
+    }
+    if (rc)
+        rc = mltk_errf(err, rc == MLTK_ERR_NOMEM ? rc : MLTK_ERR_CONFIG, "%s: %s", where,
+                       e ? e : mltk_status_str(rc));
+    else
+        mltk_remove_stale_tmp(dir, bases);
+    free(e);
+    return rc;
+}
+
+/* An output file's path: its directory as check_dir does, and the path
+ * itself not a directory. */
+static int check_file(const char *path, const char *where, char **err)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return mltk_errf(err, MLTK_ERR_CONFIG, "%s: %s is a directory; name a file", where,
+                         path);
+    char *dir = parent_dir(path);
+    const char *slash = strrchr(path, '/');
+    const char *const bases[] = { slash ? slash + 1 : path, NULL };
+    int rc = dir ? check_dir(dir, bases, where, err)
+                 : mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+    free(dir);
+    return rc;
+}
+
+/* One output of the config: key `key` of section `name` when the user
+ * set it, else (def) its default inside the run directory, which is then
+ * blamed.  A file's path, or with `bases` a directory whose files are
+ * those (mltk_remove_stale_tmp). */
+static int check_output(mltk_session_t *s, const char *name, const char *key, const char *def,
+                        const char *const *bases, char **err)
+{
+    const mltk_section *sec = mltk_config_section(s->cfg, name);
+    const mltk_section *run = mltk_config_section(s->cfg, "run");
+    int set = sec && mltk_params_has(sec->params, key) && *mltk_params_str(sec->params, key);
+    if (!set && !(def && s->run_dir && run))
+        return MLTK_OK;
+    char *path = set ? mltk_strdup(mltk_params_str(sec->params, key))
+                     : mltk_strfmt("%s/%s", s->run_dir, def);
+    char *where = set ? where_key(s, sec, key) : where_key(s, run, "dir");
+    int rc = !path || !where ? mltk_errf(err, MLTK_ERR_NOMEM, "out of memory")
+             : !bases ? check_file(path, where, err) : check_dir(path, bases, where, err);
+    free(path);
+    free(where);
+    return rc;
+}
+
+/* Every path the run will write, before the first step: a directory
+ * that cannot be made or written, or a file name that is a directory, is
+ * a config error now rather than a failure after training. */
+static int check_outputs(mltk_session_t *s, char **err)
+{
+    static const char *const run_files[] = { "run.json", "config.ini", "confusion.csv", NULL };
+    static const char *const ckpt_files[] = { "ckpt-*", "best.safetensors", NULL };
+    static const char *const no_files[] = { NULL };
+    int rc = check_output(s, "run", "dir", NULL, run_files, err);
+    if (!rc && mltk_config_section(s->cfg, "checkpoint"))
+        rc = check_output(s, "checkpoint", "dir", "checkpoints", ckpt_files, err);
+    rc = rc ? rc : check_output(s, "model", "save", NULL, NULL, err);
+    if (!rc && s->test.info.target == MLTK_TARGET_CLASS)
+        rc = check_output(s, "metrics", "confusion_csv", NULL, NULL, err);
+    rc = rc ? rc : check_output(s, "log", "jsonl", NULL, NULL, err);
+    rc = rc ? rc : check_output(s, "log", "csv", NULL, NULL, err);
+    rc = rc ? rc : check_output(s, "log", "tensorboard", NULL, no_files, err);
+    return rc;
+}
+
+/* One epoch's statistics after its training and evaluation; `samples`
+ * trained in `dt` seconds. */
+static int end_of_epoch(mltk_session_t *s, int epoch, double dt, int64_t samples,
+                        mltk_epoch_stats *e, int *stop, char **err)
 {
     mltk_sched_observe(&s->sched, "train_loss", e->train_loss, epoch);
     mltk_sched_observe(&s->sched, "val_loss", e->val_loss, epoch);
     mltk_sched_observe(&s->sched, "val_acc", e->val_acc, epoch);
     e->epoch = epoch;
-    e->samples_per_s = dt > 0 ? (double)s->train.n / dt : 0.0;
+    e->samples_per_s = dt > 0 ? (double)samples / dt : 0.0;
     e->lr = s->last_lr;
     e->wall_s = mltk_now() - s->t_start;
     s->epoch_done = epoch;
@@ -392,14 +583,64 @@ static int end_of_epoch(mltk_session_t *s, int epoch, double dt, mltk_epoch_stat
     return rc;
 }
 
+/* A write failed during or at the end of a run (a checkpoint, a log,
+ * [model] save): the trained weights go to the first place that takes
+ * them: `save` ([model] save, when it was not what failed), else the run
+ * directory, the directory above it, the checkpoint directory, the
+ * current directory or $TMPDIR; the message says where. */
+static void rescue_weights(mltk_session_t *s, const char *save, char **err)
+{
+    char *above = s->run_dir ? parent_dir(s->run_dir) : NULL;
+    const char *tmpdir = getenv("TMPDIR");
+    const char *dirs[] = { s->run_dir, above, mltk_checkpointing_dir(s), ".",
+                           tmpdir && *tmpdir ? tmpdir : "/tmp" };
+    char *saved = NULL;
+    if (save && mltk_weights_save(s, save, NULL) == MLTK_OK)
+        saved = mltk_strdup(save);
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs && !saved; i++) {
+        if (!dirs[i])
+            continue;
+        char *p = mltk_strfmt("%s/rescued-weights-%012" PRIu64 ".safetensors", dirs[i],
+                              s->step);
+        if (p && mltk_weights_save(s, p, NULL) == MLTK_OK)
+            saved = p;
+        else
+            free(p);
+    }
+    char *m = saved && err && *err ? mltk_strfmt("%s; the trained weights (step %" PRIu64
+                                                 ") are in %s", *err, s->step, saved)
+                                   : NULL;
+    if (m) {
+        free(*err);
+        *err = m;
+    } else if (saved) {
+        mltk_log(MLTK_LOG_WARN, "the trained weights (step %" PRIu64 ") are in %s", s->step,
+                 saved);
+    } else {
+        mltk_log(MLTK_LOG_ERROR, "the trained weights could not be written anywhere");
+    }
+    free(saved);
+    free(above);
+}
+
 /* The run's end, whatever it was: the final weights, the components'
- * train_end (record, logs), the alert. */
+ * train_end (record, logs), the alert.  Weights that a failed write would
+ * lose are rescued (rescue_weights); the run still fails. */
 static int finish(mltk_session_t *s, int rc, const char *status, char **err)
 {
     const mltk_section *model = mltk_config_section(s->cfg, "model");
-    if (!rc && model && mltk_params_has(model->params, "save")
-        && *mltk_params_str(model->params, "save"))
-        rc = mltk_weights_save(s, mltk_params_str(model->params, "save"), err);
+    int want_save = model && mltk_params_has(model->params, "save")
+                    && *mltk_params_str(model->params, "save");
+    const char *save = want_save ? mltk_params_str(model->params, "save") : NULL;
+    /* a write that failed after training began: the weights are good */
+    int rescue = rc == MLTK_ERR_IO && s->step > 0;
+    if (!rc && want_save) {
+        rc = mltk_weights_save(s, save, err);
+        rescue = rc != MLTK_OK;
+        save = NULL;
+    }
+    if (rescue && (want_save || mltk_checkpointing_dir(s)))
+        rescue_weights(s, save, err);
     if (!rc)
         mltk_ops_metrics_print(s);
     if (rc == MLTK_ERR_INTERRUPTED)
@@ -410,8 +651,10 @@ static int finish(mltk_session_t *s, int rc, const char *status, char **err)
     int crc = mltk_components_train_end(s, status, &cerr);
     if (!rc && crc) {
         rc = crc;
-        *err = cerr;
-        cerr = NULL;
+        if (err) {
+            *err = cerr;
+            cerr = NULL;
+        }
     }
     free(cerr);
     if (rc == MLTK_OK)
@@ -426,14 +669,21 @@ int mltk_session_train(mltk_session_t *s, mltk_epoch_stats *last, char **err)
     mltk_epoch_stats e = { 0 };
     int stop = 0;
     s->t_start = mltk_now();
-    int rc = mltk_components_train_begin(s, err);
+    iso_now(s->started, sizeof s->started);
+    /* the outputs first (a bad path fails now, not after training), then
+     * the start (a resume takes over the run's times), then the files */
+    int rc = check_outputs(s, err);
     if (!rc)
         rc = start_position(s, err);
+    if (!rc)
+        rc = mltk_components_train_begin(s, err);
     e = s->last_stats;  /* a resumed run reports its last epoch even with none to go */
     for (int epoch = (int)s->epoch_done + 1; epoch <= s->epochs && !rc && !stop; epoch++) {
         double te = mltk_now();
         int rolled_back = 0;
-        rc = train_epoch(s, epoch, &e.train_loss, &rolled_back, err);
+        int64_t samples = 0;
+        s->epoch_now = epoch;
+        rc = train_epoch(s, epoch, &e.train_loss, &samples, &rolled_back, err);
         if (!rc && rolled_back) {
             epoch = (int)s->epoch_done;  /* continue where the checkpoint was */
             continue;
@@ -444,7 +694,7 @@ int mltk_session_train(mltk_session_t *s, mltk_epoch_stats *last, char **err)
         if (!rc)
             rc = evaluate(s, &s->test, &e.val_loss, &e.val_acc, err);
         if (!rc)
-            rc = end_of_epoch(s, epoch, dt, &e, &stop, err);
+            rc = end_of_epoch(s, epoch, dt, samples, &e, &stop, err);
     }
     rc = finish(s, rc, stop ? "stopped_early" : "finished", err);
     if (last)

@@ -310,6 +310,58 @@ double mltk_now(void)
 }
 
 
+/* ---- CRC-32C ---------------------------------------------------------------------- */
+
+/* Castagnoli, reflected polynomial 0x82F63B78, initial value and final xor
+ * 0xFFFFFFFF: TFRecord framing (tbevents.c) and the checksums of
+ * checkpoint tensors (checkpoint.c).  On x86-64 with SSE4.2 the crc32
+ * instruction does 8 bytes a step (gigabytes a second: a checkpoint's
+ * checksums cost little next to writing it); elsewhere a half-byte table,
+ * two lookups a byte. */
+static const uint32_t crc32c_nibble[16] = {
+    0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1,
+    0x417b1dbc, 0x5125dad3, 0x61c69362, 0x7198540d,
+    0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9,
+    0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75,
+};
+
+static uint32_t crc32c_table(uint32_t crc, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ crc32c_nibble[crc & 15];
+        crc = (crc >> 4) ^ crc32c_nibble[crc & 15];
+    }
+    return crc;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t n)
+{
+    uint64_t c = crc;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; n; p++, n--)
+        c32 = __builtin_ia32_crc32qi(c32, *p);
+    return c32;
+}
+#endif
+
+uint32_t mltk_crc32c(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("sse4.2"))
+        return crc32c_sse42(0xffffffffu, p, n) ^ 0xffffffffu;
+#endif
+    return crc32c_table(0xffffffffu, p, n) ^ 0xffffffffu;
+}
+
 /* ---- directories ------------------------------------------------------------------ */
 
 int mltk_mkdir_p(const char *dir, char **err)

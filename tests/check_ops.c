@@ -720,7 +720,7 @@ START_TEST(damaged_checkpoints_are_refused)
     expect_resume_fails(p, wpath, MLTK_ERR_DATA, "not a training checkpoint (format "
                         "'mltk.weights')");
     /* a file that is not there */
-    expect_resume_fails(p, F("%s/none.safetensors", d), MLTK_ERR_IO, NULL);
+    expect_resume_fails(p, F("%s/none.safetensors", d), MLTK_ERR_DATA, NULL);
 
     /* and all of them through the restore */
     ck_assert_int_eq(run_open(&r, p, NULL), MLTK_OK);

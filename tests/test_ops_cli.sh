@@ -44,43 +44,6 @@ tl_tmpdir ops '[ -n "$bg" ] && kill -9 $bg 2>/dev/null'
 n_pass=0
 n_fail=0
 
-pass() { n_pass=$((n_pass + 1)); echo "ok   - $1"; }
-fail() { n_fail=$((n_fail + 1)); echo "FAIL - $1"; }
-
-# run NAME ARGS...: run mltk, keep stdout, stderr and the exit status
-run() {
-    name=$1
-    shift
-    "$mltk" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null
-    rc=$?
-}
-
-show() {
-    echo "  stdout:"; sed 's/^/    /' "$tmp/$name.out"
-    echo "  stderr:"; sed 's/^/    /' "$tmp/$name.err"
-}
-
-# expect_rc WANT WHAT: the last run exited with WANT
-expect_rc() {
-    if [ "$rc" -eq "$1" ]; then
-        pass "$2: exit $1"
-    else
-        fail "$2: exit $rc, expected $1"
-        show
-    fi
-}
-
-# expect_in out|err PATTERN WHAT: the last run's output matches the
-# extended regular expression PATTERN
-expect_in() {
-    if grep -Eq -- "$2" "$tmp/$name.$1"; then
-        pass "$3"
-    else
-        fail "$3: no match for /$2/ in std$1"
-        sed 's/^/    /' "$tmp/$name.$1"
-    fi
-}
-
 # check WHAT COMMAND...: COMMAND succeeds
 check() {
     what=$1
@@ -301,7 +264,8 @@ expect_rc 0 "inspect a checkpoint"
 expect_in out '^format: +mltk\.checkpoint$' "inspect: format"
 expect_in out '^step: +11$' "inspect: step 11"
 expect_in out '^batch: +11$' "inspect: batch 11 of the epoch"
-expect_in out '^epoch: +0$' "inspect: no epoch completed"
+expect_in out '^epoch: +1 \(in progress: 11 batches done\)$' \
+    "inspect: epoch 1, counted as the epoch lines count"
 expect_in out '^conv\.weight +F32 +\(4, 1, 3, 3\) ' "inspect: conv.weight and its shape"
 expect_in out '^bn\.running_var +F32 +\(4,\) ' "inspect: running statistics"
 expect_in out '^optimizer\.slot1\.out\.weight +F32 +\(10, 2704\) ' \
@@ -512,7 +476,7 @@ expect_rc 1 "a run whose loss turns NaN"
 expect_in err "non-finite loss at step 5 .*layer 'bomb' \(nanbomb\)" \
     "NaN: the message names the step and the layer"
 check "alert: 'nan' at step 5, and nothing else" \
-    test "$(cat "$tmp/events" 2>/dev/null)" = "nan 0 5"
+    test "$(cat "$tmp/events" 2>/dev/null)" = "nan 1 5"
 check "NaN: run.json says failed" grep -q '"status": "failed"' "$tmp/nan/run.json"
 
 # ---- summary ----

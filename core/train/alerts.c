@@ -87,7 +87,10 @@ void mltk_alert(mltk_session_t *s, const char *event, const char *message)
         char num[32];
         setenv("MLTK_EVENT", event, 1);
         setenv("MLTK_MESSAGE", message ? message : "", 1);
-        snprintf(num, sizeof num, "%" PRId64, s->epoch_done);
+        /* the epoch the event belongs to, counted from 1 as the epoch lines
+         * count; 0 before the first */
+        snprintf(num, sizeof num, "%" PRId64,
+                 s->epoch_now > s->epoch_done ? s->epoch_now : s->epoch_done);
         setenv("MLTK_EPOCH", num, 1);
         snprintf(num, sizeof num, "%" PRIu64, s->step);
         setenv("MLTK_STEP", num, 1);

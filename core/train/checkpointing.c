@@ -5,8 +5,9 @@
  * with on_signal) or --max-steps ends the run between two steps; keeps
  * the newest keep_last and best.safetensors for the best monitored metric;
  * refuses a new run in a directory that holds another run's checkpoints;
- * and finds the checkpoint --resume names ("auto": the newest).  Its
- * state in a checkpoint is the best value so far ("best_ckpt").
+ * and finds the checkpoint --resume names ("auto": the newest; train.c
+ * goes back to older ones while the newest is damaged).  Its state in a
+ * checkpoint is the best value so far ("best_ckpt").
  *
  * What this is not: the file format and the restore (checkpoint.c), or
  * what happens to a bad step (nan_policy.c, which rolls back to the
@@ -250,6 +251,11 @@ static int ck_load_state(void *self, mltk_session_t *s, const mltk_kv *in, char 
     int rc = mltk_kv_f64(in, "best_ckpt", &best, err);
     if (rc)
         return rc;
+    /* +-inf before the first epoch's value, never NaN */
+    if (isnan(best))
+        return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata 'best_ckpt' is not a number from "
+                         "-inf to inf: '%s'", in->path ? in->path : "(state)",
+                         mltk_kv_get(in, "best_ckpt"));
     c->best = best;
     (void)s;
     /* a checkpoint restored (a resume, a rollback) is the one to roll

@@ -41,9 +41,11 @@ MLTK_HIDDEN void mltk_kv_free(mltk_kv *kv);
 /* the value of `key` (borrowed), or NULL */
 MLTK_HIDDEN const char *mltk_kv_get(const mltk_kv *kv, const char *key);
 /* A value that must be there: errors read "PATH: not an mltk checkpoint:
- * no 'KEY' in its metadata" or "...: metadata 'KEY' is not a number". */
-MLTK_HIDDEN int mltk_kv_i64(const mltk_kv *kv, const char *key, int64_t *out, char **err);
-/* doubles travel as C99 hexadecimal floats ("%a"), exact; NaN and inf too */
+ * no 'KEY' in its metadata" or "...: metadata 'KEY' is not a whole number
+ * from 0 to MAX".  Whole numbers are plain decimal digits, 0..max. */
+MLTK_HIDDEN int mltk_kv_i64(const mltk_kv *kv, const char *key, int64_t max, int64_t *out,
+                            char **err);
+/* doubles travel as C99 hexadecimal floats ("%a"), exact; inf too, never NaN */
 MLTK_HIDDEN int mltk_kv_f64(const mltk_kv *kv, const char *key, double *out, char **err);
 
 /* ---- what the hooks receive --------------------------------------------------- */

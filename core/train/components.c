@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -110,7 +111,7 @@ static int kv_need(const mltk_kv *kv, const char *key, const char **v, char **er
     return MLTK_OK;
 }
 
-int mltk_kv_i64(const mltk_kv *kv, const char *key, int64_t *out, char **err)
+int mltk_kv_i64(const mltk_kv *kv, const char *key, int64_t max, int64_t *out, char **err)
 {
     const char *v;
     int rc = kv_need(kv, key, &v, err);
@@ -118,10 +119,10 @@ int mltk_kv_i64(const mltk_kv *kv, const char *key, int64_t *out, char **err)
         return rc;
     char *end;
     errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < 0)
-        return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata '%s' is not a whole number: '%s'",
-                         kv->path ? kv->path : "(state)", key, v);
+    long long x = *v >= '0' && *v <= '9' ? strtoll(v, &end, 10) : -1;
+    if (x < 0 || errno || *end || x > max)
+        return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata '%s' is not a whole number from 0 "
+                         "to %" PRId64 ": '%s'", kv->path ? kv->path : "(state)", key, max, v);
     *out = x;
     return MLTK_OK;
 }
@@ -134,7 +135,7 @@ int mltk_kv_f64(const mltk_kv *kv, const char *key, double *out, char **err)
         return rc;
     char *end;
     double x = strtod(v, &end);
-    if (end == v || *end)
+    if (end == v || *end || isnan(x))
         return mltk_errf(err, MLTK_ERR_DATA, "%s: metadata '%s' is not a number: '%s'",
                          kv->path ? kv->path : "(state)", key, v);
     *out = x;

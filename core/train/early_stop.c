@@ -137,8 +137,8 @@ static int es_load_state(void *self, mltk_session_t *s, const mltk_kv *in, char 
     double best;
     int64_t bad, epoch;
     (void)s;
-    int rc = mltk_kv_i64(in, "es_bad", &bad, err);
-    rc = rc ? rc : mltk_kv_i64(in, "es_best_epoch", &epoch, err);
+    int rc = mltk_kv_i64(in, "es_bad", INT32_MAX, &bad, err);
+    rc = rc ? rc : mltk_kv_i64(in, "es_best_epoch", INT32_MAX, &epoch, err);
     rc = rc ? rc : mltk_kv_f64(in, "es_best", &best, err);
     if (rc)
         return rc;

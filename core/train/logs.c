@@ -36,13 +36,13 @@
 typedef struct logs {
     char    *jsonl_path, *csv_path, *tb_path;   /* NULL: not written */
     FILE    *jsonl, *csv;
+    int      csv_had;                           /* csv held rows already (a resume) */
+    int      csv_header_done;                   /* its header is written or checked */
+    char    *csv_cols;                          /* its header when not this run's */
     struct mltk_tb_writer *tb;
     int64_t  scalars_every, hist_every;
     double   last_cpu, last_wall;               /* for the CPU use */
 } logs;
-
-static const char *const CSV_COLUMNS =
-    "epoch,train_loss,val_loss,val_acc,samples_per_s,lr,wall_s,cpu_percent,rss_mb";
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -73,6 +73,7 @@ static void lg_close(void *self)
     mltk_tb_close(l->tb);
     free(l->jsonl_path);
     free(l->csv_path);
+    free(l->csv_cols);
     free(l->tb_path);
     free(l);
 }
@@ -100,8 +101,13 @@ static int lg_train_begin(void *self, mltk_session_t *s, char **err)
     int rc = MLTK_OK;
     if (l->jsonl_path)
         rc = open_text(&l->jsonl, l->jsonl_path, append, NULL, sec, err);
-    if (!rc && l->csv_path)
-        rc = open_text(&l->csv, l->csv_path, append, CSV_COLUMNS, sec, err);
+    if (!rc && l->csv_path) {
+        /* the header waits for the first epoch's end, which knows the
+         * [metrics] columns */
+        struct stat st;
+        rc = open_text(&l->csv, l->csv_path, append, NULL, sec, err);
+        l->csv_had = !rc && fstat(fileno(l->csv), &st) == 0 && st.st_size > 0;
+    }
     if (!rc && l->tb_path) {
         rc = mltk_tb_open(&l->tb, l->tb_path, NULL, err);
         if (!rc && s->cfg->text)
@@ -192,6 +198,65 @@ static void resources(logs *l, double *cpu_pct, double *rss_mb)
         fclose(f);
 }
 
+/* metrics.csv's columns after epoch: the figures of metrics.jsonl less
+ * step and the GPU's, [metrics] values after val_acc.  Fills name[] and
+ * val[] (room for CSV_MAX_COLS); returns the count. */
+#define CSV_MAX_COLS (8 + MLTK_METRICS_MAX_VALUES)
+static int csv_columns(const mltk_epoch_stats *e, double cpu, double rss,
+                       const mltk_metric_value *mv, int n_mv, const char **name, double *val)
+{
+    int n = 0;
+    const char *const head[] = { "train_loss", "val_loss", "val_acc" };
+    const double head_v[] = { e->train_loss, e->val_loss, e->val_acc };
+    const char *const tail[] = { "samples_per_s", "lr", "wall_s", "cpu_percent", "rss_mb" };
+    const double tail_v[] = { e->samples_per_s, e->lr, e->wall_s, cpu, rss };
+    for (int i = 0; i < 3; i++, n++) {
+        name[n] = head[i];
+        val[n] = head_v[i];
+    }
+    for (int i = 0; i < n_mv && n < CSV_MAX_COLS - 5; i++)
+        if (strcmp(mv[i].name, "val_acc") != 0) {
+            name[n] = mv[i].name;
+            val[n++] = mv[i].value;
+        }
+    for (int i = 0; i < 5; i++, n++) {
+        name[n] = tail[i];
+        val[n] = tail_v[i];
+    }
+    return n;
+}
+
+/* metrics.csv's header, at the first epoch's end: written to a new file.
+ * A resumed run keeps the file's header; when this run's columns differ
+ * (its [metrics] changed) it warns, and its rows follow the file's
+ * columns (l->csv_cols), empty where this run has no value. */
+static int csv_header(logs *l, const char *const *name, int n, char **err)
+{
+    char head[CSV_MAX_COLS * (MLTK_METRIC_NAME_MAX + 1) + 8] = "epoch";
+    size_t used = strlen(head);
+    for (int i = 0; i < n && used < sizeof head; i++)
+        used += (size_t)snprintf(head + used, sizeof head - used, ",%s", name[i]);
+    if (!l->csv_had) {
+        fprintf(l->csv, "%s\n", head);
+        return MLTK_OK;
+    }
+    char had[sizeof head + 2] = "";
+    FILE *f = fopen(l->csv_path, "r");
+    if (f && fgets(had, sizeof had, f))
+        had[strcspn(had, "\r\n")] = '\0';
+    if (f)
+        fclose(f);
+    if (strcmp(had, head) == 0)
+        return MLTK_OK;
+    mltk_log(MLTK_LOG_WARN, "%s: its columns (%s) are not this run's (%s): [metrics] "
+             "changed; the rows appended keep the file's columns, empty where this run "
+             "has no value", l->csv_path, had, head);
+    l->csv_cols = strdup(had);
+    return l->csv_cols ? MLTK_OK
+                       : mltk_errf(err, MLTK_ERR_NOMEM, "writing %s failed: out of memory",
+                                   l->csv_path);
+}
+
 /* v, or null where it is not finite (JSON has no NaN or Infinity) */
 static json_t *jnum(double v)
 {
@@ -254,11 +319,30 @@ static int lg_epoch_end(void *self, mltk_session_t *s, mltk_epoch_end *ee, char 
                              strerror(errno));
     }
     if (l->csv) {
-        double v[] = { e->train_loss, e->val_loss, e->val_acc, e->samples_per_s, e->lr,
-                       e->wall_s, cpu, rss };
+        const char *name[CSV_MAX_COLS];
+        double val[CSV_MAX_COLS];
+        int nc = csv_columns(e, cpu, rss, mv, n_mv, name, val);
+        if (!l->csv_header_done) {
+            rc = csv_header(l, name, nc, err);
+            if (rc)
+                return rc;
+            l->csv_header_done = 1;
+        }
         fprintf(l->csv, "%d", e->epoch);
-        for (size_t i = 0; i < sizeof v / sizeof *v; i++)
-            isfinite(v[i]) ? fprintf(l->csv, ",%.9g", v[i]) : fputs(",", l->csv);
+        if (!l->csv_cols) {
+            for (int k = 0; k < nc; k++)
+                isfinite(val[k]) ? fprintf(l->csv, ",%.9g", val[k]) : fputc(',', l->csv);
+        } else {
+            /* the file's columns after epoch, looked up by name */
+            for (const char *col = strchr(l->csv_cols, ','); col; col = strchr(col, ',')) {
+                size_t len = strcspn(++col, ",");
+                int k = 0;
+                while (k < nc && !(strlen(name[k]) == len && strncmp(name[k], col, len) == 0))
+                    k++;
+                k < nc && isfinite(val[k]) ? fprintf(l->csv, ",%.9g", val[k])
+                                           : fputc(',', l->csv);
+            }
+        }
         fputc('\n', l->csv);
         if (fflush(l->csv) || ferror(l->csv))
             return mltk_errf(err, MLTK_ERR_IO, "writing %s failed: %s", l->csv_path,

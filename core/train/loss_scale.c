@@ -168,7 +168,7 @@ static int ls_load_state(void *self, mltk_session_t *s, const mltk_kv *in, char 
     if (mltk_kv_get(in, "loss_scale.scale"))
         rc = mltk_kv_f64(in, "loss_scale.scale", &scale, err);
     if (!rc && mltk_kv_get(in, "loss_scale.good_steps"))
-        rc = mltk_kv_i64(in, "loss_scale.good_steps", &good, err);
+        rc = mltk_kv_i64(in, "loss_scale.good_steps", INT64_MAX, &good, err);
     if (rc)
         return rc;
     if (l->on && !(scale > 0 && isfinite(scale)))

@@ -169,7 +169,7 @@ static int np_load_state(void *self, mltk_session_t *s, const mltk_kv *in, char 
     nan_policy *n = self;
     int64_t skips;
     (void)s;
-    int rc = mltk_kv_i64(in, "nan_skips", &skips, err);
+    int rc = mltk_kv_i64(in, "nan_skips", INT64_MAX, &skips, err);
     if (!rc)
         n->skips = skips;
     return rc;
