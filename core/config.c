@@ -191,7 +191,7 @@ static int on_ini(void *user, int line, const char *section, const char *key,
         p->n++;
         return MLTK_OK;
     }
-    if (!section)
+    if (!section || p->n == 0)  /* (the reader reports a header before its keys) */
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "%s:%d: key '%s' outside any section (put it under a [section] "
                          "header)", p->path, line, key);

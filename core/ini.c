@@ -13,7 +13,9 @@
  *     is a key, never a continuation of the previous value;
  *   - a line longer than inih's buffer is an error here, where inih would
  *     silently split it;
- *   - inline comments start at '#' or ';' after white space.
+ *   - inline comments start at '#' or ';' after white space;
+ *   - a byte order mark only at the very start of the file (inih would
+ *     strip one from the first line wherever our trimming left it).
  * What this is not: a general INI library.  There is no escaping, no
  * quoting, and no multi-line value.
  */
@@ -86,6 +88,14 @@ static char *reader(char *buf, int size, void *stream)
         && (unsigned char)tmp[2] == 0xBF)
         memmove(tmp, tmp + 3, len - 2);
     char *s = trim(tmp);
+    /* inih strips a byte order mark from the first line it is given, so one
+     * left here (after white space, or a second one) would make it see a
+     * header that was never reported */
+    if (st->line == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB
+        && (unsigned char)s[2] == 0xBF) {
+        fail(st, st->line, "a byte order mark (EF BB BF) may only start the file");
+        return NULL;
+    }
     if (*s != '#' && *s != ';')
         cut_comment(s);
     s = trim(s);
@@ -127,7 +137,11 @@ static int handler(void *user, const char *section, const char *key, const char 
             return 0;
         }
     }
-    int rc = st->fn(st->user, st->line, *section ? section : NULL, key, value, st->err);
+    /* the section as reported by the reader (inih's copy of the name is
+     * cut at its own length limit) */
+    (void)section;
+    int rc = st->fn(st->user, st->line, st->section[0] ? st->section : NULL, key, value,
+                    st->err);
     if (rc) {
         st->rc = rc;
         return 0;

@@ -10,6 +10,8 @@
  * checksum is the SHA-256 of the decompressed images file followed by the
  * decompressed labels file, so a run record pins the exact data.
  *
+ * The parser of one file is idx_load_file() (idx.h), which the fuzz
+ * harness tests/fuzz/fuzz_idx.c calls directly.
  * What this is not: a streaming reader (Fashion-MNIST is 55 MB as bytes)
  * or a reader of IDX element types other than unsigned bytes.
  */
@@ -20,6 +22,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 #include <mltk/plugin.h>
+
+#include "idx.h"
 
 /* ---- SHA-256 (FIPS 180-4) ------------------------------------------------- */
 
@@ -128,16 +132,6 @@ static void sha256_final(sha256 *s, char out[65])
 }
 
 /* ---- reading one IDX file ------------------------------------------------- */
-
-#define IDX_MAX_NDIM 4
-
-typedef struct idx_file {
-    int      ndim;
-    int64_t  dim[IDX_MAX_NDIM];
-    int64_t  header;     /* bytes before the data: 4 + 4 * ndim */
-    int64_t  bytes;      /* data bytes: the product of the dims */
-    uint8_t *data;       /* malloc()ed, `bytes` long */
-} idx_file;
 
 typedef struct idx_reader {
     const char *path;
@@ -349,6 +343,12 @@ out:
         out->data = NULL;
     }
     return rc;
+}
+
+int idx_load_file(idx_file *out, const char *path, int min_ndim, int max_ndim,
+                  const char *what, char **err)
+{
+    return idx_load(out, path, min_ndim, max_ndim, what, NULL, err);
 }
 
 /* ---- the data set --------------------------------------------------------- */

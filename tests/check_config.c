@@ -215,6 +215,13 @@ static const desc_case desc_cases[] = {
       "d.ini:1: malformed section header (expected '[name]')" },
     { "name = x\n[plugin]\n",
       "d.ini:1: key 'name' outside any section (put it under [plugin] or [param.NAME])" },
+    /* found by fuzz_descriptor: inih stripped a byte order mark that followed
+     * white space (or a first one) and saw a header that was never reported,
+     * so the key after it reached a descriptor without a section */
+    { "\f\xEF\xBB\xBF[plugin]\nname = x\n",
+      "d.ini:1: a byte order mark (EF BB BF) may only start the file" },
+    { "\xEF\xBB\xBF\xEF\xBB\xBF[plugin]\nname = x\n",
+      "d.ini:1: a byte order mark (EF BB BF) may only start the file" },
 };
 
 START_TEST(test_desc_errors)
@@ -911,6 +918,9 @@ static const config_case config_cases[] = {
       "with a digit)" },
     { MIN "[layer]\ntype = relu\n", MLTK_ERR_CONFIG,
       ":10: section [layer] needs a layer name, e.g. [layer.fc1]" },
+    /* a byte order mark after white space: the same bug as in descriptors */
+    { " \xEF\xBB\xBF" MIN, MLTK_ERR_CONFIG,
+      ":1: a byte order mark (EF BB BF) may only start the file" },
 };
 
 START_TEST(test_config_errors)

@@ -8,8 +8,8 @@
  * match shapes and dtypes, lookups by name find each tensor.  A reader
  * that accepts what it should not, reads out of bounds (AddressSanitizer)
  * or leaks (LeakSanitizer) is caught here.
- * What this is not: part of `make check`.  See README.md for how to build
- * and run it.
+ * What this is not: a test of the writer.  See README.md for how to build
+ * and run it; `make check` runs it over its seed corpus.
  */
 #include "config.h"
 
@@ -20,10 +20,9 @@
 #include <unistd.h>
 
 #include "safetensors.h"
+#include "fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char path[64];
+static char path[256];
 
 static void check(int ok, const char *what)
 {
@@ -35,11 +34,7 @@ static void check(int ok, const char *what)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!path[0])
-        snprintf(path, sizeof path, "/tmp/fuzz_safetensors.%ld", (long)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f))
-        abort();
+    fuzz_file(path, sizeof path, "safetensors", data, size);
 
     mltk_st_file *st = NULL;
     char *err = NULL;
