@@ -35,23 +35,28 @@ def roff(text):
 
 
 def describe(name, p):
-    bits = [p.get("type", "?")]
+    # each bit is roff already: descriptor text goes through roff(), and
+    # only then are the glyphs \(>= and \(<= put in (escaping them again
+    # printed a literal "\(>=")
+    bits = [roff(p.get("type", "?"))]
     if p.get("type") == "enum" and "choices" in p:
-        bits = ["enum: " + ", ".join(c.strip() for c in p["choices"].split(","))]
+        bits = [roff("enum: " + ", ".join(c.strip() for c in p["choices"].split(",")))]
     if p.get("required", "false").lower() in ("true", "yes", "1", "on"):
         bits.append("required")
     elif "default" in p:
-        bits.append("default " + p["default"])
+        bits.append("default " + roff(p["default"]))
     else:
         bits.append("no default")
     lo, hi = p.get("min"), p.get("max")
     if lo is not None and hi is not None:
-        bits.append(f"{lo} to {hi}")
+        bits.append(f"{roff(lo)} to {roff(hi)}")
     elif lo is not None:
-        bits.append(f"\\(>= {lo}")
+        bits.append(f"\\(>= {roff(lo)}")
     elif hi is not None:
-        bits.append(f"\\(<= {hi}")
-    head = f'.BR {name} " ({roff(", ".join(bits))})"'
+        bits.append(f"\\(<= {roff(hi)}")
+    # a double quote would end the quoted macro argument
+    text = ", ".join(bits).replace('"', "\\(dq")
+    head = f'.BR {name} " ({text})"'
     return f".TP\n{head}\n{roff(p.get('doc', ''))}\n"
 
 

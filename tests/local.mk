@@ -31,6 +31,10 @@ include tests/metrics.mk
 include tests/ops.mk
 include tests/cuda.mk
 include tests/precision.mk
+include tests/ckpt.mk
+include tests/fuzz.mk
+include tests/interop.mk
+include tests/sizes.mk
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_train
@@ -44,6 +48,22 @@ endif
 # every descriptor key and core key is documented in mltk.ini(5)
 TESTS += tests/test_man.sh
 EXTRA_DIST += tests/test_man.sh man/gen-plugin-ref.py
+
+# the pages render without escapes printed literally
+TESTS += tests/test_man_render.sh
+EXTRA_DIST += tests/test_man_render.sh
+
+# metrics.csv has metrics.jsonl's [metrics] columns
+TESTS += tests/test_metrics_csv.sh
+EXTRA_DIST += tests/test_metrics_csv.sh
+
+# configure --prefix=A, make, configure --prefix=B, make, make install:
+# two builds, so not in `make check`
+EXTRA_DIST += tests/test_reconfigure.sh
+check-reconfigure: all
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	MAKE='$(MAKE)' $(SHELL) $(top_srcdir)/tests/test_reconfigure.sh
+.PHONY: check-reconfigure
 
 # the interoperability tests' Python environment (tests/pyvenv.sh)
 clean-local: clean-pyvenv

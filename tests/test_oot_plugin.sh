@@ -1,12 +1,18 @@
 #!/bin/sh
 # test_oot_plugin.sh - a third-party plugin built against the installed mltk.
 #
-# What this is: installs the build tree into a temporary DESTDIR, compiles
-# tests/oot/scale.c with nothing but `pkg-config --cflags --libs mltk`
-# pointed at that staged install, and trains a small Fashion-MNIST MLP
-# with the `scale` layer using the INSTALLED mltk binary, libmltk and
-# plugins (never the build tree's).  Checks that it trains, that the
-# layer's parameter reaches it, and that `mltk plugins` lists it.
+# What this is: installs the build tree into a temporary DESTDIR, checks
+# that the installed mltk looks for its plugins in the configured plugin
+# directory (mltk.pc's plugindir), compiles tests/oot/scale.c with nothing
+# but `pkg-config --cflags --libs mltk` pointed at that staged install,
+# and trains a small Fashion-MNIST MLP with the `scale` layer (y = g * x,
+# g trainable) using the INSTALLED mltk binary, libmltk and plugins (never
+# the build tree's).  Checks that `mltk plugins` lists it, that the model
+# trains, that its descriptor parameter reaches it (g starts at factor),
+# that g trains (it changes, and a model whose g starts at 0 learns only
+# through g's gradient, computed in the layer's buffer) and that the
+# forward multiplies by g through its buffer (a frozen g of 0 gives chance
+# accuracy).
 # What this is not: a test of the in-tree plugins (tests/test_cli.sh).
 #
 # Needs: top_builddir, top_srcdir, MAKE and CC (exported by tests/local.mk).
@@ -47,11 +53,6 @@ for f in scale.c scale.ini; do
 done
 ok "man/mltk-plugin.7 shows tests/oot/scale.c and scale.ini as they are"
 
-if [ ! -f "$data_dir/train-images-idx3-ubyte.gz" ]; then
-    echo "skip: no Fashion-MNIST in $data_dir"
-    exit 77
-fi
-
 # ---- install into a staging root ----
 
 root="$tmp/root"
@@ -71,6 +72,20 @@ bin=$(find "$root" -path '*/bin/mltk' -type f | head -n 1)
 [ -n "$bin" ] || die "no installed mltk binary under $root"
 [ -f "$plugindir/dense.ini" ] || die "no dense.ini in the installed plugin dir $plugindir"
 ok "installed: $bin, plugins in $plugindir"
+
+# The installed mltk looks for its plugins in the configured directory
+# (mltk.pc's plugindir, outside the staging root), which the staged
+# install does not have: it says so at debug level, naming it.  A
+# libmltk built for another prefix names another directory.
+configured=$(PKG_CONFIG_LIBDIR=$pcdir PKG_CONFIG_PATH=$pcdir pkg-config --variable=plugindir mltk) \
+    || die "pkg-config --variable=plugindir mltk"
+(cd "$tmp" && env -u MLTK_PLUGIN_PATH MLTK_LOG_LEVEL=debug \
+    LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$bin" plugins) \
+    >"$tmp/default.out" 2>&1
+grep -F "'$configured'" "$tmp/default.out" >/dev/null \
+    || grep -F "$configured/" "$tmp/default.out" >/dev/null \
+    || { cat "$tmp/default.out"; die "the installed mltk does not search $configured"; }
+ok "the installed mltk searches the configured plugin directory $configured"
 
 # ---- build the plugin with pkg-config only ----
 
@@ -121,7 +136,12 @@ ok "mltk plugins lists scale ($oot/scale.ini) and the installed dense"
 grep -q 'factor' "$tmp/show.out" || { cat "$tmp/show.out"; die "plugins show scale lacks factor"; }
 ok "mltk plugins show scale documents factor"
 
-# write_config FILE FACTOR
+if [ ! -f "$data_dir/train-images-idx3-ubyte.gz" ]; then
+    echo "skip: no Fashion-MNIST in $data_dir"
+    exit 77
+fi
+
+# write_config FILE FACTOR [KEY = VALUE of layer.half [SAVE]]
 write_config() {
     cat >"$1" <<EOF
 [run]
@@ -150,10 +170,14 @@ activation = relu
 [layer.half]
 type = scale
 factor = $2
+${3:-}
 
 [layer.out]
 type = dense
 units = 10
+
+[model]
+save = ${4:-$1.safetensors}
 
 [loss]
 type = cross_entropy
@@ -170,6 +194,11 @@ final_acc() {
          END { print a }' "$1"
 }
 
+# gain FILE: "min max mean" of half.gain in the weights file FILE
+gain() {
+    "$bin" inspect "$1" | awk '$1 == "half.gain" { print $4, $5, $6 }'
+}
+
 write_config "$tmp/scale.ini" 0.5
 "$bin" --config "$tmp/scale.ini" --plugin-dir "$oot" >"$tmp/train.out" 2>"$tmp/train.err"
 rc=$?
@@ -181,15 +210,36 @@ acc=$(final_acc "$tmp/train.out")
 awk -v a="$acc" 'BEGIN { exit !(a > 0.6) }' || die "final val_acc $acc is not above 0.6"
 ok "trained with scale (factor 0.5): final val_acc $acc"
 
-# factor = 0 cuts the hidden layer off: the output sees only its bias, so
-# the model cannot beat guessing.  This shows the parameter reaches the
-# plugin and that its forward is used.
+# g is a parameter of shape (64,) that started at 0.5 everywhere and moved
+g=$(gain "$tmp/scale.ini.safetensors")
+"$bin" inspect "$tmp/scale.ini.safetensors" | grep -E -q '^half\.gain +[Ff]32 +\(64,\) ' \
+    || { "$bin" inspect "$tmp/scale.ini.safetensors"; die "no half.gain (64,) in the saved weights"; }
+echo "$g" | awk '{ exit !($1 != 0.5 || $2 != 0.5) }' \
+    || die "half.gain (min max mean: $g) did not change from 0.5"
+ok "the gain trained: min max mean $g"
+
+# A frozen g of 0 cuts the hidden layer off: the output sees only its
+# bias, so the model cannot beat guessing.  This shows that the factor
+# reaches the plugin and that forward multiplies by g (through the buffer
+# it fills).
+write_config "$tmp/frozen.ini" 0 "freeze = true"
+"$bin" --config "$tmp/frozen.ini" --plugin-dir "$oot" --epochs 1 \
+    >"$tmp/frozen.out" 2>"$tmp/frozen.err" || { cat "$tmp/frozen.err"; die "training with a frozen g of 0"; }
+acc0=$(final_acc "$tmp/frozen.out")
+awk -v a="$acc0" 'BEGIN { exit !(a < 0.3) }' || die "with a frozen g of 0, val_acc $acc0 is not below 0.3"
+g=$(gain "$tmp/frozen.ini.safetensors")
+[ "$g" = "0 0 0" ] || die "a frozen gain moved: min max mean $g"
+ok "a frozen g of 0 stays 0 and gives chance accuracy ($acc0)"
+
+# The same g of 0, trained: at first only g's gradient (dy * x summed over
+# the batch, in the buffer) is not zero, so the model learns only if
+# backward computes it right.
 write_config "$tmp/zero.ini" 0
-"$bin" --config "$tmp/zero.ini" --plugin-dir "$oot" --epochs 1 \
-    >"$tmp/zero.out" 2>"$tmp/zero.err" || { cat "$tmp/zero.err"; die "training with factor 0"; }
-acc0=$(final_acc "$tmp/zero.out")
-awk -v a="$acc0" 'BEGIN { exit !(a < 0.3) }' || die "with factor 0, val_acc $acc0 is not below 0.3"
-ok "factor 0 gives chance accuracy ($acc0)"
+"$bin" --config "$tmp/zero.ini" --plugin-dir "$oot" \
+    >"$tmp/zero.out" 2>"$tmp/zero.err" || { cat "$tmp/zero.err"; die "training with g from 0"; }
+acc1=$(final_acc "$tmp/zero.out")
+awk -v a="$acc1" 'BEGIN { exit !(a > 0.6) }' || die "with g trained from 0, val_acc $acc1 is not above 0.6"
+ok "g trained from 0 learns through its gradient ($acc1)"
 
 # The descriptor validates the plugin's parameters like any other.
 write_config "$tmp/bad.ini" big
