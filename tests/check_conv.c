@@ -16,8 +16,13 @@
  * conformance of every backend is tests/check_conformance.c's, and these
  * shapes stay here to reach every kernel path of the cpu's convolution.
  * (2) The layers, loaded through the registry and run standalone
- * (mltk_single_layer), against central finite differences on inputs and
- * parameters, and their setup errors.
+ * (mltk_single_layer): the forward output against the double-precision
+ * reference of tests/op_ref.h (ref_conv_forward with the fused
+ * activation, ref_pool) for every conv2d variant (padding same, valid and
+ * asymmetric, stride 2 and 2,1, dilation 2, groups 2 and depthwise, 1x1,
+ * each activation) and pooling layer; every gradient against central
+ * finite differences of the float forward pass and, tighter, of that
+ * double reference; and their setup errors.
  *
  * Tolerances: an output that sums T products carries a float rounding
  * error of at most about T * 2^-24 times the sum of their magnitudes M;
@@ -28,7 +33,10 @@
  * absolute 1e-3; max-pooling inputs are spaced so that
  * no perturbation changes which element of a window is the maximum, and
  * relu and leaky_relu are checked at pre-activations at least 0.05 from
- * the kink.
+ * the kink.  Layer outputs are held to the ops' bound above (max pooling
+ * bit for bit), and against the double reference gradients differ by at
+ * most 1e-5 of the gradient's largest element (fd_check_ref at a step of
+ * 1e-6; float rounding leaves ~1e-7).
  *
  * What this is not: a benchmark (bench/conv_roof.c) or a test of the
  * model graph.
@@ -42,6 +50,7 @@
 #include <string.h>
 
 #include "session.h"
+#include "op_ref.h"
 #include "testutil.h"
 
 /* ---- fixture: registry and backends ---------------------------------------- */
@@ -221,7 +230,7 @@ static void ref_conv(const mltk_conv2d_desc *d, const float *x, const float *w,
     })
 }
 
-static double ref_act(mltk_act act, double z, double slope)
+static double act_ref(mltk_act act, double z, double slope)
 {
     switch (act) {
     case MLTK_ACT_RELU: return z > 0 ? z : 0;
@@ -352,7 +361,7 @@ static void conv_op_case(const struct mltk_backend *b, const cshape *cs, mltk_ac
             int64_t k = (i / (d.P * d.Q)) % d.K;
             double z = y[i] - (with_bias ? 0.0 : bias[k]);
             double tol = 2e-7 * tf * ym[i] + 1e-6;
-            double want = ref_act(act, z, slope);
+            double want = act_ref(act, z, slope);
             /* smooth activations: the float kernels' own error (a few ulp) */
             if (act == MLTK_ACT_SIGMOID || act == MLTK_ACT_TANH)
                 tol += 4e-6;
@@ -499,7 +508,7 @@ static mltk_pool2d_desc make_pdesc(const pshape *p)
 
 /* y and dx of max (first maximum) or average (padding in the divisor)
  * pooling, in double */
-static void ref_pool(const mltk_pool2d_desc *d, mltk_pool kind, const float *x,
+static void pool_ref(const mltk_pool2d_desc *d, mltk_pool kind, const float *x,
                      const float *dy, double *y, double *dx)
 {
     memset(dx, 0, (size_t)(d->N * d->C * d->H * d->W) * sizeof(double));
@@ -555,7 +564,7 @@ static void pool_op_case(const struct mltk_backend *b, const pshape *ps, mltk_po
     /* a tie (which the first maximum decides) in every plane */
     for (int64_t pl = 0; pl < d.N * d.C && d.H * d.W > 1; pl++)
         x[pl * d.H * d.W + 1] = x[pl * d.H * d.W];
-    ref_pool(&d, kind, x, dy, y, dx);
+    pool_ref(&d, kind, x, dy, y, dx);
     up(b, X, x, nx);
     up(b, DY, dy, ny);
     mltk_pool2d_params pp = { .kind = kind, .d = d };
@@ -798,6 +807,144 @@ static void lt_grad_check(lt *t, float *x, const float *R, const char *name)
     free(dx);
 }
 
+/* ---- layers against the double references of tests/op_ref.h ------------------ */
+
+/* L = sum R y of the layer's double-precision reference: conv2d (with its
+ * fused activation) or pooling over double copies of the layer's input
+ * and parameters.  fd_check_ref differentiates it. */
+typedef struct ref_obj {
+    int                is_pool;
+    mltk_conv2d_params cp;
+    mltk_pool2d_params pp;
+    double            *x, *w, *b;   /* b NULL: no bias; w unused by pooling */
+    double            *y;
+    const float       *R;
+    int64_t            ny;
+} ref_obj;
+
+static void ref_obj_forward(const ref_obj *o, double *y, const double *x, const double *w,
+                            const double *b, int magnitude)
+{
+    if (o->is_pool) {
+        ref_pool(y, NULL, x, NULL, &o->pp);
+    } else {
+        mltk_conv2d_params p = o->cp;
+        if (magnitude)
+            p.act = MLTK_ACT_NONE;
+        ref_conv_forward(y, x, w, b, &p);
+    }
+}
+
+static double ref_obj_eval(void *ctx)
+{
+    ref_obj *o = ctx;
+
+    ref_obj_forward(o, o->y, o->x, o->w, o->b, 0);
+    return fd_dot_d(o->R, o->y, o->ny);
+}
+
+static double *dcopy_abs(const double *v, int64_t n)
+{
+    double *a = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+
+    ck_assert_ptr_nonnull(a);
+    for (int64_t i = 0; i < n; i++)
+        a[i] = fabs(v[i]);
+    return a;
+}
+
+/* The layer (x and its parameters as they are) against o's reference:
+ * (1) forward: y within 2e-7 T M + 1e-6 of the reference, T the terms
+ * behind an output (terms) and M the reference of the magnitudes (|x|,
+ * |w|, |b|, no activation; the fused activations here are 1-Lipschitz),
+ * or bit for bit (exact: max pooling); (2) backward with dy = R: dx and
+ * every parameter gradient against central differences of the double
+ * reference (fd_check_ref: within 1e-5 of the gradient's largest
+ * element).  x (host, t->nx) is uploaded here. */
+static void lt_ref_check(lt *t, ref_obj *o, const float *x, const float *R, double terms,
+                         int exact, const char *name)
+{
+    int64_t np[2] = { 0, 0 };
+    float *y = host_alloc(t->ny), *dx = host_alloc(t->nx), *pf[2] = { NULL, NULL };
+    float *gf[2] = { NULL, NULL };
+    double *pd[2] = { NULL, NULL }, *ref = malloc((size_t)t->ny * sizeof(double));
+    double *mag = malloc((size_t)t->ny * sizeof(double));
+    double *xd = malloc((size_t)t->nx * sizeof(double));
+    fd_ref_opts fo = FD_REF_OPTS_DEFAULT;
+    fd_report rep;
+    char what[96];
+
+    ck_assert(ref && mag && xd && t->sl->n_params <= 2);
+    fd_to_double(xd, x, t->nx);
+    for (int p = 0; p < t->sl->n_params; p++) {
+        np[p] = mltk_tensor_numel(&t->sl->params[p]);
+        pf[p] = host_alloc(np[p]);
+        gf[p] = host_alloc(np[p]);
+        pd[p] = malloc((size_t)np[p] * sizeof(double));
+        ck_assert_ptr_nonnull(pd[p]);
+        down(&be, pf[p], t->sl->params[p].data, np[p]);
+        fd_to_double(pd[p], pf[p], np[p]);
+    }
+    o->x = xd;
+    o->w = pd[0];
+    o->b = o->is_pool ? NULL : pd[1];
+    o->y = ref;
+    o->R = R;
+    o->ny = t->ny;
+
+    up(&be, t->x, x, t->nx);
+    up(&be, t->dy, R, t->ny);
+    lt_run(t, t->dx, 0);
+    down(&be, y, t->y, t->ny);
+    ref_obj_forward(o, ref, xd, pd[0], o->b, 0);
+    {
+        double *ax = dcopy_abs(xd, t->nx), *aw = dcopy_abs(pd[0], np[0]);
+        double *ab = o->b ? dcopy_abs(o->b, np[1]) : NULL;
+        ref_obj_forward(o, mag, ax, aw, ab, 1);
+        free(ax); free(aw); free(ab);
+    }
+    for (int64_t i = 0; i < t->ny; i++) {
+        double tol = exact ? 0.0 : 2e-7 * terms * mag[i] + 1e-6;
+        EXPECT(fabs((double)y[i] - ref[i]) <= tol, "%s forward y[%lld] = %.9g, double "
+               "reference %.9g (tol %.3g)", name, (long long)i, (double)y[i], ref[i], tol);
+    }
+
+    lt_run(t, t->dx, 1);
+    down(&be, dx, t->dx, t->nx);
+    snprintf(what, sizeof(what), "%s dx", name);
+    if (fd_check_ref(what, ref_obj_eval, o, xd, t->nx, dx, &fo, &rep))
+        ck_abort_msg("%s", rep.msg);
+    for (int p = 0; p < t->sl->n_params; p++) {
+        down(&be, gf[p], t->sl->grads[p].data, np[p]);
+        snprintf(what, sizeof(what), "%s dparam%d", name, p);
+        if (fd_check_ref(what, ref_obj_eval, o, pd[p], np[p], gf[p], &fo, &rep))
+            ck_abort_msg("%s", rep.msg);
+    }
+    for (int p = 0; p < 2; p++) {
+        free(pf[p]); free(gf[p]); free(pd[p]);
+    }
+    free(y); free(dx); free(ref); free(mag); free(xd);
+}
+
+/* "a" or "a,b" */
+static void parse_pair(const char *s, int64_t *a, int64_t *b)
+{
+    long long u = 0, v = 0;
+    int n = sscanf(s, "%lld,%lld", &u, &v);
+
+    ck_assert_msg(n >= 1, "not an integer pair: %s", s);
+    *a = u;
+    *b = n == 2 ? v : u;
+}
+
+static mltk_act act_of(const char *name)
+{
+    return strcmp(name, "relu") == 0 ? MLTK_ACT_RELU
+        : strcmp(name, "leaky_relu") == 0 ? MLTK_ACT_LEAKY_RELU
+        : strcmp(name, "sigmoid") == 0 ? MLTK_ACT_SIGMOID
+        : strcmp(name, "tanh") == 0 ? MLTK_ACT_TANH : MLTK_ACT_NONE;
+}
+
 /* ---- conv2d layer ----------------------------------------------------------- */
 
 typedef struct conv_layer_case {
@@ -890,6 +1037,36 @@ START_TEST(test_conv2d_layer)
     up(&be, t.x, x, t.nx);
     rand_fill(R, t.ny);
     lt_grad_check(&t, x, R, "conv2d");
+
+    /* forward and gradients against the double reference, with the
+     * descriptor the layer's keys describe */
+    {
+        ref_obj o = { .is_pool = 0 };
+        mltk_conv2d_desc *d = &o.cp.d;
+        d->N = c->batch;
+        d->C = c->C;
+        d->H = c->H;
+        d->W = c->W;
+        d->K = c->K;
+        d->P = c->P;
+        d->Q = c->Q;
+        d->groups = atoi(c->groups);
+        parse_pair(c->kernel, &d->R, &d->S);
+        parse_pair(c->stride, &d->stride_h, &d->stride_w);
+        parse_pair(c->dilation, &d->dil_h, &d->dil_w);
+        if (strcmp(c->padding, "same") == 0) {
+            d->pad_h = d->dil_h * (d->R - 1) / 2;
+            d->pad_w = d->dil_w * (d->S - 1) / 2;
+        } else if (strcmp(c->padding, "valid") == 0) {
+            d->pad_h = d->pad_w = 0;
+        } else {
+            parse_pair(c->padding, &d->pad_h, &d->pad_w);
+        }
+        o.cp.act = act_of(c->act);
+        o.cp.act_alpha = 0.2f;
+        lt_ref_check(&t, &o, x, R, (double)(d->C / d->groups * d->R * d->S) + 1, 0,
+                     "conv2d");
+    }
 
     /* without an input gradient, weight gradients are the same */
     int64_t ng = mltk_tensor_numel(&t.sl->grads[0]);
@@ -1054,6 +1231,22 @@ START_TEST(test_pool_layers)
     rand_fill(R, t.ny);
     up(&be, t.x, x, t.nx);
     lt_grad_check(&t, x, R, c->type);
+    {
+        ref_obj o = { .is_pool = 1 };
+        mltk_pool2d_desc *d = &o.pp.d;
+        o.pp.kind = strcmp(c->type, "maxpool2d") == 0 ? MLTK_POOL_MAX : MLTK_POOL_AVG;
+        d->N = c->batch;
+        d->C = c->C;
+        d->H = c->H;
+        d->W = c->W;
+        d->P = c->P;
+        d->Q = c->Q;
+        parse_pair(c->kernel, &d->R, &d->S);
+        parse_pair(c->stride ? c->stride : c->kernel, &d->stride_h, &d->stride_w);
+        parse_pair(c->padding, &d->pad_h, &d->pad_w);
+        lt_ref_check(&t, &o, x, R, (double)(d->R * d->S), o.pp.kind == MLTK_POOL_MAX,
+                     c->type);
+    }
     free(x); free(R);
     lt_close(&t);
 }
@@ -1083,6 +1276,13 @@ START_TEST(test_global_avgpool)
                       (long long)pl, (double)y[pl], s / 20.0);
     }
     lt_grad_check(&t, x, R, "global_avgpool");
+    {   /* the average over a whole plane: pooling with the plane as kernel */
+        ref_obj o = { .is_pool = 1 };
+        o.pp.kind = MLTK_POOL_AVG;
+        o.pp.d = (mltk_pool2d_desc){ .N = 3, .C = 3, .H = 5, .W = 4, .R = 5, .S = 4, .P = 1,
+                                     .Q = 1, .stride_h = 5, .stride_w = 4 };
+        lt_ref_check(&t, &o, x, R, 20.0, 0, "global_avgpool");
+    }
     free(x); free(R); free(y);
     lt_close(&t);
 }

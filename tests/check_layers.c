@@ -1,12 +1,19 @@
 /* check_layers.c - values and gradients of the dense, relu and flatten
- * layers and the cross_entropy loss, run on the cpu backend.
+ * layers and the cross_entropy loss, and of add, concat and embedding
+ * against double references, run on the cpu backend.
  *
  * What this is: each plugin is loaded through the registry from the build
  * tree, its parameters are built against its own descriptor, and it runs
  * standalone (mltk_single_layer).  Forward outputs are compared with naive
  * double-precision references; every gradient (inputs and parameters) is
  * compared with central finite differences of a scalar function of the
- * float forward pass (tests/fdcheck.h, at an absolute step: testutil.h).
+ * float forward pass (tests/fdcheck.h, at an absolute step: testutil.h),
+ * and, for dense, relu and flatten, with central differences of their
+ * double-precision reference (tests/op_ref.h's ref_gemm and ref_act;
+ * fd_check_ref: |analytic - reference| <= 1e-5 of the gradient's largest
+ * element, where float rounding leaves ~1e-7).  The add, concat and
+ * embedding layers (whose own tests are check_graph.c's) are held to
+ * double references here too: outputs bit for bit, gradients as above.
  *
  * Tolerances: the scalar is L = sum(y * R) for fixed random R (so that
  * dL/dy = R is what backward receives).  With eps = 1e-2 the float
@@ -35,6 +42,7 @@
 #include <string.h>
 
 #include "session.h"
+#include "op_ref.h"
 #include "testutil.h"
 
 /* ---- fixture: registry and cpu backend ------------------------------------ */
@@ -239,11 +247,103 @@ static void check_fd(lt *t, const char *what, float *host, float *dev, int64_t n
     up(dev, host, n);   /* the probes leave the last value uploaded */
 }
 
+/* ---- gradients against the double references of tests/op_ref.h ----------- */
+
+/* L = sum R y of a layer's double-precision reference, over double copies
+ * of its input and parameters: what fd_check_ref differentiates. */
+typedef struct lref {
+    void        (*fwd)(const struct lref *c, double *y);
+    double       *x, *p[2];   /* input, parameters (as many as the layer has) */
+    double       *y;
+    const float  *R;
+    int64_t       ny;
+    int64_t       B, I, U;    /* dense */
+    mltk_gemm_params gp;      /* dense: ta 0, tb 1 (W is (U, I)), act */
+    mltk_act      act;        /* elementwise */
+    double        alpha;
+} lref;
+
+static double lref_eval(void *ctx)
+{
+    lref *c = ctx;
+
+    c->fwd(c, c->y);
+    return fd_dot_d(c->R, c->y, c->ny);
+}
+
+/* y (B, U) = act(x (B, I) W^T + b) */
+static void lref_dense(const lref *c, double *y)
+{
+    ref_gemm(y, c->x, c->p[0], c->p[1], 1, 1, 1, c->B, c->U, c->I, &c->gp);
+}
+
+static void lref_act(const lref *c, double *y)
+{
+    for (int64_t i = 0; i < c->ny; i++)
+        y[i] = ref_act(c->act, c->alpha, c->x[i]);
+}
+
+/* Forward and backward (dy = R) at host input x (uploaded here) and the
+ * layer's parameters as they are; dx and every parameter gradient against
+ * central differences of c's reference (fd_check_ref: within 1e-5 of the
+ * gradient's largest element). */
+static void lt_ref_grads(lt *t, lref *c, const float *x, const float *R, const char *name)
+{
+    fd_ref_opts fo = FD_REF_OPTS_DEFAULT;
+    fd_report rep;
+    float *dx = malloc((size_t)t->nx * sizeof(float));
+    double *xd = malloc((size_t)t->nx * sizeof(double));
+    double *y = malloc((size_t)t->ny * sizeof(double));
+    char what[96];
+
+    ck_assert(dx && xd && y && t->sl->n_params <= 2);
+    fd_to_double(xd, x, t->nx);
+    c->x = xd;
+    c->y = y;
+    c->R = R;
+    c->ny = t->ny;
+    c->p[0] = c->p[1] = NULL;
+    for (int p = 0; p < t->sl->n_params; p++) {
+        int64_t np = mltk_tensor_numel(&t->sl->params[p]);
+        float *h = malloc((size_t)np * sizeof(float));
+        c->p[p] = malloc((size_t)np * sizeof(double));
+        ck_assert(h && c->p[p]);
+        down(h, t->sl->params[p].data, np);
+        fd_to_double(c->p[p], h, np);
+        free(h);
+    }
+    up(t->x, x, t->nx);
+    up(t->dy, R, t->ny);
+    lt_run(t, t->x, t->y, t->dx, t->dy, 0);
+    lt_run(t, t->x, t->y, t->dx, t->dy, 1);
+    down(dx, t->dx, t->nx);
+    snprintf(what, sizeof(what), "%s dx (double reference)", name);
+    if (fd_check_ref(what, lref_eval, c, xd, t->nx, dx, &fo, &rep))
+        ck_abort_msg("%s", rep.msg);
+    for (int p = 0; p < t->sl->n_params; p++) {
+        int64_t np = mltk_tensor_numel(&t->sl->params[p]);
+        float *g = malloc((size_t)np * sizeof(float));
+        ck_assert_ptr_nonnull(g);
+        down(g, t->sl->grads[p].data, np);
+        snprintf(what, sizeof(what), "%s dparam%d (double reference)", name, p);
+        if (fd_check_ref(what, lref_eval, c, c->p[p], np, g, &fo, &rep))
+            ck_abort_msg("%s", rep.msg);
+        free(g);
+    }
+    for (int p = 0; p < 2; p++) {
+        free(c->p[p]);
+        c->p[p] = NULL;
+    }
+    free(dx);
+    free(xd);
+    free(y);
+}
+
 /* ---- dense ---------------------------------------------------------------- */
 
 static const char *const act_names[] = { "none", "relu", "leaky_relu", "sigmoid", "tanh" };
 
-static double ref_act(int act, double z, double slope)
+static double act_ref(int act, double z, double slope)
 {
     switch (act) {
     case 1: return z > 0 ? z : 0;
@@ -350,7 +450,7 @@ static void dense_case(int act, int bias, const mltk_shape *in, int64_t units,
     lt_run(&t, t.x, t.y, t.dx, t.dy, 0);
     down(y, t.y, t.ny);
     for (int64_t i = 0; i < t.ny; i++) {
-        double want = ref_act(act, z[i], slope);
+        double want = act_ref(act, z[i], slope);
         ck_assert_msg(close_enough(y[i], want, 1e-5, 1e-6), "y[%lld] = %.7g, want %.7g",
                       (long long)i, (double)y[i], want);
     }
@@ -365,6 +465,12 @@ static void dense_case(int act, int bias, const mltk_shape *in, int64_t units,
     check_fd(&t, "dweight", w, t.sl->params[0].data, U * I, dw, R, 1e-2, 1e-3);
     if (bias)
         check_fd(&t, "dbias", b, t.sl->params[1].data, U, db, R, 1e-2, 1e-3);
+    {
+        lref c = { .fwd = lref_dense, .B = batch, .I = I, .U = U,
+                   .gp = { .ta = 0, .tb = 1, .alpha = 1.0f, .beta = 0.0f,
+                           .act = (mltk_act)act, .act_alpha = (float)slope } };
+        lt_ref_grads(&t, &c, x, R, "dense");
+    }
 
     /* no input gradient wanted: parameter gradients are unchanged */
     lt_run(&t, t.x, t.y, t.dx, t.dy, 0);
@@ -505,6 +611,10 @@ START_TEST(test_relu)
     for (int64_t i = 0; i < t.nx; i++)
         ck_assert_float_eq(dx[i], x[i] > 0 ? R[i] : 0.0f);
     check_fd(&t, "dx", x, t.x, t.nx, dx, R, 1e-2, 1e-3);
+    {
+        lref c = { .fwd = lref_act, .act = MLTK_ACT_RELU };
+        lt_ref_grads(&t, &c, x, R, "relu");
+    }
 
     /* in place: the output overwrites the input, dx overwrites dy */
     up(t.x, x, t.nx);
@@ -553,6 +663,10 @@ START_TEST(test_flatten)
     down(dx, t.dx, t.nx);
     ck_assert_int_eq(memcmp(dx, R, (size_t)t.nx * sizeof(float)), 0);
     check_fd(&t, "dx", x, t.x, t.nx, dx, R, 1e-2, 1e-3);
+    {
+        lref c = { .fwd = lref_act, .act = MLTK_ACT_NONE };   /* the identity */
+        lt_ref_grads(&t, &c, x, R, "flatten");
+    }
 
     /* in place: nothing to do, nothing changes */
     lt_run(&t, t.x, t.x, t.dy, t.dy, 0);
@@ -564,6 +678,204 @@ START_TEST(test_flatten)
 
     free(x); free(y); free(R); free(dx);
     lt_close(&t);
+}
+END_TEST
+
+/* ---- add, concat and embedding against double references ---------------- */
+
+/* check_graph.c compares these layers' outputs with exact references and
+ * their gradients with float finite differences; here their gradients are
+ * held to central differences of a double reference as well
+ * (fd_check_ref), with a two-input run for add and concat. */
+typedef struct glref {
+    int          kind;        /* 0 add, 1 concat, 2 embedding */
+    double      *x[2], *tab;  /* inputs (embedding: x[0] the ids), table */
+    double      *y;
+    const float *R;
+    int64_t      B, r[2], c[2], axis;   /* add, concat: samples (r[j], c[j]) */
+    int64_t      T, V, D;     /* embedding: ids per sample, vocab, dim */
+    int64_t      ny;
+} glref;
+
+static void glref_forward(const glref *g, double *y)
+{
+    if (g->kind == 2) {
+        for (int64_t i = 0; i < g->B * g->T; i++)
+            for (int64_t d = 0; d < g->D; d++)
+                y[i * g->D + d] = g->tab[(int64_t)g->x[0][i] * g->D + d];
+        return;
+    }
+    int join = g->kind == 1;
+    int64_t R = join && g->axis == 0 ? g->r[0] + g->r[1] : g->r[0];
+    int64_t C = join && g->axis == 1 ? g->c[0] + g->c[1] : g->c[0];
+    for (int64_t b = 0; b < g->B; b++)
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < C; j++) {
+                double v;
+                if (g->kind == 0) {
+                    int64_t e = (b * R + i) * C + j;
+                    v = g->x[0][e] + g->x[1][e];
+                } else {
+                    int k = g->axis == 0 ? i >= g->r[0] : j >= g->c[0];
+                    int64_t ii = g->axis == 0 && k ? i - g->r[0] : i;
+                    int64_t jj = g->axis == 1 && k ? j - g->c[0] : j;
+                    v = g->x[k][(b * g->r[k] + ii) * g->c[k] + jj];
+                }
+                y[(b * R + i) * C + j] = v;
+            }
+}
+
+static double glref_eval(void *ctx)
+{
+    glref *g = ctx;
+
+    glref_forward(g, g->y);
+    return fd_dot_d(g->R, g->y, g->ny);
+}
+
+/* One layer of n_in inputs (per-sample shapes in[]) at batch B with host
+ * inputs x[] (and for embedding its table as initialised): y against the
+ * reference bit for bit, then the gradients of every input (embedding:
+ * of the table; ids have none) against the reference's differences. */
+static void graph_case(const char *name, int n, const char *const *keys,
+                       const char *const *vals, int n_in, const mltk_shape *in, int64_t B,
+                       float *const *x, glref *g)
+{
+    const struct mltk_layer_i *iface = NULL;
+    mltk_params_t *params = build_params(name, MLTK_KIND_LAYER, n, keys, vals);
+    mltk_single_layer *sl = NULL;
+    void *self = NULL;
+    char *err = NULL;
+    fd_ref_opts fo = FD_REF_OPTS_DEFAULT;
+    fd_report rep;
+    mltk_tensor xt[2], dxt[2];
+    float *xd[2] = { NULL, NULL }, *dxd[2] = { NULL, NULL }, *h = NULL;
+    int64_t nx[2] = { 0, 0 };
+    char what[96];
+
+    ck_assert_int_eq(mltk_registry_load(reg, name, MLTK_KIND_LAYER, (const void **)&iface,
+                                        &err), MLTK_OK);
+    ck_assert_int_eq(iface->create(&self, params, &err), MLTK_OK);
+    ck_assert_msg(mltk_single_layer_create(&sl, iface, self, &be, n_in, in, B, 42, &err)
+                  == MLTK_OK, "setup %s: %s", name, err ? err : "?");
+    int64_t ny = B * mltk_shape_numel(&sl->out);
+    float *yd = dev_alloc(ny), *dyd = dev_alloc(ny), *y = malloc((size_t)ny * sizeof(float));
+    float *R = malloc((size_t)ny * sizeof(float));
+    double *ref = malloc((size_t)ny * sizeof(double));
+    ck_assert(y && R && ref);
+    tu_rng_seed(4242);
+    for (int64_t i = 0; i < ny; i++)
+        R[i] = (float)tu_urand();
+    for (int j = 0; j < n_in; j++) {
+        nx[j] = B * mltk_shape_numel(&in[j]);
+        xd[j] = dev_alloc(nx[j]);
+        dxd[j] = dev_alloc(nx[j]);
+        up(xd[j], x[j], nx[j]);
+        g->x[j] = malloc((size_t)nx[j] * sizeof(double));
+        ck_assert_ptr_nonnull(g->x[j]);
+        fd_to_double(g->x[j], x[j], nx[j]);
+        xt[j] = tview(xd[j], batch_shape(B, &in[j]), MLTK_F32);
+        dxt[j] = tview(g->kind == 2 ? NULL : dxd[j], batch_shape(B, &in[j]), MLTK_F32);
+    }
+    if (g->kind == 2) {
+        int64_t nt = mltk_tensor_numel(&sl->params[0]);
+        h = malloc((size_t)nt * sizeof(float));
+        g->tab = malloc((size_t)nt * sizeof(double));
+        ck_assert(h && g->tab);
+        down(h, sl->params[0].data, nt);
+        fd_to_double(g->tab, h, nt);
+    }
+    g->y = ref;
+    g->R = R;
+    g->ny = ny;
+    up(dyd, R, ny);
+    mltk_tensor yt = tview(yd, batch_shape(B, &sl->out), MLTK_F32);
+    mltk_tensor dyt = tview(dyd, batch_shape(B, &sl->out), MLTK_F32);
+    mltk_layer_run r = {
+        .be = &be, .mode = MLTK_TRAIN, .batch = B, .n_in = n_in, .x = xt, .dx = dxt,
+        .y = &yt, .dy = &dyt, .params = sl->params, .grads = sl->grads,
+        .buffers = sl->buffers, .seed = 7, .step = 0,
+    };
+    ck_assert_int_eq(iface->forward(self, &r), MLTK_OK);
+    down(y, yd, ny);
+    glref_forward(g, ref);
+    for (int64_t i = 0; i < ny; i++)   /* sums of two floats round once */
+        EXPECT((double)y[i] == (double)(float)ref[i], "%s y[%lld] = %.9g, double reference "
+               "%.9g", name, (long long)i, (double)y[i], ref[i]);
+    ck_assert_int_eq(iface->backward(self, &r), MLTK_OK);
+    if (g->kind == 2) {
+        int64_t nt = mltk_tensor_numel(&sl->params[0]);
+        down(h, sl->grads[0].data, nt);
+        snprintf(what, sizeof(what), "%s dtable (double reference)", name);
+        if (fd_check_ref(what, glref_eval, g, g->tab, nt, h, &fo, &rep))
+            ck_abort_msg("%s", rep.msg);
+    } else {
+        for (int j = 0; j < n_in; j++) {
+            float *dx = malloc((size_t)nx[j] * sizeof(float));
+            ck_assert_ptr_nonnull(dx);
+            down(dx, dxd[j], nx[j]);
+            snprintf(what, sizeof(what), "%s dx%d (double reference)", name, j);
+            if (fd_check_ref(what, glref_eval, g, g->x[j], nx[j], dx, &fo, &rep))
+                ck_abort_msg("%s", rep.msg);
+            free(dx);
+        }
+    }
+    for (int j = 0; j < n_in; j++) {
+        mltk_be_free(&be, xd[j]);
+        mltk_be_free(&be, dxd[j]);
+        free(g->x[j]);
+    }
+    mltk_be_free(&be, yd);
+    mltk_be_free(&be, dyd);
+    free(y); free(R); free(ref); free(h); free(g->tab);
+    mltk_single_layer_destroy(sl, &be);
+    iface->destroy(self);
+    mltk_params_free(params);
+}
+
+START_TEST(test_graph_layers_ref)
+{
+    enum { B = 3 };
+    float x0[B * 4 * 3], x1[B * 4 * 3], ids[B * 6];
+
+    tu_rng_seed(4100);
+    for (int i = 0; i < B * 12; i++) {
+        x0[i] = (float)tu_urand();
+        x1[i] = (float)tu_urand();
+    }
+    {   /* add: two (4, 3) inputs */
+        int64_t d[2] = { 4, 3 };
+        mltk_shape in[2] = { mltk_shape_make(2, d), mltk_shape_make(2, d) };
+        float *xs[2] = { x0, x1 };
+        glref g = { .kind = 0, .B = B, .r = { 4, 4 }, .c = { 3, 3 }, .axis = 0 };
+        graph_case("add", 0, NULL, NULL, 2, in, B, xs, &g);
+    }
+    {   /* concat along the sample's first axis: (1, 3) and (3, 3) */
+        const char *keys[] = { "axis" }, *vals[] = { "0" };
+        int64_t d0[2] = { 1, 3 }, d1[2] = { 3, 3 };
+        mltk_shape in[2] = { mltk_shape_make(2, d0), mltk_shape_make(2, d1) };
+        float *xs[2] = { x0, x1 };
+        glref g = { .kind = 1, .B = B, .r = { 1, 3 }, .c = { 3, 3 }, .axis = 0 };
+        graph_case("concat", 1, keys, vals, 2, in, B, xs, &g);
+    }
+    {   /* ... and along its last: (4, 1) and (4, 2) */
+        const char *keys[] = { "axis" }, *vals[] = { "-1" };
+        int64_t d0[2] = { 4, 1 }, d1[2] = { 4, 2 };
+        mltk_shape in[2] = { mltk_shape_make(2, d0), mltk_shape_make(2, d1) };
+        float *xs[2] = { x0, x1 };
+        glref g = { .kind = 1, .B = B, .r = { 4, 4 }, .c = { 1, 2 }, .axis = 1 };
+        graph_case("concat", 1, keys, vals, 2, in, B, xs, &g);
+    }
+    {   /* embedding: vocab 7, dim 5, 6 ids per sample with repeats */
+        const char *keys[] = { "vocab", "dim" }, *vals[] = { "7", "5" };
+        int64_t t = 6;
+        mltk_shape in = mltk_shape_make(1, &t);
+        float *xs[1] = { ids };
+        for (int i = 0; i < B * 6; i++)
+            ids[i] = (float)((i * 5 + 3) % 7 == 6 ? 3 : (i * 5 + 3) % 7);
+        glref g = { .kind = 2, .B = B, .T = 6, .V = 7, .D = 5 };
+        graph_case("embedding", 2, keys, vals, 1, &in, B, xs, &g);
+    }
 }
 END_TEST
 
@@ -596,7 +908,7 @@ static void xent_close(xt *l)
 }
 
 /* mean over rows of logsumexp(z) - z[label], in double */
-static double ref_xent(const float *z, const int32_t *lab, int64_t N, int64_t C)
+static double xent_ref(const float *z, const int32_t *lab, int64_t N, int64_t C)
 {
     double total = 0.0;
 
@@ -666,7 +978,7 @@ START_TEST(test_xent)
     z[1 * C + 3] = 40.0f;   /* a large logit: the loss must stay finite */
 
     float loss = xent_loss(&l, zd, z, labd, ld, gd, N, C);
-    double want = ref_xent(z, lab, N, C);
+    double want = xent_ref(z, lab, N, C);
     ck_assert_msg(isfinite(loss) && close_enough(loss, want, 1e-5, 1e-6),
                   "loss %.7g, want %.7g", (double)loss, want);
     down(g, gd, N * C);
@@ -765,6 +1077,7 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, test_dense_errors);
     tcase_add_test(tc, test_relu);
     tcase_add_test(tc, test_flatten);
+    tcase_add_test(tc, test_graph_layers_ref);
     tcase_add_test(tc, test_xent);
     tcase_add_test(tc, test_xent_setup_errors);
     suite_add_tcase(s, tc);

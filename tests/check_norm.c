@@ -13,7 +13,12 @@
  *           standalone (mltk_single_layer): forward values, every
  *           gradient (inputs and parameters) against central finite
  *           differences, running statistics against hand-computed
- *           values, evaluation and frozen modes, dropout masks.
+ *           values, evaluation and frozen modes, dropout masks; and the
+ *           forward output (batchnorm in training, evaluation and frozen
+ *           included) and every gradient against the double-precision
+ *           references of tests/op_ref.h (ref_act, ref_softmax,
+ *           ref_bn_train, ref_bn_eval, ref_ln_forward; dropout as x times
+ *           the mask it drew).
  *   torch:  a few cases against values PyTorch computed (norm_ref.h, from
  *           gen_norm_ref.py).
  *
@@ -22,7 +27,10 @@
  * whose errors are a few 1e-7 relative).  Finite differences (tests/fdcheck.h at
  * an absolute step, testutil.h) use the scalar L = sum(y R) for fixed random R, a step of 1e-2 and
  * |analytic - numeric| <= 1e-2 max(|analytic|, |numeric|) + 1e-3 (see
- * check_layers.c for why that bound is both safe and tight).
+ * check_layers.c for why that bound is both safe and tight).  Against the
+ * double references (fdcheck.h's fd_check_ref, a step of 1e-6) the bound
+ * is 1e-5 of the gradient's largest element; the float layers stay within
+ * ~3e-7 (gelu's dx the most).
  *
  * What this is not: the conformance of other backends (set
  * $MLTK_TEST_BACKEND to run the same checks on one).
@@ -39,6 +47,7 @@
 
 #include "session.h"
 #include "norm_ref.h"
+#include "op_ref.h"
 #include "testutil.h"
 
 /* ---- fixture: registry and backends --------------------------------------- */
@@ -302,12 +311,16 @@ static void expect_same_bits(const float *a, const float *b, int64_t n, const ch
 
 /* ---- activation references ------------------------------------------------ */
 
+/* The op tests' references, written without cancellation (gelu from
+ * erfc); op_ref.h's ref_act, the plain definitions, is what the layers'
+ * double-reference gradients differentiate. */
+
 static double phi_cdf(double x)
 {
     return 0.5 * erfc(-x / sqrt(2.0));
 }
 
-static double ref_act(mltk_act act, double a, double x)
+static double act_ref(mltk_act act, double a, double x)
 {
     const double k = sqrt(2.0 / M_PI);
     switch (act) {
@@ -322,7 +335,7 @@ static double ref_act(mltk_act act, double a, double x)
     }
 }
 
-static double ref_dact(mltk_act act, double a, double x)
+static double dact_ref(mltk_act act, double a, double x)
 {
     const double k = sqrt(2.0 / M_PI);
     switch (act) {
@@ -374,8 +387,8 @@ START_TEST(test_act_new)
             act_inputs(x, n);
             fill_rand(dy, n, -1, 1);
             for (int64_t i = 0; i < n; i++) {
-                ref[i] = ref_act(act, al, x[i]);
-                dref[i] = dy[i] * ref_dact(act, al, x[i]);
+                ref[i] = act_ref(act, al, x[i]);
+                dref[i] = dy[i] * dact_ref(act, al, x[i]);
             }
             for (int t = 0; t < 3; t++) {
                 const struct mltk_backend *b = &bes[t];
@@ -442,7 +455,7 @@ START_TEST(test_bias_act_new)
         fill_rand(b, cols, -1, 1);
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < cols; c++)
-                ref[r * cols + c] = ref_act(new_acts[k].act, new_acts[k].alpha,
+                ref[r * cols + c] = act_ref(new_acts[k].act, new_acts[k].alpha,
                                             (double)(float)(y[r * cols + c] + b[c]));
         up(yd, y, rows * cols);
         up(bd, b, cols);
@@ -471,7 +484,7 @@ static const bn_shape bn_shapes[] = {
 };
 
 /* double reference of one training forward: mean, biased var per channel */
-static void ref_bn_stats(const float *x, int64_t N, int64_t C, int64_t L, double *mean,
+static void bn_stats_ref(const float *x, int64_t N, int64_t C, int64_t L, double *mean,
                          double *var)
 {
     for (int64_t c = 0; c < C; c++) {
@@ -518,7 +531,7 @@ START_TEST(test_bn_train)
             dev_free_on(&be, xd); dev_free_on(&be, yd); dev_free_on(&be, cd);
             goto next;
         }
-        ref_bn_stats(x, N, C, L, mean, var);
+        bn_stats_ref(x, N, C, L, mean, var);
         for (int64_t c = 0; c < C; c++) {
             rinv[c] = 1.0 / sqrt(var[c] + eps);
             rmean[c] = mean[c];
@@ -662,7 +675,7 @@ START_TEST(test_bn_backward)
             x[i] = (float)(bn_shapes[s].offset + tu_urand());
         fill_rand(dy, n, -1, 1);
         fill_rand(g, C, -2, 2);
-        ref_bn_stats(x, N, C, L, dm, dv);
+        bn_stats_ref(x, N, C, L, dm, dv);
         for (int64_t c = 0; c < C; c++) {
             mean[c] = (float)dm[c];
             inv[c] = (float)(1.0 / sqrt(dv[c] + 1e-5));
@@ -1171,6 +1184,143 @@ static float *buffer_f(lt *t, int idx)
     return t->sl->buffers[idx].data;
 }
 
+/* ---- layers against the double references of tests/op_ref.h --------------- */
+
+/* L = sum R y of a layer's double-precision reference over double copies
+ * of its input and parameters: what fd_check_ref differentiates. */
+typedef struct nref {
+    void        (*fwd)(const struct nref *c, double *y);
+    double       *x, *p[2], *y;  /* input, parameters (NULL: none), output */
+    const float  *R;
+    int64_t       ny;
+    mltk_act      act;           /* activations */
+    double        alpha;
+    int64_t       N, C, L;       /* batchnorm (N, C, L); rows N of C for layer
+                                  * norm and softmax */
+    double        eps;           /* batch and layer norm, as the layer's float */
+    const double *rm, *rv;       /* batchnorm evaluation: running statistics */
+    const double *mask;          /* dropout: 0 or 1/(1 - rate) */
+} nref;
+
+static double nref_eval(void *ctx)
+{
+    nref *c = ctx;
+
+    c->fwd(c, c->y);
+    return fd_dot_d(c->R, c->y, c->ny);
+}
+
+static void nref_act(const nref *c, double *y)
+{
+    for (int64_t i = 0; i < c->ny; i++)
+        y[i] = ref_act(c->act, c->alpha, c->x[i]);
+}
+
+static void nref_softmax(const nref *c, double *y)
+{
+    ref_softmax(y, c->x, c->N, c->C);
+}
+
+static void nref_bn_train(const nref *c, double *y)
+{
+    double sm[16], si[16];
+    mltk_bn_params p = { .momentum = 0.1f, .eps = (float)c->eps };
+
+    ck_assert(c->C <= 16);
+    ref_bn_train(y, sm, si, NULL, NULL, c->x, c->p[0], c->p[1], c->N, c->C, c->L, &p);
+}
+
+static void nref_bn_eval(const nref *c, double *y)
+{
+    ref_bn_eval(y, c->x, c->p[0], c->p[1], c->rm, c->rv, c->N, c->C, c->L, c->eps);
+}
+
+static void nref_ln(const nref *c, double *y)
+{
+    double mean[16], rstd[16];
+
+    ck_assert(c->N <= 16);
+    ref_ln_forward(y, mean, rstd, c->x, c->p[0], c->p[1], c->N, c->C, c->eps);
+}
+
+static void nref_mask(const nref *c, double *y)
+{
+    for (int64_t i = 0; i < c->ny; i++)
+        y[i] = c->x[i] * c->mask[i];
+}
+
+/* In the layer's current mode: forward at x with the parameters as they
+ * are, y against c's reference within rtol |ref| + atol; then backward
+ * with dy = R (drawn from `seed` as grad_check draws it), dx and every
+ * parameter gradient against central differences of the reference
+ * (fd_check_ref: within 1e-5 of the gradient's largest element).  c->rm,
+ * rv and mask, where used, are set by the caller. */
+static void ref_check(lt *t, nref *c, const float *x, uint64_t seed, double rtol, double atol,
+                      const char *name)
+{
+    fd_ref_opts fo = FD_REF_OPTS_DEFAULT;
+    fd_report rep;
+    float *R = hmalloc(t->ny), *y = hmalloc(t->ny), *dx = hmalloc(t->nx);
+    double *xd = dmalloc(t->nx), *yd = dmalloc(t->ny), *ref = dmalloc(t->ny);
+    char what[96];
+
+    ck_assert(t->sl->n_params <= 2);
+    tu_rng_seed(seed);
+    fill_rand(R, t->ny, -1, 1);
+    fd_to_double(xd, x, t->nx);
+    c->x = xd;
+    c->y = yd;
+    c->R = R;
+    c->ny = t->ny;
+    c->p[0] = c->p[1] = NULL;
+    for (int p = 0; p < t->sl->n_params; p++) {
+        int64_t np = mltk_tensor_numel(&t->sl->params[p]);
+        float *h = hmalloc(np);
+        c->p[p] = dmalloc(np);
+        down(h, t->sl->params[p].data, np);
+        fd_to_double(c->p[p], h, np);
+        free(h);
+    }
+    up(t->x, x, t->nx);
+    up(t->dy, R, t->ny);
+    lt_run(t, 0);
+    down(y, t->y, t->ny);
+    c->fwd(c, ref);
+    snprintf(what, sizeof(what), "%s forward (double reference)", name);
+    expect_close(y, ref, t->ny, rtol, atol, what);
+    lt_run(t, 1);
+    down(dx, t->dx, t->nx);
+    snprintf(what, sizeof(what), "%s dx (double reference)", name);
+    if (fd_check_ref(what, nref_eval, c, xd, t->nx, dx, &fo, &rep))
+        ck_abort_msg("%s", rep.msg);
+    for (int p = 0; p < t->sl->n_params; p++) {
+        int64_t np = mltk_tensor_numel(&t->sl->params[p]);
+        float *g = hmalloc(np);
+        down(g, t->sl->grads[p].data, np);
+        snprintf(what, sizeof(what), "%s dparam%d (double reference)", name, p);
+        if (fd_check_ref(what, nref_eval, c, c->p[p], np, g, &fo, &rep))
+            ck_abort_msg("%s", rep.msg);
+        free(g);
+    }
+    for (int p = 0; p < 2; p++) {
+        free(c->p[p]);
+        c->p[p] = NULL;
+    }
+    free(R); free(y); free(dx); free(xd); free(yd); free(ref);
+}
+
+/* the running statistics of a batchnorm layer (buffers 0 and 1), C each */
+static void bn_running(lt *t, double *rm, double *rv, int64_t C)
+{
+    float *h = hmalloc(2 * C);
+
+    down(h, t->sl->buffers[0].data, C);
+    down(h + C, t->sl->buffers[1].data, C);
+    fd_to_double(rm, h, C);
+    fd_to_double(rv, h + C, C);
+    free(h);
+}
+
 /* ---- layers: activations -------------------------------------------------- */
 
 typedef struct act_case {
@@ -1210,13 +1360,17 @@ START_TEST(test_layer_acts)
         if (c->kink && fabs(v) < 0.05)
             v = v < 0 ? v - 0.05 : v + 0.05;
         x[i] = (float)v;
-        ref[i] = ref_act(c->act, c->alpha, x[i]);
+        ref[i] = act_ref(c->act, c->alpha, x[i]);
     }
     up(t.x, x, t.nx);
     lt_run(&t, 0);
     down(y, t.y, t.ny);
     expect_close(y, ref, t.ny, 3e-6, 1e-7, c->layer);
     grad_check(&t, x, 800 + (uint64_t)_i);
+    {
+        nref rc = { .fwd = nref_act, .act = c->act, .alpha = (double)(float)c->alpha };
+        ref_check(&t, &rc, x, 800 + (uint64_t)_i, 3e-6, 1e-7, c->layer);
+    }
 
     /* in place when the layer says so: same output, same gradient */
     int inplace = t.iface->inplace ? t.iface->inplace(t.self) : 0;
@@ -1269,6 +1423,10 @@ START_TEST(test_layer_softmax)
         }
     }
     grad_check(&t, x, 901);
+    {
+        nref rc = { .fwd = nref_softmax, .N = t.ny / 6, .C = 6 };
+        ref_check(&t, &rc, x, 901, 1e-6, 1e-7, "softmax");
+    }
     ck_assert_int_eq(t.iface->inplace(t.self), 1);
     free(x); free(y);
     lt_close(&t);
@@ -1311,12 +1469,23 @@ START_TEST(test_layer_bn_grad)
     tu_rng_seed(1100 + (uint64_t)_i);
     fill_rand(x, t.nx, -2, 2);
     grad_check(&t, x, 1200 + (uint64_t)_i);
+    /* forward and gradients against the double reference: batch
+     * statistics in training */
+    int64_t C = s[1], L = mltk_shape_numel(&in) / s[1];
+    double rm[8], rv[8];
+    nref rc = { .fwd = nref_bn_train, .N = batch, .C = C, .L = L, .eps = (double)1e-5f,
+                .rm = rm, .rv = rv };
+    ref_check(&t, &rc, x, 1250 + (uint64_t)_i, 1e-5, 1e-6, "batchnorm train");
     /* the same in evaluation mode and frozen (running statistics) */
     t.mode = MLTK_EVAL;
     grad_check(&t, x, 1300 + (uint64_t)_i);
+    bn_running(&t, rm, rv, C);
+    rc.fwd = nref_bn_eval;
+    ref_check(&t, &rc, x, 1350 + (uint64_t)_i, 1e-5, 1e-6, "batchnorm eval");
     t.mode = MLTK_TRAIN;
     t.frozen = 1;
     grad_check(&t, x, 1400 + (uint64_t)_i);
+    ref_check(&t, &rc, x, 1450 + (uint64_t)_i, 1e-5, 1e-6, "batchnorm frozen");
     free(x);
     lt_close(&t);
 }
@@ -1511,6 +1680,10 @@ START_TEST(test_layer_ln)
         }
     }
     grad_check(&t, x, 2000 + (uint64_t)_i);
+    {
+        nref rc = { .fwd = nref_ln, .N = t.nx / K, .C = K, .eps = (double)1e-5f };
+        ref_check(&t, &rc, x, 2050 + (uint64_t)_i, 1e-5, 1e-6, "layernorm");
+    }
     /* evaluation computes the same */
     float *y2 = hmalloc(t.ny);
     t.mode = MLTK_EVAL;
@@ -1610,6 +1783,21 @@ START_TEST(test_layer_dropout)
     x = hmalloc(t.nx);
     fill_rand(x, t.nx, -1, 1);
     grad_check(&t, x, 2200);
+    {   /* the mask this seed and step draw, read off y (x has no zeros) */
+        double *mask = dmalloc(t.nx);
+        y = hmalloc(t.ny);
+        up(t.x, x, t.nx);
+        lt_run(&t, 0);
+        down(y, t.y, t.ny);
+        for (int64_t i = 0; i < t.nx; i++) {
+            ck_assert(x[i] != 0.0f);
+            mask[i] = y[i] == 0.0f ? 0.0 : 1.0 / (1.0 - (double)0.5f);
+        }
+        nref rc = { .fwd = nref_mask, .mask = mask };
+        ref_check(&t, &rc, x, 2250, 0, 0, "dropout");
+        free(mask);
+        free(y);
+    }
     free(x);
     lt_close(&t);
 }

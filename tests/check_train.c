@@ -1,7 +1,8 @@
 /* check_train.c - end-to-end training through the public API.
  *
  * Trains the Fashion-MNIST MLP on a subset and asserts the accuracy it
- * reaches, that a seeded cpu run is bit-for-bit repeatable, that dynamic
+ * reaches (above a linear model's, trained beside it on the same data for
+ * the same epochs), that a seeded cpu run is bit-for-bit repeatable, that dynamic
  * loss scaling leaves a float32 run as it was, that a step in a window of
  * [train] check_every makes no host synchronisation, and that
  * model-level mistakes (shape mismatch at the loss, an input naming a
@@ -21,6 +22,35 @@
 #include "train/component.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+/* End-to-end thresholds.  Each test prints what it reached to the test
+ * log ("reached: ...").  On the cpu backend with seed 7 the runs below
+ * reach, identically at 1 and 2 threads and in the sanitizer build (this
+ * machine: AVX2, OpenBLAS 0.3.21 Zen kernels):
+ *
+ *   run                     metric      reached   threshold
+ *   mlp, adam, 3 epochs     val_acc     0.8445    >= 0.835
+ *                           val_loss    0.4668    <= 0.48
+ *                           train_loss  0.4641    <= 0.48
+ *   linear, adam, 3 epochs  val_acc     0.8170    <  0.835 (the mlp's bound)
+ *                           val_loss    0.5340    >  0.48  (the mlp's bound)
+ *   mlp, sgd, 3 epochs      val_acc     0.8460    >= 0.838
+ *   mlp, adam, 1 epoch      val_acc     0.7750    >= 0.765
+ *
+ * Each accuracy bound sits ~1 point (0.8 for sgd) under the value reached
+ * and each loss bound ~0.015 over it: another machine's BLAS sums in
+ * another order, which changes the trajectory a little; over seeds 1-4
+ * the adam mlp reaches 0.838-0.8405 and val_loss 0.458-0.478.  A linear
+ * model (flatten, dense 10) trained with the same optimizer, data and
+ * epochs must stay under the mlp's bounds, so that they say more than
+ * "it learned something".  (With sgd at lr 0.05, momentum 0.9, the
+ * linear model reaches 0.841, as much as the mlp at this size: the sgd
+ * run is held to its own value only.) */
+#define MLP_ACC_MIN        0.835
+#define MLP_VAL_LOSS_MAX   0.48
+#define MLP_TRAIN_LOSS_MAX 0.48
+#define SGD_ACC_MIN        0.838
+#define ONE_EPOCH_ACC_MIN  0.765
 
 static char tmpdir[256];
 
@@ -46,6 +76,23 @@ static const char mlp[] =
     "[layer.out]\ntype = dense\nunits = 10\n"
     "[loss]\ntype = cross_entropy\n"
     "[optimizer]\ntype = adam\nlr = 0.002\n";
+
+/* the baseline: the same run with a linear model */
+static const char linear[] =
+    "[run]\nseed = 7\nbackend = cpu\nthreads = 2\n"
+    "[train]\nepochs = 3\nbatch_size = 64\n"
+    "[data]\ntype = idx\ntrain_limit = 8000\ntest_limit = 2000\n"
+    "[layer.flat]\ntype = flatten\n"
+    "[layer.out]\ntype = dense\nunits = 10\n"
+    "[loss]\ntype = cross_entropy\n"
+    "[optimizer]\ntype = adam\nlr = 0.002\n";
+
+/* what a run reached, for the test log */
+static void report(const char *what, const mltk_epoch_stats *st)
+{
+    fprintf(stderr, "reached: %-24s epochs %d  train_loss %.4f  val_loss %.4f  "
+            "val_acc %.4f\n", what, st->epoch, st->train_loss, st->val_loss, st->val_acc);
+}
 
 /* train a config; returns status, fills stats and (if params) a copy of
  * the final flat parameters */
@@ -84,11 +131,13 @@ START_TEST(mlp_reaches_accuracy_and_repeats)
     const char *path = write_cfg("mlp.ini", mlp);
     int rc = train(path, &a, &pa, &na, &err);
     ck_assert_msg(rc == MLTK_OK, "training failed: %s", err ? err : "?");
-    /* 8000 samples, 3 epochs: a 2-hidden-layer MLP is well past 0.80 */
-    ck_assert_msg(a.val_acc >= 0.80, "val_acc %.4f < 0.80", a.val_acc);
+    report("mlp, adam", &a);
+    ck_assert_msg(a.val_acc >= MLP_ACC_MIN, "val_acc %.4f < %.3f", a.val_acc, MLP_ACC_MIN);
     ck_assert_int_eq(a.epoch, 3);
-    ck_assert(a.train_loss > 0.0 && a.train_loss < 0.6);
-    ck_assert(a.val_loss > 0.0 && a.val_loss < 0.7);
+    ck_assert_msg(a.train_loss > 0.0 && a.train_loss <= MLP_TRAIN_LOSS_MAX,
+                  "train_loss %.4f > %.3f", a.train_loss, MLP_TRAIN_LOSS_MAX);
+    ck_assert_msg(a.val_loss > 0.0 && a.val_loss <= MLP_VAL_LOSS_MAX, "val_loss %.4f > %.3f",
+                  a.val_loss, MLP_VAL_LOSS_MAX);
     ck_assert(a.samples_per_s > 0.0);
     ck_assert(a.lr == 0.002);
 
@@ -99,6 +148,17 @@ START_TEST(mlp_reaches_accuracy_and_repeats)
                   "same seed, different weights");
     ck_assert(a.train_loss == b.train_loss && a.val_loss == b.val_loss &&
               a.val_acc == b.val_acc);
+
+    /* the linear baseline (same data and epochs) stays under the mlp's bounds */
+    mltk_epoch_stats lin;
+    rc = train(write_cfg("linear.ini", linear), &lin, NULL, NULL, &err);
+    ck_assert_msg(rc == MLTK_OK, "linear baseline failed: %s", err ? err : "?");
+    report("linear, adam", &lin);
+    ck_assert_int_eq(lin.epoch, 3);
+    ck_assert_msg(lin.val_acc < MLP_ACC_MIN, "a linear model reaches val_acc %.4f >= the "
+                  "mlp's bound %.3f", lin.val_acc, MLP_ACC_MIN);
+    ck_assert_msg(lin.val_loss > MLP_VAL_LOSS_MAX, "a linear model reaches val_loss %.4f <= "
+                  "the mlp's bound %.3f", lin.val_loss, MLP_VAL_LOSS_MAX);
     free(pa);
     free(pb);
 }
@@ -115,7 +175,8 @@ START_TEST(sgd_trains_too)
     char *err = NULL;
     int rc = train(write_cfg("sgd.ini", text), &st, NULL, NULL, &err);
     ck_assert_msg(rc == MLTK_OK, "training failed: %s", err ? err : "?");
-    ck_assert_msg(st.val_acc >= 0.78, "val_acc %.4f < 0.78", st.val_acc);
+    report("mlp, sgd", &st);
+    ck_assert_msg(st.val_acc >= SGD_ACC_MIN, "val_acc %.4f < %.3f", st.val_acc, SGD_ACC_MIN);
 }
 END_TEST
 
@@ -175,7 +236,10 @@ START_TEST(dynamic_loss_scale_keeps_f32)
     ck_assert_int_eq(plain.n, scaled.n);
     ck_assert_msg(memcmp(plain.params, scaled.params, (size_t)plain.n * sizeof(float)) == 0,
                   "loss scaling changed the weights");
-    ck_assert(plain.st.val_acc == scaled.st.val_acc && plain.st.val_acc >= 0.75);
+    report("mlp, adam, 1 epoch", &plain.st);
+    ck_assert(plain.st.val_acc == scaled.st.val_acc);
+    ck_assert_msg(plain.st.val_acc >= ONE_EPOCH_ACC_MIN, "val_acc %.4f < %.3f",
+                  plain.st.val_acc, ONE_EPOCH_ACC_MIN);
     ck_assert(plain.st.train_loss == scaled.st.train_loss);
     free(plain.params);
     free(scaled.params);

@@ -38,6 +38,11 @@
  * the same x gives the same value.  f may return NaN to signal a failed
  * evaluation (the check then fails with that message).
  *
+ * Where the computation has a double-precision reference (op_ref.h),
+ * fd_check_ref (below) holds the float analytic gradient to central
+ * differences of that reference instead, at 1e-5 of the gradient's
+ * largest element rather than ~1 %.
+ *
  * What this is not: a test framework (it calls nothing of Check's; the
  * caller asserts on the result) or a way to check second derivatives.
  * Everything is static inline so each suite takes only what it uses.
@@ -49,6 +54,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- options and report ---------------------------------------------------- */
@@ -83,6 +89,8 @@ typedef struct fd_report {
     int64_t skipped;   /* indices skipped at a kink */
     int64_t worst;     /* index of the largest excess over the bound, or -1 */
     double  worst_analytic, worst_numeric;
+    double  scale;     /* fd_check_ref: max |numeric| over the probed indices */
+    double  max_err;   /* fd_check_ref: max |analytic - numeric| / scale */
     char    msg[512];  /* the first failure, "what: index i: analytic A,
                         * numeric N (|diff| D > bound B)"; "" if none */
 } fd_report;
@@ -236,6 +244,165 @@ static inline int64_t fd_check(const char *what, double (*f)(void *ctx), void *c
                                float *x, int64_t n, const float *grad, const fd_opts *o)
 {
     return fd_check_impl(what, f, ctx, x, n, grad, o, NULL, stderr);
+}
+
+/* ---- against a double-precision reference ------------------------------------ */
+
+/* The check above differentiates the float forward pass, so its bounds
+ * are ~1 % (a float f, a step of 1e-2).  Where the computation has a
+ * double-precision reference (tests/op_ref.h), the float analytic
+ * gradient can be held to far less: fd_check_ref differentiates the
+ * REFERENCE, a double function g of double inputs x evaluated at the
+ * float values the layer was given, by central differences at the
+ * absolute step o->step (1e-6: truncation ~h^2 |g'''| ~ 1e-12 and
+ * rounding ~2^-53 |g| / h ~ 1e-10 of g, both far below the bound), and
+ * passes index i when
+ *
+ *     |analytic_i - numeric_i| <= o->rel * S + o->abs,
+ *     S = max_j |numeric_j| over the probed indices,
+ *
+ * i.e. the error is measured against the scale of the whole gradient,
+ * not of one element: an element that sums terms of mixed sign to ~0
+ * keeps the float rounding of its terms (~2^-24 of S times a few), which
+ * a bound relative to that element alone could not allow.  The default
+ * o->rel = 1e-5 is ~170 float ulps (2^-24) of S: room for a float
+ * backward that sums tens to hundreds of products, and ~1000x less than
+ * any missing or misplaced term.  x is restored bit for bit.  g must not
+ * have a kink within o->step of x (the suites keep inputs 0.02 or more
+ * from one). */
+typedef struct fd_ref_opts {
+    double  step;       /* absolute step h on the double inputs */
+    double  rel;        /* bound relative to S, the gradient's scale */
+    double  abs;        /* absolute bound (0: none) */
+    int64_t max_points; /* > 0: probe at most this many indices, evenly */
+    int     max_print;  /* failing indices printed by fd_check_ref_print */
+} fd_ref_opts;
+
+#define FD_REF_OPTS_DEFAULT { .step = 1e-6, .rel = 1e-5, .abs = 0, .max_points = 0, \
+                              .max_print = 5 }
+
+/* d[i] = (double)f[i] */
+static inline void fd_to_double(double *d, const float *f, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] = (double)f[i];
+}
+
+/* sum_i w_i y_i with double y */
+static inline double fd_dot_d(const float *w, const double *y, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)w[i] * y[i];
+    return s;
+}
+
+static inline int64_t fd_check_ref_impl(const char *what, double (*g)(void *ctx), void *ctx,
+                                        double *x, int64_t n, const float *grad,
+                                        const fd_ref_opts *o, fd_report *r, FILE *out)
+{
+    static const fd_ref_opts def = FD_REF_OPTS_DEFAULT;
+    fd_report local;
+    if (!o)
+        o = &def;
+    if (!r)
+        r = &local;
+    memset(r, 0, sizeof *r);
+    r->worst = -1;
+    int64_t m = o->max_points > 0 && o->max_points < n ? o->max_points : n;
+    double *num = malloc((size_t)(m > 0 ? m : 1) * sizeof(double));
+    int64_t *idx = malloc((size_t)(m > 0 ? m : 1) * sizeof(int64_t));
+    if (!num || !idx) {
+        free(num);
+        free(idx);
+        r->failed = 1;
+        snprintf(r->msg, sizeof r->msg, "%s: out of memory", what);
+        return 1;
+    }
+    /* the reference gradient first: its scale bounds every index */
+    int64_t k_n = 0, prev = -1;
+    double scale = 0;
+    for (int64_t k = 0; k < m; k++) {
+        int64_t i = fd_index(k, m, n);
+        if (i == prev)
+            continue;
+        prev = i;
+        double x0 = x[i], h = o->step;
+        x[i] = x0 + h;
+        double xp = x[i], gp = g(ctx);
+        x[i] = x0 - h;
+        double xm = x[i], gm = g(ctx);
+        x[i] = x0;
+        idx[k_n] = i;
+        num[k_n] = (gp - gm) / (xp - xm);
+        if (fabs(num[k_n]) > scale)
+            scale = fabs(num[k_n]);
+        k_n++;
+    }
+    r->scale = scale;
+    double bound = o->rel * scale + o->abs, worst_excess = -1;
+    int printed = 0;
+    for (int64_t k = 0; k < k_n; k++) {
+        int64_t i = idx[k];
+        double ana = (double)grad[i], diff = fabs(ana - num[k]);
+        char line[512];
+        r->checked++;
+        if (!isfinite(num[k]) || !isfinite(ana)) {
+            snprintf(line, sizeof line, "%s: index %lld of %lld: analytic %.9g, reference %.9g "
+                     "(not finite)", what, (long long)i, (long long)n, ana, num[k]);
+        } else {
+            if (scale > 0 && diff / scale > r->max_err)
+                r->max_err = diff / scale;
+            if (diff <= bound)
+                continue;
+            if (diff - bound > worst_excess) {
+                worst_excess = diff - bound;
+                r->worst = i;
+                r->worst_analytic = ana;
+                r->worst_numeric = num[k];
+            }
+            snprintf(line, sizeof line,
+                     "%s: index %lld of %lld: analytic %.9g, double reference %.9g "
+                     "(|diff| %.3g > bound %.3g: %.3g of the gradient's scale %.6g)",
+                     what, (long long)i, (long long)n, ana, num[k], diff, bound, o->rel,
+                     scale);
+        }
+        r->failed++;
+        if (!r->msg[0])
+            memcpy(r->msg, line, sizeof r->msg);
+        if (out && printed < o->max_print) {
+            fprintf(out, "fd_check_ref: %s\n", line);
+            printed++;
+        }
+    }
+    if (out && r->failed)
+        fprintf(out, "fd_check_ref: %s: %lld of %lld probed indices out of bounds\n", what,
+                (long long)r->failed, (long long)r->checked);
+    free(num);
+    free(idx);
+    return r->failed;
+}
+
+/* Compare the float analytic gradient grad (n) with central differences
+ * of the double reference g over the double inputs x (n) (see above).
+ * Returns the number of failing indices and fills *r (may be NULL):
+ * counts, r->scale, r->max_err (the largest |analytic - numeric| / S),
+ * the worst index and the first failure's message.  o NULL:
+ * FD_REF_OPTS_DEFAULT.  Prints nothing. */
+static inline int64_t fd_check_ref(const char *what, double (*g)(void *ctx), void *ctx,
+                                   double *x, int64_t n, const float *grad,
+                                   const fd_ref_opts *o, fd_report *r)
+{
+    return fd_check_ref_impl(what, g, ctx, x, n, grad, o, r, NULL);
+}
+
+/* As fd_check_ref, printing the failing indices (up to o->max_print) and
+ * a summary line to stderr. */
+static inline int64_t fd_check_ref_print(const char *what, double (*g)(void *ctx), void *ctx,
+                                         double *x, int64_t n, const float *grad,
+                                         const fd_ref_opts *o, fd_report *r)
+{
+    return fd_check_ref_impl(what, g, ctx, x, n, grad, o, r, stderr);
 }
 
 #endif /* MLTK_FDCHECK_H */

@@ -11,8 +11,9 @@ Inputs are written out as float literals too, so the C test starts from
 bit-identical parameters and gradients.  The learning rate changes from
 step to step (as a schedule would change it), through the param group.
 What this is not: part of the build or of the test run, or a reference
-for LAMB, which PyTorch does not ship (the C test computes LAMB itself,
-in double precision).
+for LAMB, which PyTorch does not ship: the C test computes LAMB itself, in
+double precision, and tests/test_lamb_interop.sh compares the lamb plugin
+with optax's LAMB (parameters and both moments) at `make check` time.
 """
 import math
 import sys

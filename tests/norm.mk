@@ -4,7 +4,7 @@
 if HAVE_CHECK
 check_PROGRAMS += tests/check_norm
 TESTS += tests/check_norm
-tests_check_norm_SOURCES = tests/check_norm.c tests/norm_ref.h
+tests_check_norm_SOURCES = tests/check_norm.c tests/norm_ref.h tests/op_ref.h
 tests_check_norm_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/core
 tests_check_norm_CFLAGS = $(TEST_CFLAGS)
 tests_check_norm_LDADD = $(TEST_LIBS)

@@ -12,23 +12,33 @@
 #     EventAccumulator loads the run directory and sees the same scalars,
 #     and Hugging Face's safetensors.numpy loads the saved weights with
 #     PyTorch's names and shapes (conv1.weight (4, 1, 3, 3),
-#     bn1.running_mean (4,), ...) and the values of mltk's own reader.
+#     bn1.running_mean (4,), ...) and the values of mltk's own reader:
+#     every tensor's bytes equal those of mltk's safetensors reader
+#     (check_safetensors --dump), its min, max and mean those `mltk
+#     inspect` prints (to their 5 digits), and its min, max, sum and count
+#     those of the last weight histogram of the run's event file, which
+#     mltk took from the model in memory at the end of the last epoch.
 # What this is not: the format tests of each writer (test_tb_interop.sh,
 # test_st_interop.sh), which use fixtures rather than a real run.
 #
 # Needs top_builddir and top_srcdir (tests/local.mk exports them).  Exits 77
-# without the Fashion-MNIST data or python3; the TensorBoard and
-# safetensors checks are skipped (77) when their packages cannot be
-# installed, after the standard-library checks have passed.
+# without the Fashion-MNIST data, python3 or the Check-built
+# check_safetensors; the TensorBoard and safetensors checks are skipped
+# (77) when their packages cannot be installed, after the standard-library
+# checks have passed.  Under CI=true each of these is a failure
+# (tests/pyvenv.sh).
 
 set -u
 : "${top_srcdir:?}"
 . "$top_srcdir/tests/testlib.sh"
+. "$top_srcdir/tests/pyvenv.sh"
 mltk="$top_builddir/mltk"
+st_drv="$top_builddir/tests/check_safetensors"
 data=/usr/share/datasets/fashion-mnist
 [ -r "$data/train-images-idx3-ubyte.gz" ] || [ -r "$data/train-images-idx3-ubyte" ] \
-    || { echo "skip: no Fashion-MNIST in $data"; exit 77; }
-command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
+    || mltk_unavailable "no Fashion-MNIST in $data"
+command -v python3 >/dev/null 2>&1 || mltk_unavailable "no python3"
+[ -x "$st_drv" ] || mltk_unavailable "$st_drv not built (no Check)"
 
 tl_tmpdir run
 fail() { echo "FAIL: $*"; exit 1; }
@@ -110,16 +120,23 @@ print("events: %d scalars per epoch tag, %d histogram tags, config text" % (2, l
 EOF
 echo "ok - the run's event file read by the standard-library reader"
 
+# ---- mltk's own readers of the saved weights ----
+"$st_drv" --dump "$tmp/run/weights.safetensors" > "$tmp/weights.dump" \
+    || fail "check_safetensors --dump $tmp/run/weights.safetensors"
+"$mltk" inspect "$tmp/run/weights.safetensors" > "$tmp/weights.inspect" \
+    || fail "mltk inspect $tmp/run/weights.safetensors"
+
 # ---- TensorBoard and safetensors themselves ----
-. "$top_srcdir/tests/pyvenv.sh"
-PY=$(mltk_pyvenv numpy safetensors tensorboard) || { echo "skip: no Python packages"; exit 77; }
-"$PY" - "$tmp/run" "$tmp/run/metrics.jsonl" "$tmp/run/weights.safetensors" <<'EOF' || fail "interop"
+PY=$(mltk_pyvenv numpy safetensors tensorboard) || mltk_unavailable "no Python packages"
+"$PY" - "$tmp/run" "$tmp/run/metrics.jsonl" "$tmp/run/weights.safetensors" \
+    "$tmp/weights.dump" "$tmp/weights.inspect" "$tmp/events.jsonl" <<'EOF' || fail "interop"
 import json, struct, sys
+import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 import safetensors.numpy
 from safetensors import safe_open
 
-run, log, weights = sys.argv[1:4]
+run, log, weights, dump, inspect, events = sys.argv[1:7]
 epochs = [json.loads(l) for l in open(log)]
 acc = EventAccumulator(run + "/tb", size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
 acc.Reload()
@@ -141,6 +158,46 @@ with safe_open(weights, "np") as f:
     meta = f.metadata()
 assert meta["format"] == "mltk.weights" and meta["epoch"] == "2", meta
 assert "[layer.bn1]" in meta["config"]
-print("tensorboard and safetensors: ok")
+
+# the values: mltk's reader (check_safetensors --dump) sees the same bytes
+seen = {}
+for line in open(dump):
+    w = line.split()
+    if w[0] != "tensor":
+        continue
+    name, ndim = bytes.fromhex(w[1]).decode(), int(w[3])
+    seen[name] = (w[2], tuple(int(x) for x in w[4:4 + ndim]), bytes.fromhex(w[4 + ndim]))
+assert sorted(seen) == sorted(t), sorted(seen)
+for name, a in t.items():
+    assert seen[name] == ("F32", a.shape, a.tobytes()), (name, seen[name][:2])
+
+# `mltk inspect`: min, max and mean of each tensor, to 5 significant digits
+rows = {}
+for line in open(inspect):
+    w = line.split()
+    if len(w) >= 6 and w[0] in t and w[1] == "F32":
+        rows[w[0]] = [float(x) for x in w[-3:]]
+assert sorted(rows) == sorted(t), sorted(rows)
+for name, a in t.items():
+    want = (float(a.min()), float(a.max()), float(a.astype(np.float64).mean()))
+    for got, w in zip(rows[name], want):
+        assert abs(got - w) <= 5.1e-5 * abs(w), (name, rows[name], want)
+
+# the model in memory: the last histogram of each tensor, written at the
+# end of epoch 2, has the file's min, max, sum and count
+ev = [json.loads(l) for l in open(events)]
+for name, a in t.items():
+    tag = ("state/" if "running" in name else "weights/") + name
+    hs = [e for e in ev if e.get("tag") == tag and "histo" in e]
+    assert hs, tag
+    h = hs[-1]["histo"]
+    assert hs[-1]["step"] == epochs[-1]["step"], (tag, hs[-1]["step"])
+    assert h["num"] == a.size, (tag, h["num"])
+    assert h["min"] == float(a.min()) and h["max"] == float(a.max()), (tag, h["min"], h["max"])
+    s = float(a.astype(np.float64).sum())
+    assert abs(h["sum"] - s) <= 1e-9 * float(np.abs(a).astype(np.float64).sum()), (tag, h["sum"], s)
+print("tensorboard and safetensors: ok; %d tensors, %d values equal to mltk's reader, "
+      "inspect and the last histograms" % (len(t), sum(a.size for a in t.values())))
 EOF
-echo "ok - TensorBoard loads the events, safetensors.numpy the weights"
+echo "ok - TensorBoard loads the events, safetensors.numpy the weights with mltk's values"
+echo "2 passed, 0 failed"

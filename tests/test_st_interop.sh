@@ -13,18 +13,19 @@
 #
 # Needs: top_builddir and top_srcdir (exported by tests/local.mk).  Exits 77
 # (skipped) without python3, without the Check-built driver, or where the
-# Python packages cannot be installed; the standard-library check has run
-# by then.
+# Python packages cannot be installed (the standard-library check has run
+# by then); under CI=true each of these is a failure (tests/pyvenv.sh).
 
 set -u
 
 : "${top_srcdir:?top_srcdir must be set (run through make check)}"
 . "$top_srcdir/tests/testlib.sh"
+. "$top_srcdir/tests/pyvenv.sh"
 drv="$top_builddir/tests/check_safetensors"
 st_read="$top_srcdir/tests/st_read.py"
 
-command -v python3 >/dev/null 2>&1 || { echo "skip: no python3"; exit 77; }
-[ -x "$drv" ] || { echo "skip: $drv not built (no Check)"; exit 77; }
+command -v python3 >/dev/null 2>&1 || mltk_unavailable "no python3"
+[ -x "$drv" ] || mltk_unavailable "$drv not built (no Check)"
 
 tl_tmpdir st
 
@@ -47,11 +48,8 @@ ok "mltk's file read by the standard-library reader"
 
 # ---- numpy and safetensors, both ways ----
 
-. "$top_srcdir/tests/pyvenv.sh"
-PY=$(mltk_pyvenv numpy safetensors) || {
-    echo "skip: no Python environment with numpy and safetensors"
-    exit 77
-}
+PY=$(mltk_pyvenv numpy safetensors) \
+    || mltk_unavailable "no Python environment with numpy and safetensors ($n_pass passed)"
 
 "$drv" --write "$tmp/mltk-np.safetensors" nobf16 || die "check_safetensors --write nobf16"
 "$PY" "$st_read" verify-numpy "$tmp/mltk-np.safetensors" || die "safetensors.numpy load"
