@@ -11,13 +11,20 @@ schedule, batch size, epochs, data (pixels / 255) and thread count.  Both
 keep the whole data set in memory and reshuffle every epoch; PyTorch
 indexes tensors directly (no DataLoader), which is its fastest path.
 
-Reports the median epoch's training samples/s of each (evaluation
-excluded), their ratio and the final test accuracy.  For the `cnn` model it
-also builds and runs bench/conv_roof.c: each conv layer's forward and
-backward time at batch 128 against the sgemm roof.
+Every PyTorch build named with --torch (an interpreter that imports
+torch: Debian's /usr/bin/python3, the venv of bench/setup-torch-venv.sh)
+trains in its own process; both sides use the same seed (--seed replaces
+the example's [run] seed and is torch.manual_seed), and the output
+records each build's torch.__config__.show() and thread settings.
+Reports each side's median training samples/s over the epochs after one
+warm-up epoch (at least 3; evaluation excluded; bench/torchref.py says how
+each side counts), the ratios and the final test accuracies.  For the
+`cnn` model it also builds and runs bench/conv_roof.c: each conv layer's
+forward and backward time at batch 128 against the sgemm roof.
 
 usage: bench/cnn_vs_torch.py [--model cnn|cnn-bn|resnet|all] [--mltk PATH]
-                             [--epochs N] [--threads N] [--limit N] [--srcdir DIR]
+                             [--epochs N] [--threads N] [--torch PY]...
+                             [--seed N] [--limit N] [--srcdir DIR] [--no-roof]
 (--limit N trains on the first N samples only: a quick look, not a result)
 Run from the build directory (default mltk: ./mltk).
 """
@@ -32,6 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torchref  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist"
 MODELS = {
@@ -258,12 +269,19 @@ def torch_run(cp, epochs, threads, seed, limit):
             for off in range(0, xte.shape[0], 1000):
                 correct += (model(xte[off:off + 1000]).argmax(1) == yte[off:off + 1000]).sum().item()
             acc = correct / xte.shape[0]
-    return rates, acc, torch.__version__
+    return rates, acc, torchref.torch_info(torch)
+
+
+def torch_worker_run(ini, epochs, threads, seed, limit):
+    return torch_run(read_ini(ini), epochs, threads, seed, limit)
 
 
 # ---- mltk ------------------------------------------------------------------
 
-def mltk_run(mltk, ini, epochs, threads, limit):
+def mltk_run(mltk, ini, epochs, threads, limit, seed=None):
+    """per-epoch samples/s and the final test accuracy of mltk training
+    ini on the cpu backend (no augmentation, no checkpoints; seed, when
+    given, replaces the example's)"""
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "log.jsonl")
         cfg = os.path.join(tmp, "model.ini")
@@ -277,6 +295,11 @@ def mltk_run(mltk, ini, epochs, threads, limit):
                 sec = s
             if sec == "[run]" and (s.startswith("backend") or s.startswith("threads")):
                 continue
+            if sec == "[run]" and seed is not None and s.startswith("seed"):
+                continue
+            # never a checkpoint: no resume, no writes in the timed epochs
+            if sec == "[checkpoint]":
+                continue
             if sec == "[data]" and s.startswith("train_limit"):
                 continue
             # the PyTorch side does not augment: neither does this one
@@ -288,12 +311,15 @@ def mltk_run(mltk, ini, epochs, threads, limit):
             if s == "[run]":
                 out.append("backend = cpu")
                 out.append(f"threads = {threads}")
+                if seed is not None:
+                    out.append(f"seed = {seed}")
             if s == "[data]" and limit:
                 out.append(f"train_limit = {limit}")
         with open(cfg, "w") as f:
             f.write("\n".join(out) + extra)
         subprocess.run([mltk, "--config", cfg, "--quiet", "--epochs", str(epochs)], check=True)
         rows = [json.loads(line) for line in open(log)]
+    torchref.mltk_rows_check(rows, epochs)
     return [r["samples_per_s"] for r in rows], rows[-1]["val_acc"]
 
 
@@ -311,6 +337,8 @@ def conv_roof(srcdir, threads):
 
 
 def main():
+    if "--torch-worker" in sys.argv:
+        return torchref.worker(torch_worker_run)
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="cnn", choices=list(MODELS) + ["all"])
     ap.add_argument("--mltk", default="./mltk")
@@ -319,9 +347,15 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N samples")
     ap.add_argument("--srcdir", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    ap.add_argument("--torch", action="append", metavar="PY",
+                    help="an interpreter with a PyTorch build; repeatable "
+                    "(default: /usr/bin/python3)")
+    ap.add_argument("--no-roof", action="store_true", help="skip bench/conv_roof.c")
     a = ap.parse_args()
     names = list(MODELS) if a.model == "all" else [a.model]
-    med = lambda v: sorted(v)[len(v) // 2]
+    pythons = a.torch or ["/usr/bin/python3"]
+    torchref.print_header(a.threads)
+    results = []
     for name in names:
         ini = os.path.join(a.srcdir, MODELS[name])
         if not os.path.exists(ini):
@@ -329,17 +363,30 @@ def main():
             continue
         cp = read_ini(ini)
         epochs = a.epochs or int(cp["train"].get("epochs", "10"))
-        m_rates, m_acc = mltk_run(a.mltk, ini, epochs, a.threads, a.limit)
-        t_rates, t_acc, tv = torch_run(cp, epochs, a.threads, a.seed, a.limit)
-        m, t = med(m_rates), med(t_rates)
-        print(f"model {name} ({MODELS[name]}), {epochs} epochs, batch "
-              f"{cp['train'].get('batch_size', '128')}; {os.cpu_count()} cores, "
-              f"{a.threads} threads; PyTorch {tv}")
-        print(f"  mltk    samples/s {m:9.0f}   test acc {m_acc:.4f}")
-        print(f"  pytorch samples/s {t:9.0f}   test acc {t_acc:.4f}")
-        print(f"  ratio mltk/pytorch: {m / t:.2f}x", flush=True)
-        if name == "cnn":
+        torchref.check_epochs(epochs)
+        print(f"\nmodel {name} ({MODELS[name]}), {epochs} epochs, batch "
+              f"{cp['train'].get('batch_size', '128')}, seed {a.seed}"
+              + (f", first {a.limit} samples (not a result)" if a.limit else ""), flush=True)
+        m_rates, m_acc = mltk_run(a.mltk, ini, epochs, a.threads, a.limit, a.seed)
+        builds = torchref.run_builds(os.path.abspath(__file__), pythons,
+                                     {"ini": ini, "epochs": epochs, "threads": a.threads,
+                                      "seed": a.seed, "limit": a.limit})
+        results += builds
+        m, m_meas = torchref.measured(m_rates)
+        print(f"  {'':24} {'samples/s':>10} {'mltk/this':>10} {'test acc':>9}   "
+              "epochs measured")
+        print(f"  {'mltk':24} {m:10.0f} {'':>10} {m_acc:9.4f}   {torchref.fmt_rates(m_meas)}")
+        for b in builds:
+            t, t_meas = torchref.measured(b["rates"])
+            tname = f"PyTorch {b['info']['version']}"
+            print(f"  {tname:24} {t:10.0f} {m / t:9.2f}x {b['acc']:9.4f}   "
+                  f"{torchref.fmt_rates(t_meas)}", flush=True)
+        if name == "cnn" and not a.no_roof:
             conv_roof(a.srcdir, a.threads)
+    print(f"load at the end {os.getloadavg()[0]:.2f}")
+    # one build's settings do not change from model to model
+    torchref.print_builds(results[:len(pythons)])
+    return 0
 
 
 if __name__ == "__main__":
