@@ -18,8 +18,7 @@ set -u
 . "$top_srcdir/tests/testlib.sh"
 
 if ! command -v groff >/dev/null 2>&1; then
-    echo "skip: groff is needed to render the pages"
-    exit 77
+    tl_skip "groff is needed to render the pages"
 fi
 
 tl_tmpdir manr

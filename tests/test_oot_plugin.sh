@@ -136,10 +136,7 @@ ok "mltk plugins lists scale ($oot/scale.ini) and the installed dense"
 grep -q 'factor' "$tmp/show.out" || { cat "$tmp/show.out"; die "plugins show scale lacks factor"; }
 ok "mltk plugins show scale documents factor"
 
-if [ ! -f "$data_dir/train-images-idx3-ubyte.gz" ]; then
-    echo "skip: no Fashion-MNIST in $data_dir"
-    exit 77
-fi
+tl_need_fashion_mnist
 
 # write_config FILE FACTOR [KEY = VALUE of layer.half [SAVE]]
 write_config() {

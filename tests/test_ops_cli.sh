@@ -27,13 +27,9 @@ set -u
 data_dir=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 mltk="$top_builddir/mltk"
 
-if [ ! -f "$data_dir/train-images-idx3-ubyte.gz" ]; then
-    echo "skip: no Fashion-MNIST in $data_dir"
-    exit 77
-fi
+tl_need_fashion_mnist
 if ! command -v python3 >/dev/null 2>&1; then
-    echo "skip: python3 is needed to compare tensors"
-    exit 77
+    tl_skip "python3 is needed to compare tensors"
 fi
 
 bg=

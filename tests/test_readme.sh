@@ -52,10 +52,7 @@ block "List the plugins found" >"$tmp/list.sh"
 [ -s "$tmp/dryrun.sh" ] && [ -s "$tmp/list.sh" ] || die "README.md: the tour's blocks are missing"
 ok "README.md's examples: $(cat "$tmp/dryrun.sh" "$tmp/list.sh" "$tmp/plugin.sh" | wc -l) commands"
 
-if [ ! -f "$data_dir/train-images-idx3-ubyte.gz" ]; then
-    echo "skip: no Fashion-MNIST in $data_dir"
-    exit 77
-fi
+tl_need_fashion_mnist
 command -v pkg-config >/dev/null 2>&1 || die "pkg-config is missing"
 
 # `mltk` and `./mltk` run the build tree's; pkg-config's mltk is the build

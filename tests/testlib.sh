@@ -68,3 +68,22 @@ expect_in() {
         sed 's/^/    /' "$tmp/$name.$1"
     fi
 }
+
+# tl_skip WHY: skip the test (exit 77); under CI=true fail it instead (exit
+# 1), since CI installs everything the tests need and a skip there would
+# hide a test that never ran.
+tl_skip() {
+    if [ "${CI:-}" = true ]; then
+        echo "FAIL: $1 (CI=true: the test must run, not skip)" >&2
+        exit 1
+    fi
+    echo "skip: $1"
+    exit 77
+}
+
+# tl_need_fashion_mnist: the Fashion-MNIST IDX files in $data_dir
+# ($FASHION_MNIST_DIR, default Debian's dataset-fashion-mnist), or tl_skip
+tl_need_fashion_mnist() {
+    data_dir=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+    [ -f "$data_dir/train-images-idx3-ubyte.gz" ] || tl_skip "no Fashion-MNIST in $data_dir"
+}
