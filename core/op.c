@@ -496,12 +496,28 @@ static int logits_labels(chk *k, int li, int c0_status)
     return MLTK_OK;
 }
 
-/* [loss scalar, dlogits opt | logits (N,C), labels (N) i32, weights opt (C)] */
+/* [loss scalar, dlogits opt | logits (N,C), labels (N) i32 or (N,C) f32,
+ * weights opt (C)] */
 static int chk_softmax_xent(chk *k)
 {
     const mltk_xent_params *p = k->c->params;
     TRY(need_scalar(k, 0));
-    TRY(logits_labels(k, 2, MLTK_ERR_DATA));
+    if (T(3)->dtype == MLTK_F32) {
+        /* probabilities: logits' shape */
+        TRY(need_ndim(k, 2, 2, "(N, C)"));
+        if (NDIM(3) != 2)
+            return fail(k, MLTK_ERR_INVALID, "labels is f32; it must be i32 (N) class "
+                        "indices, or f32 probabilities of logits' shape %s, but it is %s",
+                        sh(k, 2, 0), sh(k, 3, 1));
+        TRY(same_shape(k, 3, 2));
+        if (DIM(2, 0) > 0 && DIM(2, 1) == 0)
+            return fail(k, MLTK_ERR_DATA, "logits is %s: no class", sh(k, 2, 0));
+    } else if (T(3)->dtype == MLTK_I32) {
+        TRY(logits_labels(k, 2, MLTK_ERR_DATA));
+    } else {
+        return fail(k, MLTK_ERR_INVALID, "labels is %s; it must be i32 (N) class indices "
+                    "or f32 (N, C) probabilities", mltk_dtype_name(T(3)->dtype));
+    }
     if (HAS(1))
         TRY(same_shape(k, 1, 2));
     if (HAS(4))
@@ -1054,7 +1070,7 @@ static const op_entry ops[MLTK_OP_COUNT] = {
        "x,sumsq", "of", 0, 0, chk_scale_to_norm),
     OP(MLTK_OP_NONFINITE, "nonfinite", 2, 1, 0, 0, "flag,x", "fo", 0, 0, chk_reduce),
     OP(MLTK_OP_SOFTMAX_XENT, "softmax_xent", 5, 2, BIT(1) | BIT(4), sizeof(mltk_xent_params),
-       "loss,dlogits,logits,labels,weights", "fooio", 0, 0, chk_softmax_xent),
+       "loss,dlogits,logits,labels,weights", "fooao", 0, 0, chk_softmax_xent),
     OP(MLTK_OP_COUNT_CORRECT, "count_correct", 3, 1, 0, 0, "correct,logits,labels", "foi",
        0, 0, chk_count_correct),
     OP(MLTK_OP_POINTWISE_LOSS, "pointwise_loss", 4, 2, BIT(1), sizeof(mltk_pointwise_params),

@@ -562,6 +562,28 @@ static void prepare(const tcase *c, double **h)
         free(y);
         break;
     }
+    case MLTK_OP_SOFTMAX_XENT: {
+        /* probabilities with fill mod 1: rows as mixup makes them, lam at
+         * the row's largest uniform value's class and 1 - lam at its
+         * smallest's (lam its first value; 1 at that class when they
+         * coincide, as with one class) */
+        if (t[3].dtype != MLTK_F32 || c->fill[3].mod != 1)
+            break;
+        int64_t R = t[3].shape.dim[0], K = t[3].shape.dim[1];
+        for (int64_t r = 0; r < R; r++) {
+            double *row = h[3] + r * K, lam = row[0];
+            int64_t a = 0, b = 0;
+            for (int64_t k = 1; k < K; k++) {
+                a = row[k] > row[a] ? k : a;
+                b = row[k] < row[b] ? k : b;
+            }
+            for (int64_t k = 0; k < K; k++)
+                row[k] = 0.0;
+            row[a] = a == b ? 1.0 : (double)(float)lam;
+            row[b] = a == b ? 1.0 : (double)(float)(1.0 - lam);
+        }
+        break;
+    }
     case MLTK_OP_SOFTMAX_BACKWARD: {
         /* y = softmax of a uniform x in [-4, 4): positive rows summing to 1 */
         int64_t R = t[2].shape.dim[0], K = t[2].shape.dim[1];
@@ -686,8 +708,12 @@ static void reference(const tcase *c, double **h)
         break;
     }
     case MLTK_OP_SOFTMAX_XENT:
-        ref_xent(h[0], h[1], h[2], h[3], h[4], D0(2), D1(2), p->xent.label_smoothing,
-                 p->xent.grad_scale);
+        if (c->t[3].dtype == MLTK_F32)
+            ref_xent_soft(h[0], h[1], h[2], h[3], h[4], D0(2), D1(2),
+                          p->xent.label_smoothing, p->xent.grad_scale);
+        else
+            ref_xent(h[0], h[1], h[2], h[3], h[4], D0(2), D1(2), p->xent.label_smoothing,
+                     p->xent.grad_scale);
         break;
     case MLTK_OP_COUNT_CORRECT:
         h[0][0] = ref_count_correct(h[1], h[2], D0(1), D1(1));
@@ -1602,6 +1628,45 @@ static void build_reductions(void)
     }
 }
 
+/* softmax_xent against probabilities (N, C) f32: uniform in [0, 1) (rows
+ * that do not sum to 1), or rows as mixup makes them (two classes, summing
+ * to 1); an empty batch.  Built last, so that the cases before keep their
+ * seeds. */
+static void build_soft_xent(void)
+{
+    static const int64_t ss[][2] = { { 0, 4 }, { 1, 1 }, { 1, 2 }, { 7, 10 }, { 33, 3 },
+                                     { 128, 10 }, { 130, 257 }, { 3, 1000 } };
+    for (size_t s = 0; s < sizeof ss / sizeof ss[0]; s++)
+        for (int v = 0; v < 12; v++) {
+            int64_t N = ss[s][0], C = ss[s][1];
+            int with_d = v & 1 || v >= 8, smooth = v & 2, weights = v & 4, mix = v >= 8;
+            float gs = v % 3 == 0 ? 2.5f : 1.0f;
+            tcase *c = add(MLTK_OP_SOFTMAX_XENT, "(%lld, %lld) probabilities%s%s%s%s "
+                           "grad_scale=%g", (long long)N, (long long)C,
+                           mix ? " (mixup rows)" : "", with_d ? " dlogits" : "",
+                           smooth ? " smoothing=0.1" : "", weights ? " weights" : "",
+                           (double)gs);
+            SCALAR(c, 0);
+            T2(c, 1, MLTK_F32, N, C);
+            T2(c, 2, MLTK_F32, N, C);
+            T2(c, 3, MLTK_F32, N, C);
+            T1(c, 4, MLTK_F32, C);
+            FL(c, 2, F_UNI, -8, 8);
+            FL(c, 3, F_UNI, 0, 1);
+            c->fill[3].mod = mix;
+            FL(c, 4, F_UNI, 0.1, 2.0);
+            if (!with_d)
+                ABSENT(c, 1);
+            if (!weights)
+                ABSENT(c, 4);
+            c->p.xent = (mltk_xent_params){ smooth ? 0.1f : 0.0f, gs };
+            /* double sums: the loss within a few ulp; each gradient is
+             * S p - v, computed in double and rounded once, times gs / N */
+            c->cmp_t[0] = TOL(1e-5, 1e-6);
+            c->cmp_t[1] = TOL(1e-5, 1e-7 * gs / (double)(N > 0 ? N : 1));
+        }
+}
+
 static void build_losses(void)
 {
     static const int64_t xs[][2] = { { 1, 1 }, { 1, 2 }, { 7, 10 }, { 33, 3 }, { 128, 10 },
@@ -2347,6 +2412,7 @@ static void build_table(void)
     build_conv();
     build_norm();
     build_optim();
+    build_soft_xent();
     /* cpu_norm.c computes every statistic in one chunk in a fixed order:
      * its ops do not depend on the thread count either */
     for (int k = 0; k < n_cases; k++)
@@ -2877,6 +2943,36 @@ START_TEST(test_contract)
     x.t[3] = mltk_tensor_1d(mem + 200, MLTK_F32, 3);
     x.t[4] = mltk_tensor_1d(NULL, MLTK_F32, 4);
     expect_refused(&x, MLTK_ERR_INVALID, MLTK_ERR_SHAPE, "softmax_xent with f32 labels");
+    /* probabilities are f32 of logits' shape: (3, 4) passes, (3, 5) and
+     * f16 do not */
+    {
+        char *err = NULL;
+        x.t[3] = mltk_tensor_2d(mem + 200, MLTK_F32, 3, 4);
+        ck_assert_msg(mltk_op_check(&x, &err) == MLTK_OK, "softmax_xent with (3, 4) "
+                      "probabilities: %s", err ? err : "");
+        free(err);
+        x.t[3] = mltk_tensor_2d(mem + 200, MLTK_F32, 3, 5);
+        expect_refused(&x, MLTK_ERR_SHAPE, MLTK_ERR_SHAPE, "softmax_xent with (3, 5) "
+                       "probabilities for (3, 4) logits");
+        ck_assert_int_eq(mltk_op_check(&x, &err), MLTK_ERR_SHAPE);
+        TU_ASSERT_CONTAINS(err, "softmax_xent: labels is (3, 5) but logits is (3, 4)");
+        free(err);
+        err = NULL;
+        x.t[3] = mltk_tensor_1d(mem + 200, MLTK_F32, 3);
+        ck_assert_int_eq(mltk_op_check(&x, &err), MLTK_ERR_INVALID);
+        TU_ASSERT_CONTAINS(err, "softmax_xent: labels is f32; it must be i32 (N) class "
+                           "indices, or f32 probabilities of logits' shape (3, 4), but it "
+                           "is (3)");
+        free(err);
+        err = NULL;
+        x.t[3] = mltk_tensor_2d(mem + 200, MLTK_F16, 3, 4);
+        expect_refused(&x, MLTK_ERR_INVALID, MLTK_ERR_INVALID, "softmax_xent with f16 "
+                       "probabilities");
+        ck_assert_int_eq(mltk_op_check(&x, &err), MLTK_ERR_INVALID);
+        TU_ASSERT_CONTAINS(err, "softmax_xent: labels is f16; it must be i32 (N) class "
+                           "indices or f32 (N, C) probabilities");
+        free(err);
+    }
     /* conv2d: a desc that does not match the tensors */
     static const conv_shape cs = { 2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1 };
     mltk_conv2d_params cp = { conv_desc(&cs, 2), MLTK_ACT_NONE, 0 };
@@ -3383,6 +3479,26 @@ START_TEST(test_grad_losses)
                  v & 2 ? " weights" : "");
         g_check(what, &g, z, n, d);
         mltk_be_free(&cpu[0], lab);
+    }
+    /* against probabilities (rows in [0, 1), not summing to 1) */
+    for (int v = 0; v < 4; v++) {
+        float *z = gbuf(n, -3, 3, 160 + (uint64_t)v), *t = gbuf(n, 0, 1, 161 + (uint64_t)v);
+        float *loss = gbuf(1, 0, 0, 0), *d = gbuf(n, 0, 0, 0), *w = gbuf(C, 0.2, 2, 162);
+        mltk_xent_params xp = { v & 1 ? 0.2f : 0.0f, 1.0f };
+        gctx g = { .call = { .op = MLTK_OP_SOFTMAX_XENT, .n_t = 5, .params = &xp },
+                   .y = loss, .w = NULL, .ny = 1 };
+        g.call.t[0] = TT1(loss, 1);
+        g.call.t[1] = TT2(NULL, N, C);
+        g.call.t[2] = TT2(z, N, C);
+        g.call.t[3] = TT2(t, N, C);
+        g.call.t[4] = TT1(v & 2 ? w : NULL, C);
+        mltk_op_call b = g.call;
+        b.t[1].data = d;
+        g_run(&b);
+        char what[80];
+        snprintf(what, sizeof what, "softmax_xent probabilities%s%s dlogits",
+                 v & 1 ? " smoothing" : "", v & 2 ? " weights" : "");
+        g_check(what, &g, z, n, d);
     }
     static const char *const PW[] = { "mse", "l1", "bce_logits" };
     for (int kind = 0; kind < 3; kind++) {

@@ -1,6 +1,8 @@
 /* check_layers.c - values and gradients of the dense, relu and flatten
  * layers and the cross_entropy loss, and of add, concat and embedding
- * against double references, run on the cpu backend.
+ * against double references, run on the cpu backend; the cross_entropy
+ * loss against probability targets (mixup, cutmix) also against
+ * PyTorch's own numbers (loss_ref.h).
  *
  * What this is: each plugin is loaded through the registry from the build
  * tree, its parameters are built against its own descriptor, and it runs
@@ -42,6 +44,7 @@
 #include <string.h>
 
 #include "session.h"
+#include "loss_ref.h"
 #include "op_ref.h"
 #include "testutil.h"
 
@@ -1031,6 +1034,183 @@ START_TEST(test_xent)
 }
 END_TEST
 
+/* ---- cross_entropy against probabilities (soft targets) ---------------------- */
+
+/* the cross_entropy loss with the keys of a loss_ref.h case, set up for
+ * LREF_XC classes */
+static void xent_open_soft(xt *l, float smoothing, int weighted)
+{
+    char ls[32], w[256];
+    const char *keys[2] = { "label_smoothing", "weights" }, *vals[2] = { ls, w };
+    int64_t cdim = LREF_XC;
+    mltk_shape ps = mltk_shape_make(1, &cdim), ts = { 0, { 0 } };
+    char *err = NULL;
+    int n = 0;
+
+    snprintf(ls, sizeof ls, "%.9g", (double)smoothing);
+    for (int c = 0; c < LREF_XC; c++)
+        n += snprintf(w + n, sizeof w - (size_t)n, "%s%.9g", c ? ", " : "",
+                      (double)lref_xent_weights[c]);
+    memset(l, 0, sizeof(*l));
+    l->params = build_params("cross_entropy", MLTK_KIND_LOSS, weighted ? 2 : 1, keys, vals);
+    ck_assert_int_eq(mltk_registry_load(reg, "cross_entropy", MLTK_KIND_LOSS,
+                                        (const void **)&l->iface, &err), MLTK_OK);
+    ck_assert_msg(l->iface->create(&l->self, l->params, &err) == MLTK_OK, "create: %s",
+                  err ? err : "?");
+    /* the data set's kind: class targets; batch transforms make them soft */
+    ck_assert_msg(l->iface->setup(l->self, &ps, MLTK_TARGET_CLASS, &ts, LREF_XC, &err)
+                  == MLTK_OK, "setup: %s", err ? err : "?");
+}
+
+/* loss (and dpred when gd) of logits zd against target tgt at grad_scale gs */
+static float xent_soft_run(xt *l, float *zd, const mltk_tensor *tgt, float *ld, float *gd,
+                           float gs)
+{
+    int64_t pd[2] = { LREF_XN, LREF_XC };
+    mltk_tensor pred = tview(zd, mltk_shape_make(2, pd), MLTK_F32);
+    mltk_tensor dpred = tview(gd, mltk_shape_make(2, pd), MLTK_F32);
+    mltk_tensor loss_t = mltk_tensor_1d(ld, MLTK_F32, 1);
+    float loss;
+    int rc = l->iface->forward(l->self, &be, &pred, tgt, &loss_t, &dpred, gs);
+
+    ck_assert_msg(rc == MLTK_OK, "forward: %d (%s)", rc, mltk_backend_error(&be));
+    down(&loss, ld, 1);
+    return loss;
+}
+
+typedef struct xent_soft_fd {
+    xt                *l;
+    float             *zd, *ld;
+    const float       *z;
+    const mltk_tensor *tgt;
+} xent_soft_fd;
+
+static double xent_soft_fd_eval(void *ctx)
+{
+    xent_soft_fd *c = ctx;
+
+    up(c->zd, c->z, LREF_XN * LREF_XC);
+    return xent_soft_run(c->l, c->zd, c->tgt, c->ld, NULL, 1.0f);
+}
+
+/* Each case of loss_ref.h's lref_soft (PyTorch's F.cross_entropy with
+ * float targets, label smoothing and weights, in float64): the loss, the
+ * gradient at grad_scale 1 and 2.5, and central differences of the float
+ * loss.  The target is f32 (N, C), as the core hands it when a batch
+ * transform made the targets soft. */
+START_TEST(test_xent_soft_torch)
+{
+    enum { NC = LREF_XN * LREF_XC };
+    const struct lref_soft *r = &lref_soft[_i];
+    int64_t pd[2] = { LREF_XN, LREF_XC };
+    float *zd = dev_alloc(NC), *td = dev_alloc(NC), *gd = dev_alloc(NC), *ld = dev_alloc(1);
+    float g[NC], z[NC];
+    xt l;
+
+    memcpy(z, lref_xent_z, sizeof z);
+    xent_open_soft(&l, r->label_smoothing, r->weighted);
+    up(zd, lref_xent_z, NC);
+    up(td, lref_soft_t, NC);
+    mltk_tensor tgt = tview(td, mltk_shape_make(2, pd), MLTK_F32);
+
+    float loss = xent_soft_run(&l, zd, &tgt, ld, gd, 1.0f);
+    ck_assert_msg(close_enough(loss, r->loss, 1e-6, 1e-7), "case %d: loss %.9g, torch %.9g",
+                  _i, (double)loss, r->loss);
+    down(g, gd, NC);
+    for (int e = 0; e < NC; e++)
+        ck_assert_msg(close_enough(g[e], r->grad[e], 1e-5, 1e-9), "case %d: dz[%d] = %.9g, "
+                      "torch %.9g", _i, e, (double)g[e], r->grad[e]);
+
+    /* grad_scale scales the gradient, not the loss */
+    float loss2 = xent_soft_run(&l, zd, &tgt, ld, gd, 2.5f);
+    ck_assert_msg(loss2 == loss, "case %d: loss %.9g at grad_scale 2.5, %.9g at 1", _i,
+                  (double)loss2, (double)loss);
+    down(g, gd, NC);
+    for (int e = 0; e < NC; e++)
+        ck_assert_msg(close_enough(g[e], 2.5 * r->grad[e], 1e-5, 1e-9), "case %d: dz[%d] = "
+                      "%.9g at grad_scale 2.5, torch x 2.5 = %.9g", _i, e, (double)g[e],
+                      2.5 * r->grad[e]);
+
+    /* central differences of the float loss, at grad_scale 1 */
+    xent_soft_run(&l, zd, &tgt, ld, gd, 1.0f);
+    down(g, gd, NC);
+    {
+        xent_soft_fd c = { &l, zd, ld, z, &tgt };
+        fd_opts o = tu_fd_bounds(1e-2, 1e-4);
+        fd_report rep;
+        if (tu_fd_check("dz", xent_soft_fd_eval, &c, z, NC, g, &o, &rep))
+            ck_abort_msg("case %d: %s", _i, rep.msg);
+    }
+
+    mltk_be_free(&be, zd);
+    mltk_be_free(&be, td);
+    mltk_be_free(&be, gd);
+    mltk_be_free(&be, ld);
+    xent_close(&l);
+}
+END_TEST
+
+/* One-hot probabilities are the class indices: the same loss and gradient
+ * (with label smoothing; without weights, whose denominators differ).  A
+ * float target that is neither (N) indices nor pred's shape is refused by
+ * the op with a message naming its shape. */
+START_TEST(test_xent_soft_onehot)
+{
+    enum { NC = LREF_XN * LREF_XC };
+    int64_t pd[2] = { LREF_XN, LREF_XC }, n = LREF_XN, bad[2] = { LREF_XN, LREF_XC + 1 };
+    float *zd = dev_alloc(NC), *td = dev_alloc(NC + LREF_XN), *gd = dev_alloc(NC);
+    float *ld = dev_alloc(1), oh[NC], g1[NC], g2[NC];
+    int32_t lab[LREF_XN], *labd = (int32_t *)dev_alloc(LREF_XN);
+    xt l;
+
+    for (int i = 0; i < LREF_XN; i++) {
+        lab[i] = lref_xent_labels[i];
+        for (int c = 0; c < LREF_XC; c++)
+            oh[i * LREF_XC + c] = c == lab[i] ? 1.0f : 0.0f;
+    }
+    ck_assert_int_eq(mltk_be_upload(&be, labd, lab, sizeof lab), MLTK_OK);
+    up(zd, lref_xent_z, NC);
+    up(td, oh, NC);
+    xent_open_soft(&l, 0.1f, 0);
+    mltk_tensor hard = tview(labd, mltk_shape_make(1, &n), MLTK_I32);
+    mltk_tensor soft = tview(td, mltk_shape_make(2, pd), MLTK_F32);
+    float lh = xent_soft_run(&l, zd, &hard, ld, gd, 1.0f);
+    down(g1, gd, NC);
+    float ls = xent_soft_run(&l, zd, &soft, ld, gd, 1.0f);
+    down(g2, gd, NC);
+    ck_assert_msg(close_enough(ls, lh, 1e-6, 1e-7), "one-hot %.9g, indices %.9g",
+                  (double)ls, (double)lh);
+    ck_assert_msg(close_enough(ls, lref_xent[1].loss, 1e-6, 1e-7), "one-hot %.9g, torch "
+                  "%.9g", (double)ls, lref_xent[1].loss);
+    for (int e = 0; e < NC; e++)
+        ck_assert_msg(close_enough(g2[e], g1[e], 1e-5, 1e-9), "dz[%d]: one-hot %.9g, "
+                      "indices %.9g", e, (double)g2[e], (double)g1[e]);
+
+    /* refused: f32 (N), f32 (N, C + 1) */
+    mltk_tensor loss_t = mltk_tensor_1d(ld, MLTK_F32, 1);
+    mltk_tensor pred = tview(zd, mltk_shape_make(2, pd), MLTK_F32);
+    mltk_tensor dpred = tview(gd, mltk_shape_make(2, pd), MLTK_F32);
+    mltk_tensor t1 = tview(td, mltk_shape_make(1, &n), MLTK_F32);
+    ck_assert_int_eq(l.iface->forward(l.self, &be, &pred, &t1, &loss_t, &dpred, 1.0f),
+                     MLTK_ERR_INVALID);
+    TU_ASSERT_CONTAINS(mltk_backend_error(&be), "softmax_xent: labels is f32; it must be "
+                       "i32 (N) class indices, or f32 probabilities of logits' shape (5, 7), "
+                       "but it is (5)");
+    mltk_tensor t2 = tview(td, mltk_shape_make(2, bad), MLTK_F32);
+    ck_assert_int_eq(l.iface->forward(l.self, &be, &pred, &t2, &loss_t, &dpred, 1.0f),
+                     MLTK_ERR_SHAPE);
+    TU_ASSERT_CONTAINS(mltk_backend_error(&be), "softmax_xent: labels is (5, 8) but logits "
+                       "is (5, 7)");
+
+    mltk_be_free(&be, zd);
+    mltk_be_free(&be, td);
+    mltk_be_free(&be, gd);
+    mltk_be_free(&be, ld);
+    mltk_be_free(&be, labd);
+    xent_close(&l);
+}
+END_TEST
+
 START_TEST(test_xent_setup_errors)
 {
     int64_t d2[2] = { 2, 5 }, c10 = 10, c7 = 7;
@@ -1080,6 +1260,9 @@ static Suite *layers_suite(void)
     tcase_add_test(tc, test_graph_layers_ref);
     tcase_add_test(tc, test_xent);
     tcase_add_test(tc, test_xent_setup_errors);
+    tcase_add_loop_test(tc, test_xent_soft_torch, 0,
+                        (int)(sizeof lref_soft / sizeof lref_soft[0]));
+    tcase_add_test(tc, test_xent_soft_onehot);
     suite_add_tcase(s, tc);
     return s;
 }

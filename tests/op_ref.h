@@ -233,6 +233,38 @@ static inline void ref_xent(double *loss, double *d, const double *z, const doub
     *loss = N > 0 ? total / W : 0.0;
 }
 
+/* PyTorch's cross-entropy against probabilities t (N, C) with label
+ * smoothing ls and class weights w (NULL: 1), written as its definition
+ * with logp = log softmax(z) taken directly:
+ *   loss = sum_i -sum_c w[c] ((1-ls) t_ic + ls/C) logp_ic / N
+ * (divided by N with weights too); d (may be NULL) = grad_scale d loss /
+ * d logits = gs ((sum_c v_ic) softmax_ij - v_ij) / N, v = w t'. */
+static inline void ref_xent_soft(double *loss, double *d, const double *z, const double *t,
+                                 const double *w, int64_t N, int64_t C, double ls, double gs)
+{
+    double total = 0;
+    for (int64_t i = 0; i < N; i++) {
+        const double *r = z + i * C, *ti = t + i * C;
+        double m = r[0], s = 0, S = 0;
+        for (int64_t c = 1; c < C; c++)
+            m = r[c] > m ? r[c] : m;
+        for (int64_t c = 0; c < C; c++)
+            s += exp(r[c] - m);
+        double lse = m + log(s);
+        for (int64_t c = 0; c < C; c++) {
+            double v = (w ? w[c] : 1.0) * ((1 - ls) * ti[c] + ls / (double)C);
+            total -= v * (r[c] - lse);
+            S += v;
+        }
+        if (d)
+            for (int64_t c = 0; c < C; c++) {
+                double v = (w ? w[c] : 1.0) * ((1 - ls) * ti[c] + ls / (double)C);
+                d[i * C + c] = gs * (S * exp(r[c] - lse) - v) / (double)N;
+            }
+    }
+    *loss = N > 0 ? total / (double)N : 0.0;
+}
+
 /* rows whose first maximum is at the label */
 static inline double ref_count_correct(const double *z, const double *lab, int64_t N, int64_t C)
 {

@@ -1692,13 +1692,17 @@ static int run_conv_bf16(cpu_ctx *cx, const mltk_op_call *c, char **err)
     return MLTK_OK;
 }
 
-/* The cross-entropy: the plain kernel (cpu.c) without label smoothing and
- * weights, the general one (cpu_misc.c) otherwise. */
+/* The cross-entropy: against probabilities (f32 labels) cpu_misc.c's soft
+ * kernel; against class indices the plain kernel (cpu.c) without label
+ * smoothing and weights, the general one (cpu_misc.c) otherwise. */
 static int run_xent(cpu_ctx *cx, const mltk_op_call *c)
 {
     const mltk_xent_params *p = c->params;
     const int64_t N = tdim(c, 2, 0), C = tlast(c, 2);
     const float *w = tf(c, 4);
+    if (c->t[3].dtype == MLTK_F32)
+        return cpu_softmax_xent_soft(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3), w, N, C,
+                                     p->label_smoothing, p->grad_scale);
     if (p->label_smoothing == 0.0f && !w)
         return cpu_softmax_xent(cx, tf(c, 0), tf(c, 1), tf(c, 2), ti32(c, 3), N, C,
                                 p->grad_scale);

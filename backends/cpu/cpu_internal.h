@@ -110,6 +110,7 @@
 #define cpu_embedding_forward CPU_ISA_SYM(cpu_embedding_forward)
 #define cpu_embedding_backward CPU_ISA_SYM(cpu_embedding_backward)
 #define cpu_softmax_xent_ex CPU_ISA_SYM(cpu_softmax_xent_ex)
+#define cpu_softmax_xent_soft CPU_ISA_SYM(cpu_softmax_xent_soft)
 #define cpu_pointwise_loss CPU_ISA_SYM(cpu_pointwise_loss)
 #define cpu_kl_div_logits CPU_ISA_SYM(cpu_kl_div_logits)
 #define cpu_gather_augment_2d CPU_ISA_SYM(cpu_gather_augment_2d)
@@ -303,6 +304,10 @@ int cpu_embedding_backward(void *ctx, float *dtable, const float *dy, const floa
 int cpu_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *logits,
                         const int32_t *labels, const float *weights, int64_t N, int64_t C,
                         float label_smoothing, float grad_scale);
+/* logits (N, C) against probabilities t (N, C), weights (C) optional */
+int cpu_softmax_xent_soft(void *ctx, float *loss, float *dlogits, const float *logits,
+                          const float *t, const float *weights, int64_t N, int64_t C,
+                          float label_smoothing, float grad_scale);
 int cpu_pointwise_loss(void *ctx, int kind, float *loss, float *dpred, const float *pred,
                        const float *target, int64_t n, float grad_scale);
 int cpu_kl_div_logits(void *ctx, float *loss, float *dstudent, const float *student,

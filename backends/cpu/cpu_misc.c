@@ -5,7 +5,8 @@
  * along any axis), MLTK_OP_EMBEDDING_FORWARD and _BACKWARD (the gather
  * and its scatter-add gradient), MLTK_OP_SOFTMAX_XENT with label
  * smoothing or class weights (cpu.c's plain kernel runs it without
- * either), MLTK_OP_POINTWISE_LOSS (mse, l1, binary cross-entropy with
+ * either) and against probability targets (mixup, cutmix),
+ * MLTK_OP_POINTWISE_LOSS (mse, l1, binary cross-entropy with
  * logits), MLTK_OP_KL_DIV_LOGITS (the temperature-scaled KL divergence of
  * distillation) and MLTK_OP_GATHER_AUGMENT_2D (the augmenting image
  * gather of the data pipeline).
@@ -297,6 +298,91 @@ int cpu_softmax_xent_ex(void *ctx, float *loss, float *dlogits, const float *log
     int chunks = cpu_pool_chunks(c->pool, N, work, GRAIN);
     double total = cpu_reduce_run(c, xent_ex_chunk, &a, N, chunks, 1, work);
     loss[0] = (float)(total / W);
+    return MLTK_OK;
+}
+
+/* ---- cross-entropy against probabilities (soft targets) ---- */
+
+typedef struct xent_soft_args {
+    float       *dl;
+    const float *logits;
+    const float *t;         /* (N, C) target probabilities */
+    const float *weights;   /* (C) or NULL */
+    int64_t      C;
+    double       ls;        /* label smoothing */
+    double       scale;     /* grad_scale / N */
+    double      *partials;
+} xent_soft_args;
+
+/* Rows [b, e).  With t' = (1 - ls) t + ls/C, v[c] = w[c] t'[c] (w = 1
+ * without weights), logp = log softmax(z) = z - lse and S = sum_c v[c],
+ * PyTorch's row loss is
+ *   -sum_c v[c] logp[c] = S lse - sum_c v[c] z[c]
+ * and its gradient with respect to z_j is S p_j - v[j], p = softmax(z);
+ * the batch loss divides by N, weights or not.  The chunk's partial is
+ * the sum of the row losses. */
+KERNEL static double k_xent_soft(const xent_soft_args *a, int64_t b, int64_t e)
+{
+    const int64_t C = a->C;
+    const double ls = a->ls, lsc = a->ls / (double)C;
+    double total = 0.0;
+    for (int64_t r = b; r < e; r++) {
+        const float *z = a->logits + r * C, *t = a->t + r * C;
+        double m = z[0];
+        for (int64_t c = 1; c < C; c++)
+            m = z[c] > m ? z[c] : m;
+        double s = 0.0, S = 0.0, vz = 0.0;
+        for (int64_t c = 0; c < C; c++) {
+            double v = ((1.0 - ls) * (double)t[c] + lsc)
+                * (a->weights ? (double)a->weights[c] : 1.0);
+            s += exp((double)z[c] - m);
+            S += v;
+            /* v (z - m): finite however large z is */
+            vz += v * ((double)z[c] - m);
+        }
+        /* S lse - sum v z = S log s - sum v (z - m) */
+        total += S * log(s) - vz;
+        if (a->dl) {
+            float *d = a->dl + r * C;
+            double inv = 1.0 / s;
+            for (int64_t c = 0; c < C; c++) {
+                double v = ((1.0 - ls) * (double)t[c] + lsc)
+                    * (a->weights ? (double)a->weights[c] : 1.0);
+                double p = exp((double)z[c] - m) * inv;
+                d[c] = (float)((S * p - v) * a->scale);
+            }
+        }
+    }
+    return total;
+}
+
+static void xent_soft_chunk(void *arg, int64_t b, int64_t e, int chunk)
+{
+    const xent_soft_args *a = arg;
+    a->partials[chunk * PARTIAL_STRIDE] = k_xent_soft(a, b, e);
+}
+
+/* logits (N, C), t (N, C) probabilities, weights (C) or NULL -> loss[0] =
+ * mean over the N rows of -sum_c w[c] t'[c] log softmax(logits)[c];
+ * dlogits (N, C) = grad_scale * d loss / d logits when not NULL.  The
+ * targets are used as given: rows need not sum to 1 (nor be in [0, 1]). */
+int cpu_softmax_xent_soft(void *ctx, float *loss, float *dlogits, const float *logits,
+                          const float *t, const float *weights, int64_t N, int64_t C,
+                          float label_smoothing, float grad_scale)
+{
+    cpu_ctx *c = ctx;
+    if (N == 0) {
+        loss[0] = 0.0f;
+        return MLTK_OK;
+    }
+    xent_soft_args a = { .dl = dlogits, .logits = logits, .t = t, .weights = weights,
+                         .C = C, .ls = (double)label_smoothing,
+                         .scale = (double)grad_scale / (double)N,
+                         .partials = c->partials };
+    int64_t work = N * C * 8;
+    int chunks = cpu_pool_chunks(c->pool, N, work, GRAIN);
+    double total = cpu_reduce_run(c, xent_soft_chunk, &a, N, chunks, 1, work);
+    loss[0] = (float)(total / (double)N);
     return MLTK_OK;
 }
 

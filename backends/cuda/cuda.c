@@ -946,6 +946,10 @@ static int run_op(cuda_ctx *cx, const mltk_op_call *c)
     /* ---- losses and metrics ---- */
     case MLTK_OP_SOFTMAX_XENT: {
         const mltk_xent_params *p = prm;
+        if (c->t[3].dtype == MLTK_F32)
+            return cuda_softmax_xent_soft(cx, tf(c, 0), tf(c, 1), tf(c, 2), tf(c, 3),
+                                          tf(c, 4), tdim(c, 2, 0), tlast(c, 2),
+                                          p->label_smoothing, p->grad_scale);
         return cuda_softmax_xent(cx, tf(c, 0), tf(c, 1), tf(c, 2), ti32(c, 3), tf(c, 4),
                                  tdim(c, 2, 0), tlast(c, 2), p->label_smoothing,
                                  p->grad_scale);

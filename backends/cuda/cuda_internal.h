@@ -206,6 +206,10 @@ int cuda_nonfinite(cuda_ctx *c, mltk_dtype dt, float *flag, const void *x, int64
 int cuda_softmax_xent(cuda_ctx *c, float *loss, float *dlogits, const float *logits,
                       const int32_t *labels, const float *weights, int64_t N, int64_t C,
                       float label_smoothing, float grad_scale);
+/* logits (N, C) against probabilities t (N, C), weights (C) or NULL */
+int cuda_softmax_xent_soft(cuda_ctx *c, float *loss, float *dlogits, const float *logits,
+                           const float *t, const float *weights, int64_t N, int64_t C,
+                           float label_smoothing, float grad_scale);
 int cuda_count_correct(cuda_ctx *c, float *correct, const float *logits,
                        const int32_t *labels, int64_t N, int64_t C);
 /* dst (n rows of row_bytes) from src (M rows) */

@@ -848,6 +848,59 @@ extern "C" cudaError_t ck_softmax_xent_ex(cudaStream_t s, unsigned *flag, double
     return cudaGetLastError();
 }
 
+/* ---- cross-entropy against probabilities (soft targets) ---- */
+
+/* One block per row; cpu_misc.c's k_xent_soft in double: with v[c] =
+ * w[c] ((1 - ls) t[c] + ls/C) and S = sum_c v[c],
+ *   rows[r] = S log s - sum_c v[c] (z[c] - m)   (= -sum_c v[c] logp[c])
+ *   d[c] = (S p[c] - v[c]) scale,  scale = grad_scale / N. */
+__global__ void k_softmax_xent_soft(double *rows, float *dl, const float *logits,
+                                    const float *t, const float *w, int64_t N, int64_t C,
+                                    double ls, double scale)
+{
+    const double lsc = ls / (double)C;
+    for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
+        const float *z = logits + r * C, *tr = t + r * C;
+        float mf = -INFINITY;
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+            mf = fmaxf(mf, z[c]);
+        const double m = (double)ck_block_max(mf);
+        double s = 0.0, S = 0.0, vz = 0.0;
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+            double v = ((1.0 - ls) * (double)tr[c] + lsc) * (w ? (double)w[c] : 1.0);
+            s += exp((double)z[c] - m);
+            S += v;
+            vz += v * ((double)z[c] - m);
+        }
+        s = ck_block_sum(s);
+        S = ck_block_sum(S);
+        vz = ck_block_sum(vz);
+        if (threadIdx.x == 0)
+            rows[r] = S * log(s) - vz;
+        if (dl) {
+            float *d = dl + r * C;
+            const double inv = 1.0 / s;
+            for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+                double v = ((1.0 - ls) * (double)tr[c] + lsc) * (w ? (double)w[c] : 1.0);
+                double p = exp((double)z[c] - m) * inv;
+                d[c] = (float)((S * p - v) * scale);
+            }
+        }
+    }
+}
+
+extern "C" cudaError_t ck_softmax_xent_soft(cudaStream_t s, double *rows, float *dl,
+                                            const float *logits, const float *t,
+                                            const float *weights, int64_t N, int64_t C,
+                                            double ls, double scale)
+{
+    if (N <= 0)
+        return cudaSuccess;
+    k_softmax_xent_soft<<<ck_blocks(N, 1), ck_row_threads(C), 0, s>>>(
+        rows, dl, logits, t, weights, N, C, ls, scale);
+    return cudaGetLastError();
+}
+
 /* ---- pointwise losses and distillation ---- */
 
 /* block b's range of elements: sums of the element losses, gradients

@@ -184,6 +184,11 @@ cudaError_t ck_softmax_xent_ex(cudaStream_t s, unsigned *flag, double *rows, flo
                                const float *logits, const int32_t *labels,
                                const float *weights, const double *wsum, int64_t N,
                                int64_t C, double ls, double grad_scale);
+/* rows[r] = row r's loss against probabilities t (N, C) (cpu_misc.c's
+ * k_xent_soft); dl = scale * its gradient when not NULL */
+cudaError_t ck_softmax_xent_soft(cudaStream_t s, double *rows, float *dl,
+                                 const float *logits, const float *t, const float *weights,
+                                 int64_t N, int64_t C, double ls, double scale);
 /* part (ck_reduce_parts(n)): per-block sums of the element losses of
  * kind (0 mse, 1 l1, 2 bce with logits); d = scale * gradient when not NULL */
 cudaError_t ck_pointwise(cudaStream_t s, int kind, double *part, float *d, const float *x,

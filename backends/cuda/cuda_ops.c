@@ -295,6 +295,28 @@ int cuda_softmax_xent(cuda_ctx *c, float *loss, float *dlogits, const float *log
     return MLTK_OK;
 }
 
+/* Against probabilities: one kernel, the mean over the N rows (weights or
+ * not, as PyTorch). */
+int cuda_softmax_xent_soft(cuda_ctx *c, float *loss, float *dlogits, const float *logits,
+                           const float *t, const float *weights, int64_t N, int64_t C,
+                           float label_smoothing, float grad_scale)
+{
+    const char *op = "softmax_xent";
+    if (N == 0) {
+        CU_TRY(op, ck_fill(c->stream, MLTK_F32, loss, 0.0f, 1));
+        return MLTK_OK;
+    }
+    void *rows;
+    int rc = cuda_scratch(c, (size_t)N * sizeof(double), &rows, op);
+    if (rc)
+        return rc;
+    CU_TRY(op, ck_softmax_xent_soft(c->stream, rows, dlogits, logits, t, weights, N, C,
+                                    (double)label_smoothing,
+                                    (double)grad_scale / (double)N));
+    CU_TRY(op, ck_finish_sum(c->stream, loss, rows, N, 1.0, (double)N, NULL));
+    return MLTK_OK;
+}
+
 int cuda_count_correct(cuda_ctx *c, float *correct, const float *logits,
                        const int32_t *labels, int64_t N, int64_t C)
 {

@@ -133,13 +133,18 @@ typedef enum mltk_op {
                                 * else 0).  [flag scalar | x] */
     /* ---- losses and metrics ---- */
     MLTK_OP_SOFTMAX_XENT = 15, /* cross-entropy of logits (N,C) against
-                                * labels (N) i32 in [0,C), with PyTorch's
+                                * labels (N) i32 in [0,C), or (ABI 2.1)
+                                * against probabilities t (N,C) f32 (soft
+                                * targets: mixup, cutmix), with PyTorch's
                                 * label_smoothing and class weights (C);
-                                * loss = batch mean (weighted: divided by the
-                                * sum of the targets' weights); dlogits =
-                                * grad_scale * d loss / d logits.
-                                * [loss scalar, dlogits opt | logits, labels,
-                                * weights opt]  mltk_xent_params */
+                                * loss = batch mean (labels weighted: divided
+                                * by the sum of the targets' weights;
+                                * probabilities: by N, the row loss -sum_c
+                                * w[c] t'[c] log softmax[c] with t' = (1 - ls)
+                                * t + ls/C); dlogits = grad_scale * d loss /
+                                * d logits.  [loss scalar, dlogits opt |
+                                * logits, labels, weights opt]
+                                * mltk_xent_params */
     MLTK_OP_COUNT_CORRECT = 16,/* correct = rows whose argmax (first maximum)
                                 * equals the label, as a float.
                                 * [correct scalar | logits (N,C), labels (N) i32] */

@@ -8,10 +8,17 @@
  * exactly:
  *   loss = sum_i [ (1 - eps) w[y_i] (-logp_i[y_i])
  *                  + eps/C sum_c w[c] (-logp_i[c]) ] / sum_i w[y_i]
- * (w = 1 without weights, so the denominator is B).  Every case is one
- * fused softmax_xent op, numerically stable (max-subtracted).
+ * (w = 1 without weights, so the denominator is B).
+ * Soft targets: a float32 target of pred's shape (B, C) holds class
+ * probabilities t (the batch transforms mixup and cutmix make them during
+ * training; evaluation still passes class indices).  As PyTorch's loss
+ * with probability targets:
+ *   loss = sum_i -sum_c w[c] t'_ic logp_i[c] / B,  t' = (1 - eps) t + eps/C
+ * divided by B with weights too.  Every case is one fused softmax_xent
+ * op, numerically stable (max-subtracted).
  *
- * What this is not: probability (soft) targets or ignore_index.
+ * What this is not: ignore_index, or a check that probability rows sum
+ * to 1 (they are used as given, as PyTorch does).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -149,8 +156,9 @@ static int upload_weights(xent *x, const struct mltk_backend *be)
     return mltk_be_upload(be, p, x->weights_host, (size_t)x->n_weights * sizeof(float));
 }
 
-/* pred (B, C), target (B) int32 -> loss (1); dpred (B, C) = grad_scale *
- * d loss / d pred when wanted */
+/* pred (B, C), target (B) int32 or (B, C) float32 probabilities -> loss
+ * (1); dpred (B, C) = grad_scale * d loss / d pred when wanted.  Another
+ * target is handed to the op as it is, whose check names its shape. */
 static int xent_forward(void *self, const struct mltk_backend *be,
                         const mltk_tensor *pred, const mltk_tensor *target,
                         const mltk_tensor *loss, const mltk_tensor *dpred,
@@ -173,7 +181,11 @@ static int xent_forward(void *self, const struct mltk_backend *be,
             return rc;
     }
     logits = mltk_tensor_2d(pred->data, pred->dtype, rows, x->classes);
-    labels = mltk_tensor_1d(target->data, target->dtype, rows);
+    if (target->dtype == MLTK_F32)  /* probabilities: (B, C), as pred */
+        labels = mltk_shape_equal(&target->shape, &pred->shape)
+            ? mltk_tensor_2d(target->data, MLTK_F32, rows, x->classes) : *target;
+    else
+        labels = mltk_tensor_1d(target->data, target->dtype, rows);
     dlogits = mltk_tensor_2d(dpred ? dpred->data : NULL, pred->dtype, rows, x->classes);
     weights = mltk_tensor_1d(x->n_weights > 0 ? x->weights : NULL, MLTK_F32, x->classes);
     return mltk_op_softmax_xent(be, loss, &dlogits, &logits, &labels, &weights, &xp);
