@@ -108,7 +108,11 @@ static int list_add(st_list *l, const struct mltk_backend *be, const char *name,
     for (int d = 0; d < shape->ndim; d++)
         e->shape[d] = shape->dim[d];
     e->nbytes = bytes;
-    int rc = bytes ? mltk_be_download(be, host, dev, bytes) : MLTK_OK;
+    int rc = MLTK_OK;
+    if (bytes && !be)
+        memcpy(host, dev, bytes);  /* host memory already */
+    else if (bytes)
+        rc = mltk_be_download(be, host, dev, bytes);
     if (rc)
         return mltk_errf(err, rc, "cannot read tensor %s from the %s backend: %s", name,
                          be->name, *mltk_backend_error(be) ? mltk_backend_error(be)
@@ -192,10 +196,23 @@ static int write_list(st_list *l, const char *path, char **err)
     return mltk_st_write(path, l->e, l->n, (const char *const *)l->meta.kv, l->meta.n, err);
 }
 
+/* [data] standardize: the statistics the inputs are scaled with, as the
+ * tensors data.mean and data.std (the sample's shape); a model is only
+ * usable with them.  (No layer can be named data, so no layer's tensor
+ * is named data.*.) */
+static int add_data_stats(st_list *l, mltk_session_t *s, char **err)
+{
+    if (!s->data.mean)
+        return MLTK_OK;
+    int rc = list_add(l, NULL, "data.mean", &s->train.info.x_shape, s->data.mean, err);
+    return rc ? rc : list_add(l, NULL, "data.std", &s->train.info.x_shape, s->data.std, err);
+}
+
 int mltk_weights_save(mltk_session_t *s, const char *path, char **err)
 {
     st_list l = { 0 };
     int rc = add_model(&l, s, err);
+    rc = rc ? rc : add_data_stats(&l, s, err);
     if (!rc && add_common_meta(&l, s, FORMAT_WEIGHTS))
         rc = mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     if (!rc)
@@ -678,7 +695,8 @@ static void diff_model(diff *d, mltk_session_t *s, const mltk_st_file *f, int *l
     mltk_model_named t;
     for (int i = 0; i < mltk_st_count(f); i++) {
         const mltk_st_tensor *ft = mltk_st_get(f, i);
-        if (strncmp(ft->name, OPT_PREFIX, strlen(OPT_PREFIX)) == 0)
+        if (strncmp(ft->name, OPT_PREFIX, strlen(OPT_PREFIX)) == 0
+            || strncmp(ft->name, "data.", 5) == 0)
             continue;
         if (mltk_model_find_tensor(s->model, ft->name, &t) < 0) {
             st_shape_str(ft, b, sizeof b);

@@ -33,7 +33,8 @@ typedef struct sec_kind {
 } sec_kind;
 
 enum { SK_RUN, SK_TRAIN, SK_LOG, SK_DATA, SK_LAYER, SK_LOSS, SK_OPTIMIZER, SK_SCHEDULE,
-       SK_CHECKPOINT, SK_MODEL, SK_EARLY_STOPPING, SK_METRICS, SK_ALERT, N_SK };
+       SK_CHECKPOINT, SK_MODEL, SK_EARLY_STOPPING, SK_METRICS, SK_ALERT, SK_TRANSFORM,
+       N_SK };
 
 static const sec_kind sec_kinds[N_SK] = {
     [SK_RUN]       = { "run", mltk_schema_run, 0, 0, NULL },
@@ -49,7 +50,14 @@ static const sec_kind sec_kinds[N_SK] = {
     [SK_EARLY_STOPPING] = { "early_stopping", mltk_schema_early_stopping, 0, 0, NULL },
     [SK_METRICS]   = { "metrics", mltk_schema_metrics, 0, 0, NULL },
     [SK_ALERT]     = { "alert", mltk_schema_alert, 0, 0, NULL },
+    [SK_TRANSFORM] = { "transform", mltk_schema_transform, MLTK_KIND_TRANSFORM, 0, NULL },
 };
+
+/* the sections named NAME.LABEL, one per label */
+static int is_family(int sk)
+{
+    return sk == SK_LAYER || sk == SK_TRANSFORM;
+}
 
 /* The config with what it owns besides the public fields. */
 typedef struct config_priv {
@@ -104,7 +112,7 @@ static int is_ident(const char *s)
 static int classify(const char *path, int line, const char *name, int *sk, char **err)
 {
     for (int k = 0; k < N_SK; k++) {
-        if (k != SK_LAYER && strcmp(name, sec_kinds[k].name) == 0) {
+        if (!is_family(k) && strcmp(name, sec_kinds[k].name) == 0) {
             *sk = k;
             return MLTK_OK;
         }
@@ -122,9 +130,22 @@ static int classify(const char *path, int line, const char *name, int *sk, char 
         *sk = SK_LAYER;
         return MLTK_OK;
     }
+    if (strncmp(name, "transform.", 10) == 0) {
+        if (!is_ident(name + 10))
+            return mltk_errf(err, MLTK_ERR_CONFIG,
+                             "%s:%d: invalid transform name '%s' in [%s] (letters, digits "
+                             "and '_', not starting with a digit)", path, line, name + 10,
+                             name);
+        *sk = SK_TRANSFORM;
+        return MLTK_OK;
+    }
     if (strcmp(name, "layer") == 0)
         return mltk_errf(err, MLTK_ERR_CONFIG,
                          "%s:%d: section [layer] needs a layer name, e.g. [layer.fc1]",
+                         path, line);
+    if (strcmp(name, "transform") == 0)
+        return mltk_errf(err, MLTK_ERR_CONFIG,
+                         "%s:%d: section [transform] needs a name, e.g. [transform.flip]",
                          path, line);
     /* a near miss of "layer" before a dot or as the whole name */
     const char *dot = strchr(name, '.');
@@ -146,7 +167,7 @@ static int classify(const char *path, int line, const char *name, int *sk, char 
     const char *names[N_SK];
     int n_names = 0;
     for (int i = 0; i < N_SK; i++)
-        if (i != SK_LAYER)
+        if (!is_family(i))
             names[n_names++] = sec_kinds[i].name;
     const char *hint = mltk_did_you_mean(name, names, n_names);
     if (hint)
@@ -156,7 +177,8 @@ static int classify(const char *path, int line, const char *name, int *sk, char 
     return mltk_errf(err, MLTK_ERR_CONFIG,
                      "%s:%d: unknown section [%s] (sections: [run], [train], [log], "
                      "[data], [layer.NAME], [loss], [optimizer], [schedule], [checkpoint], "
-                     "[model], [early_stopping], [metrics], [alert])", path, line, name);
+                     "[model], [early_stopping], [metrics], [alert], [transform.NAME])", path, line,
+                     name);
 }
 
 static int on_ini(void *user, int line, const char *section, const char *key,
@@ -229,12 +251,14 @@ static int validate(config_priv *c, mltk_registry_t *reg, raw_sec *rs,
     const sec_kind *k = &sec_kinds[rs->sk];
     out->line = rs->line;
     out->name = mltk_strdup(rs->name);
-    out->label = mltk_strdup(rs->sk == SK_LAYER ? rs->name + 6 : rs->name);
+    out->label = mltk_strdup(rs->sk == SK_LAYER ? rs->name + 6
+                             : rs->sk == SK_TRANSFORM ? rs->name + 10 : rs->name);
     if (!out->name || !out->label)
         return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
 
     char *what = rs->sk == SK_LAYER ? mltk_strfmt("layer '%s'", out->label)
-                                    : mltk_strfmt("[%s]", rs->name);
+                 : rs->sk == SK_TRANSFORM ? mltk_strfmt("transform '%s'", out->label)
+                 : mltk_strfmt("[%s]", rs->name);
     if (!what)
         return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     const mltk_desc *descs[2] = { c->schema[rs->sk], NULL };

@@ -431,11 +431,12 @@ static int desc_from_text(mltk_desc **out, const char *text, const char *origin,
         d->kind = mltk_kind_parse(p.pval[PK_KIND]);
         if (!d->kind) {
             static const char *const kinds[] = { "backend", "layer", "loss",
-                                                 "optimizer", "dataset", "schedule" };
-            const char *hint = mltk_did_you_mean(p.pval[PK_KIND], kinds, 6);
+                                                 "optimizer", "dataset", "schedule",
+                                                 "transform" };
+            const char *hint = mltk_did_you_mean(p.pval[PK_KIND], kinds, 7);
             rc = mltk_errf(err, MLTK_ERR_PLUGIN,
                            "%s:%d: [plugin]: unknown kind '%s'%s%s%s (kinds: backend, "
-                           "layer, loss, optimizer, dataset, schedule)", origin, p.pline[PK_KIND],
+                           "layer, loss, optimizer, dataset, schedule, transform)", origin, p.pline[PK_KIND],
                            p.pval[PK_KIND], hint ? "; did you mean '" : "",
                            hint ? hint : "", hint ? "'?" : "");
             goto out;

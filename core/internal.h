@@ -124,6 +124,12 @@ struct mltk_params {
 MLTK_HIDDEN void mltk_params_free(mltk_params_t *p);
 /* 1 if the user wrote the key (a default does not count) */
 MLTK_HIDDEN int mltk_params_set(const mltk_params_t *p, const char *key);
+/* 1 if the descriptors declare `key` */
+MLTK_HIDDEN int mltk_params_declares(const mltk_params_t *p, const char *key);
+/* Replace the value of a declared key by the core (as set by the user,
+ * at no line): [data] balance = weights giving the loss its weights.
+ * The value is not checked again. */
+MLTK_HIDDEN int mltk_params_override(mltk_params_t *p, const char *key, const char *value);
 
 /* ---- the registry (registry.c) ----------------------------------------- */
 

@@ -9,7 +9,7 @@ libmltkcore_la_SOURCES = \
 	core/internal.h core/schema.h core/schema.c \
 	core/util.c core/tensor.c core/op.h core/op.c core/ini.c core/init.c \
 	core/descriptor.c core/params.c core/registry.c core/config.c \
-	core/session.h core/model.c core/data.c core/session.c core/train.c \
+	core/session.h core/model.c core/data.c core/loader.c core/session.c core/train.c \
 	core/checkpoint.c core/ops.c core/nvml.c \
 	core/train/component.h core/train/components.c core/train/step.c \
 	core/train/checkpointing.c core/train/early_stop.c core/train/nan_policy.c \

@@ -167,12 +167,71 @@ static int open_metrics(mltk_session_t *s, char **err)
                 return mltk_errf(err, MLTK_ERR_CONFIG, "%s: class_names has %d names for %d "
                                  "classes", mltk_params_where(ms->params), s->n_class_names, n);
         }
+        /* else the data set's own names (folders, CSV labels) */
+        const mltk_dataset_info *in = &s->data.train_src.info;
+        if (!s->n_class_names && in->class_names && in->n_classes == n) {
+            s->class_names = calloc((size_t)n, sizeof(char *));
+            if (!s->class_names)
+                return MLTK_ERR_NOMEM;
+            for (int c = 0; c < n; c++) {
+                s->class_names[c] = mltk_strdup(in->class_names[c] ? in->class_names[c] : "");
+                if (!s->class_names[c])
+                    return MLTK_ERR_NOMEM;
+                s->n_class_names = c + 1;
+            }
+        }
     }
     size_t out = (size_t)s->batch_size * (size_t)n * sizeof(float);
     s->eval_host = malloc(out);
     s->eval_labels = malloc((size_t)s->batch_size * (classify ? sizeof(int32_t)
                                                              : (size_t)n * sizeof(float)));
     return s->eval_host && s->eval_labels ? MLTK_OK : MLTK_ERR_NOMEM;
+}
+
+/* run.json's "data": per split its samples and class counts, the class
+ * names, the validation split and the final test figures, the loader. */
+static void split_record(const mltk_split *sp, json_t *o)
+{
+    if (!o || !sp->class_count)
+        return;
+    int64_t nc = sp->info.n_classes > 0 ? sp->info.n_classes : sp->label_max + 1;
+    json_t *a = json_array();
+    for (int64_t c = 0; a && c < nc; c++)
+        json_array_append_new(a, json_integer((json_int_t)sp->class_count[c]));
+    if (a)
+        json_object_set_new(o, "class_counts", a);
+}
+
+static void data_record(const mltk_session_t *s, json_t *data)
+{
+    if (!data)
+        return;
+    split_record(&s->train, json_object_get(data, "train"));
+    split_record(&s->test, json_object_get(data, "test"));
+    if (s->val.n) {
+        json_t *v = json_pack("{s:I}", "samples", (json_int_t)s->val.n);
+        split_record(&s->val, v);
+        if (v)
+            json_object_set_new(data, "validation", v);
+    }
+    const mltk_dataset_info *in = &s->data.train_src.info;
+    if (in->target == MLTK_TARGET_CLASS && in->class_names && in->n_classes > 0) {
+        json_t *a = json_array();
+        for (int64_t c = 0; a && c < in->n_classes; c++)
+            json_array_append_new(a, json_string(in->class_names[c] ? in->class_names[c] : ""));
+        if (a)
+            json_object_set_new(data, "class_names", a);
+    }
+    json_object_set_new(data, "mode", json_string(s->train.resident ? "resident" : "stream"));
+    json_object_set_new(data, "workers", json_integer(s->data.workers));
+    if (s->tested) {
+        json_t *t = json_object_get(data, "test");
+        if (t) {
+            json_object_set_new(t, "loss", json_real(s->test_loss));
+            if (s->test.info.target == MLTK_TARGET_CLASS)
+                json_object_set_new(t, "acc", json_real(s->test_acc));
+        }
+    }
 }
 
 /* ---- the run record ------------------------------------------------------------- */
@@ -221,6 +280,8 @@ static int write_record(mltk_session_t *s, const char *status, char **err)
         "sha256", jstr(s->train.info.checksum),
         "test", "samples", (json_int_t)s->test.n, "sha256", jstr(s->test.info.checksum),
         "plugins", plugins);
+    if (rec)
+        data_record(s, json_object_get(rec, "data"));
     /* the times a resumed run was started again ("started" is the first) */
     json_t *resumed = rec ? json_array() : NULL;
     for (const char *p = s->resumed; resumed && p && *p;) {

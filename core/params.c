@@ -555,6 +555,25 @@ int mltk_params_set(const mltk_params_t *p, const char *key)
     return k >= 0 && p->set[k];
 }
 
+int mltk_params_declares(const mltk_params_t *p, const char *key)
+{
+    return p && key && find(p, key) >= 0;
+}
+
+int mltk_params_override(mltk_params_t *p, const char *key, const char *value)
+{
+    int k = find(p, key);
+    if (k < 0)
+        return MLTK_ERR_CONFIG;
+    char *v = mltk_strdup(value);
+    if (!v)
+        return MLTK_ERR_NOMEM;
+    free(p->values[k]);
+    p->values[k] = v;
+    p->set[k] = 1;
+    return MLTK_OK;
+}
+
 typedef struct collect {
     int      is_float;
     int64_t *iout;

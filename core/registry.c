@@ -509,6 +509,7 @@ static const char *kind_plural(int kind)
     case MLTK_KIND_OPTIMIZER: return "optimizers";
     case MLTK_KIND_DATASET:   return "datasets";
     case MLTK_KIND_SCHEDULE:  return "schedules";
+    case MLTK_KIND_TRANSFORM: return "transforms";
     }
     return "plugins";
 }
@@ -681,7 +682,11 @@ static const member optimizer_req[] = {
 };
 static const member dataset_req[] = {
     M(struct mltk_dataset_i, open), M(struct mltk_dataset_i, close),
-    M(struct mltk_dataset_i, info), M(struct mltk_dataset_i, read), { NULL, 0 }
+    M(struct mltk_dataset_i, info), { NULL, 0 }  /* get or read: data.c */
+};
+static const member transform_req[] = {
+    M(struct mltk_transform_i, create), M(struct mltk_transform_i, destroy),
+    M(struct mltk_transform_i, setup), { NULL, 0 }  /* apply or apply_batch: data.c */
 };
 static const member schedule_req[] = {
     M(struct mltk_schedule_i, create), M(struct mltk_schedule_i, destroy),
@@ -719,6 +724,10 @@ static size_t vtable_min_size(int kind, const member **req, const char **sname)
         *req = schedule_req;
         *sname = "mltk_schedule_i";
         return END_OF(struct mltk_schedule_i, lr);
+    case MLTK_KIND_TRANSFORM:
+        *req = transform_req;
+        *sname = "mltk_transform_i";
+        return END_OF(struct mltk_transform_i, apply_batch);
     case MLTK_KIND_BACKEND:
         *req = backend_req;
         *sname = "mltk_backend_i";

@@ -82,10 +82,22 @@ const char mltk_schema_data[] =
     "doc = use only the first N training samples; 0 uses all\n"
     "[param.test_limit]\ntype = int\nmin = 0\ndefault = 0\n"
     "doc = use only the first N test samples; 0 uses all\n"
-    "[param.augment_shift]\ntype = int\nmin = 0\nmax = 64\ndefault = 0\n"
-    "doc = training images (C, H, W) move by up to N pixels each way, zero-filled (torchvision's RandomCrop with padding N); 0 = off\n"
-    "[param.augment_flip]\ntype = bool\ndefault = false\n"
-    "doc = training images are mirrored left-right with probability 0.5 (after the shift)\n";
+    "[param.val_fraction]\ntype = float\nmin = 0\nmax = 0.9\ndefault = 0\n"
+    "doc = hold out this fraction of the training split for the per-epoch validation (stratified by class, from the seed); the test split is then evaluated once at the end\n"
+    "[param.balance]\ntype = enum\nchoices = none, oversample, weights\ndefault = none\n"
+    "doc = class balance: oversample draws each class equally often; weights passes n / (C count_c) to the loss as class weights\n"
+    "[param.standardize]\ntype = bool\ndefault = false\n"
+    "doc = scale each input feature to mean 0 and standard deviation 1, with statistics from the training split (saved with the model)\n"
+    "[param.mode]\ntype = enum\nchoices = auto, resident, stream\ndefault = auto\n"
+    "doc = resident keeps the prepared split in backend memory; stream prepares batches with worker threads every epoch (needed by random transforms)\n"
+    "[param.resident_max_mb]\ntype = int\nmin = 0\nmax = 1048576\ndefault = 4096\n"
+    "doc = mode auto keeps a split resident when it has no random transforms and fits in this many MiB\n"
+    "[param.workers]\ntype = int\nmin = 0\nmax = 256\ndefault = 2\n"
+    "doc = threads preparing batches (0: the training thread prepares each batch when it needs it)\n"
+    "[param.prefetch]\ntype = int\nmin = 1\nmax = 1024\ndefault = 4\n"
+    "doc = batches prepared ahead of the step\n"
+    "[param.drop_last]\ntype = bool\ndefault = false\n"
+    "doc = drop the last training batch of an epoch when it is smaller than batch_size\n";
 
 const char mltk_schema_layer[] =
     "[plugin]\nname = layer\nsummary = one layer of the model (keys below plus the layer plugin's)\n"
@@ -177,3 +189,10 @@ const char mltk_schema_alert[] =
     "doc = shell command (sh -c); it gets MLTK_EVENT, MLTK_MESSAGE, MLTK_EPOCH, MLTK_STEP, MLTK_RUN_DIR and MLTK_CONFIG in its environment\n"
     "[param.on]\ntype = list\ndefault = nan, early_stop, finished, crashed\n"
     "doc = events that run it: nan, early_stop, finished, crashed, spike, checkpoint\n";
+
+const char mltk_schema_transform[] =
+    "[plugin]\nname = transform\nsummary = one transform of the samples (keys below plus the transform plugin's)\n"
+    "[param.type]\ntype = string\nrequired = true\n"
+    "doc = transform plugin, e.g. flip\n"
+    "[param.splits]\ntype = enum\nchoices = auto, train, eval, all\ndefault = auto\n"
+    "doc = the splits it applies to: auto = random transforms on the training split only, the others on every split; eval = validation and test\n";

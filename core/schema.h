@@ -14,4 +14,5 @@ extern const char mltk_schema_model[];
 extern const char mltk_schema_early_stopping[];
 extern const char mltk_schema_metrics[];
 extern const char mltk_schema_alert[];
+extern const char mltk_schema_transform[];
 #endif

@@ -158,14 +158,13 @@ static int check_labels(mltk_session_t *s, const mltk_section *data, char **err)
     const mltk_shape *out = mltk_model_output_shape(s->model);
     if (s->train.info.target != MLTK_TARGET_CLASS || out->ndim != 1)
         return MLTK_OK;
-    const mltk_split *sp[2] = { &s->train, &s->test };
-    static const char *const name[2] = { "train", "test" };
-    for (int i = 0; i < 2; i++)
-        if (sp[i]->label_max >= out->dim[0])
+    const mltk_split *sp[3] = { &s->train, &s->val, &s->test };
+    for (int i = 0; i < 3; i++)
+        if (sp[i]->n && sp[i]->label_max >= out->dim[0])
             return mltk_errf(err, MLTK_ERR_DATA, "%s: %s split: sample %" PRId64 " has "
                              "label %" PRId32 ", but the model has %" PRId64 " outputs "
                              "(classes 0..%" PRId64 ")", mltk_params_where(data->params),
-                             name[i], sp[i]->label_max_at, sp[i]->label_max, out->dim[0],
+                             sp[i]->name, sp[i]->label_max_at, sp[i]->label_max, out->dim[0],
                              out->dim[0] - 1);
     return MLTK_OK;
 }
@@ -393,30 +392,6 @@ void mltk_sched_close(mltk_sched *sc)
     sc->self = NULL;
 }
 
-/* ---- data augmentation ------------------------------------------------------------ */
-
-/* [data] augment_shift / augment_flip: images only, and only on a
- * backend with the augmenting gather. */
-static int setup_augment(mltk_session_t *s, const mltk_section *data, char **err)
-{
-    s->aug_shift = mltk_params_int(data->params, "augment_shift");
-    s->aug_flip = mltk_params_bool(data->params, "augment_flip");
-    if (!s->aug_shift && !s->aug_flip)
-        return MLTK_OK;
-    const char *key = s->aug_shift ? "augment_shift" : "augment_flip";
-    if (s->train.info.x_shape.ndim != 3)
-        return mltk_errf(err, MLTK_ERR_CONFIG,
-                         "%s:%d: %s applies to images (C, H, W); these samples have %d "
-                         "dimension(s)", s->cfg->path, key_line(data->params, key), key,
-                         s->train.info.x_shape.ndim);
-    if (!mltk_op_supported(&s->be, MLTK_OP_GATHER_AUGMENT_2D, MLTK_F32))
-        return mltk_errf(err, MLTK_ERR_UNSUPPORTED,
-                         "%s:%d: backend '%s' cannot augment images (it does not run op %s "
-                         "in f32)", s->cfg->path, key_line(data->params, key), s->be.name,
-                         mltk_op_name(MLTK_OP_GATHER_AUGMENT_2D));
-    return MLTK_OK;
-}
-
 /* ---- the session ------------------------------------------------------------------ */
 
 int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_t *reg,
@@ -456,18 +431,9 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
 
     int rc = select_backend(s, run, err);
     if (!rc)
-        rc = mltk_split_load(&s->train, data, reg, &s->be, "train",
-                             mltk_params_int(data->params, "train_limit"), err);
-    if (!rc)
-        rc = mltk_split_load(&s->test, data, reg, &s->be, "test",
-                             mltk_params_int(data->params, "test_limit"), err);
-    if (!rc && !mltk_shape_equal(&s->train.info.x_shape, &s->test.info.x_shape))
-        rc = mltk_errf(err, MLTK_ERR_DATA, "%s: train and test samples differ in shape",
-                       mltk_params_where(data->params));
+        rc = mltk_data_open(s, data, err);
     if (!rc)
         rc = check_core_ops(s, err);
-    if (!rc)
-        rc = setup_augment(s, data, err);
     if (!rc)
         rc = mltk_model_create(&s->model, cfg, reg, &s->be, &s->train.info.x_shape,
                                s->batch_size, s->seed, err);
@@ -482,13 +448,13 @@ int mltk_session_create(mltk_session_t **out, mltk_config_t *cfg, mltk_registry_
     if (!rc)
         rc = setup_clipping(s, train, err);
     if (!rc) {
-        s->steps_per_epoch = (s->train.n + s->batch_size - 1) / s->batch_size;
+        s->steps_per_epoch = mltk_data_batches(s, &s->train);
         rc = mltk_sched_open(&s->sched, cfg, reg, s->lr, s->batch_size, s->steps_per_epoch,
                              s->epochs, err);
     }
     if (!rc) {
         size_t xb = (size_t)s->batch_size * (size_t)s->train.x_numel * sizeof(float);
-        size_t yb = (size_t)s->batch_size * s->train.y_bytes;
+        size_t yb = (size_t)s->batch_size * s->train.yb_bytes;
         size_t nsc = (size_t)(MLTK_SCALARS_HEAD + 3 * s->check_every);
         if (mltk_be_alloc(&s->be, xb, (void **)&s->xb) ||
             mltk_be_alloc(&s->be, yb, &s->yb) ||
@@ -512,8 +478,12 @@ int mltk_session_print_summary(mltk_session_t *s, void *out)
 {
     FILE *f = out ? out : stdout;
     fprintf(f, "backend: %s\n", s->be.i->device_name ? s->be.i->device_name(s->be.ctx) : s->be.name);
-    fprintf(f, "data: %lld training, %lld test samples\n", (long long)s->train.n,
-            (long long)s->test.n);
+    if (s->val.n)
+        fprintf(f, "data: %lld training, %lld validation, %lld test samples\n",
+                (long long)s->train.n, (long long)s->val.n, (long long)s->test.n);
+    else
+        fprintf(f, "data: %lld training, %lld test samples\n", (long long)s->train.n,
+                (long long)s->test.n);
     mltk_model_print(s->model, f);
     return MLTK_OK;
 }
@@ -536,8 +506,7 @@ void mltk_session_destroy(mltk_session_t *s)
         if (s->opt_scratch) mltk_be_free(be, s->opt_scratch);
         if (s->snap) mltk_be_free(be, s->snap);
         mltk_model_destroy(s->model);
-        mltk_split_free(&s->train, be);
-        mltk_split_free(&s->test, be);
+        mltk_data_close(s);
     }
     if (s->loss && s->loss_self && s->loss->destroy)
         s->loss->destroy(s->loss_self);

@@ -3,6 +3,8 @@
 #ifndef MLTK_SESSION_H
 #define MLTK_SESSION_H
 
+#include <pthread.h>
+
 #include "internal.h"
 
 /* ---- a backend instance (session.c) ------------------------------------ */
@@ -133,34 +135,119 @@ MLTK_HIDDEN int mltk_model_find_nonfinite(const mltk_model *m, int64_t batch,
 /* ---- data (data.c) ----------------------------------------------------------- */
 
 /* One split of a data set, resident in backend memory. */
+/* One data set file set: the [data] plugin opened for "train" or "test". */
+typedef struct mltk_source {
+    const struct mltk_dataset_i *ds;
+    void              *self;
+    const char        *split;       /* "train" or "test" */
+    mltk_dataset_info  info;        /* as the plugin gives it */
+    size_t             x_bytes;     /* one native sample */
+    int                has_get;     /* else read() of one float32 sample */
+    int32_t           *labels;      /* class targets: every sample's label (host) */
+} mltk_source;
+
+/* One [transform.NAME] section, opened. */
+typedef struct mltk_xform {
+    const struct mltk_transform_i *i;
+    void              *self;
+    const mltk_section *sec;
+    int                random, batch;
+    int                train_only;  /* applies to the training split only */
+    int                eval_only;   /* to the validation and test splits only */
+    mltk_sample_spec   in, out;
+    size_t             in_bytes, out_bytes;
+} mltk_xform;
+
+/* A split the run uses: train, validation (taken from the training data
+ * set) or test.  Its samples are src's samples idx[0..n); `train` says
+ * whether the random and batch transforms apply.  Resident, it sits in
+ * backend memory as float32 rows in idx order (x, y) and a batch is a
+ * gather; streamed, the loader's workers prepare each batch on the host. */
 typedef struct mltk_split {
-    mltk_dataset_info info;
-    int64_t  n;           /* samples used (after a limit) */
-    int64_t  x_numel;     /* floats per sample */
-    size_t   y_bytes;     /* bytes per target */
-    void    *x;           /* (n, x_shape) float32, backend memory */
-    void    *y;           /* (n) int32 or (n, y_shape) float32 */
-    int32_t  label_max;   /* class targets: the largest label, checked */
-    int64_t  label_max_at;/* the first sample that has it */
-    int32_t *perm_host;   /* training order of this epoch (host) */
-    int32_t *perm;        /* same, backend memory */
+    mltk_dataset_info info;  /* x_shape: the model's input, after the transforms */
+    const char *name;        /* "train", "validation", "test" */
+    mltk_source *src;
+    int64_t  n;              /* samples in the split */
+    int64_t *idx;            /* [n] the data set's index of each */
+    int      train;
+    int      resident;
+    int64_t  x_numel;        /* floats per sample */
+    size_t   y_bytes;        /* bytes per target as the data set gives it */
+    mltk_shape  yb_shape;    /* per-sample shape of the targets of a batch: */
+    mltk_dtype  yb_dtype;    /* y_shape / class i32, or (C) f32 after mixup */
+    size_t   yb_bytes;
+    void    *x;              /* resident: (n, x_shape) float32, backend memory */
+    void    *y;              /* resident: (n) int32 or (n, y_shape) float32 */
+    int32_t  label_max;      /* class targets: the largest label, checked */
+    int64_t  label_max_at;   /* the first sample that has it */
+    int64_t *class_count;    /* [n_classes] samples per class, or NULL */
+    int64_t  n_epoch;        /* samples an epoch draws (n) */
+    int32_t *perm_host;      /* this epoch's order: positions in [0, n) */
+    int32_t *perm;           /* same, backend memory (resident) */
 } mltk_split;
 
-/* Open split `name` ("train"/"test") with the dataset plugin of the
- * [data] section, read the first `limit` samples (0 = all), check class
- * labels (each in [0, n_classes) when the data set declares n_classes,
- * never negative: the ops that read them do not check) and upload them.
- * Errors are MLTK_ERR_DATA / MLTK_ERR_IO naming the file or split and
+struct mltk_loader;
+
+/* The [data] section at run time (data.c, loader.c). */
+typedef struct mltk_data {
+    mltk_source  train_src, test_src;
+    mltk_xform  *xf;
+    int          n_xf;
+    size_t       scratch_bytes;     /* the largest sample along the chain */
+    int          balance;           /* 0 none, 1 oversample, 2 weights */
+    int          standardize;
+    float       *mean, *std;        /* [x_numel] when standardize */
+    int          workers, prefetch, drop_last;
+    int          rank, world;       /* the shard this process trains on (0, 1) */
+    struct mltk_loader *ld;
+    double       wait_s;            /* seconds the step waited for batches */
+    double       wait_mark;         /* wait_s at the start of the epoch */
+    double       wait_frac;         /* the last epoch's share of time waited */
+    pthread_mutex_t read_mu;        /* serialises an ABI 2.0 plugin's read() */
+    int          opened;
+} mltk_data;
+
+/* Open the [data] plugin and the [transform.*] sections, build the
+ * splits (the validation split stratified by class from the seed), count
+ * the classes, compute the standardisation, upload the resident splits
+ * and start the workers.  Errors name the file and line, the split and
  * the sample. */
-MLTK_HIDDEN int mltk_split_load(mltk_split *sp, const mltk_section *data,
-                                mltk_registry_t *reg, const struct mltk_backend *be,
-                                const char *name, int64_t limit, char **err);
-MLTK_HIDDEN void mltk_split_free(mltk_split *sp, const struct mltk_backend *be);
-/* Draw the order of `epoch` (Fisher-Yates on a Philox stream of seed) and
- * upload it; identity order when shuffle is 0.  The order is a
- * permutation of [0, n), so the gathers that read it stay in range. */
-MLTK_HIDDEN int mltk_split_shuffle(mltk_split *sp, const struct mltk_backend *be,
-                                   uint64_t seed, int64_t epoch, int shuffle);
+MLTK_HIDDEN int mltk_data_open(mltk_session_t *s, const mltk_section *data, char **err);
+MLTK_HIDDEN void mltk_data_close(mltk_session_t *s);
+/* The order of `epoch` (from 1) of split sp: the training split shuffled
+ * (or oversampled) from the seed and the epoch, any other in order; the
+ * batches from `first_batch` on are then prepared ahead by the workers. */
+MLTK_HIDDEN int mltk_data_epoch(mltk_session_t *s, mltk_split *sp, int64_t epoch,
+                                int64_t first_batch, char **err);
+/* Batches of an epoch of sp (drop_last for the training split). */
+MLTK_HIDDEN int64_t mltk_data_batches(const mltk_session_t *s, const mltk_split *sp);
+/* Batch b of the epoch begun by mltk_data_epoch: its inputs and targets
+ * in backend memory (s->xb / s->yb, or the resident split's own rows when
+ * no gather is needed), `rows` samples. */
+MLTK_HIDDEN int mltk_data_batch(mltk_session_t *s, mltk_split *sp, int64_t b,
+                                int64_t *rows, void **x, void **y, char **err);
+/* The split evaluated after each epoch: validation when there is one. */
+MLTK_HIDDEN mltk_split *mltk_data_eval_split(mltk_session_t *s);
+
+/* loader.c: the worker threads that prepare streamed batches */
+typedef struct mltk_loader mltk_loader;
+MLTK_HIDDEN int mltk_loader_create(mltk_loader **out, mltk_session_t *s, char **err);
+MLTK_HIDDEN void mltk_loader_destroy(mltk_loader *ld);
+/* Start preparing batches [first, end) of sp's current order (epoch
+ * `epoch`), dropping whatever was being prepared. */
+MLTK_HIDDEN void mltk_loader_begin(mltk_loader *ld, mltk_split *sp, int64_t epoch,
+                                   int64_t first, int64_t end);
+/* Wait for batch b; x (rows, x_numel) float32 and y (rows, yb) host
+ * memory valid until mltk_loader_release(b).  Adds the wait to wait_s. */
+MLTK_HIDDEN int mltk_loader_get(mltk_loader *ld, int64_t b, int64_t *rows, float **x,
+                                void **y, char **err);
+MLTK_HIDDEN void mltk_loader_release(mltk_loader *ld, int64_t b);
+/* One sample of sp through the transforms (dataset index j, epoch for
+ * the random draws) into x (x_numel floats, standardised) and y; the
+ * scratch holds two buffers of d->scratch_bytes. */
+MLTK_HIDDEN int mltk_data_sample(mltk_session_t *s, const mltk_split *sp, int64_t j,
+                                 int64_t epoch, float *x, void *y, void *scratch,
+                                 int standardize, char **err);
 
 /* ---- learning-rate schedules (session.c, train.c) --------------------------- */
 
@@ -217,7 +304,10 @@ struct mltk_session {
     mltk_session_opts  opts;
     struct mltk_backend be;
     int                have_be;
-    mltk_split         train, test;
+    mltk_split         train, val, test;
+    mltk_data          data;
+    int                tested;       /* the final test evaluation ran (val split) */
+    double             test_loss, test_acc;
     mltk_model        *model;
     const struct mltk_loss_i      *loss;
     void                          *loss_self;
@@ -253,9 +343,6 @@ struct mltk_session {
     int                any_frozen;
     int64_t            steps_per_epoch;
     double             last_lr;      /* rate of the last step taken */
-    /* data augmentation of the training batches */
-    int64_t            aug_shift;    /* [data] augment_shift */
-    int                aug_flip;     /* [data] augment_flip */
     /* the steps' numbers, read back once per window of steps (train.c) */
     int64_t            check_every;  /* [train] check_every: steps per window */
     int64_t            win_n;        /* steps of the window taken so far */

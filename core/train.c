@@ -67,7 +67,7 @@ static int batch_loss(mltk_session_t *s, const mltk_split *sp, void *y, int64_t 
 {
     mltk_tensor pred = mltk_batch_tensor(mltk_model_output(s->model),
                                          mltk_model_output_shape(s->model), rows, MLTK_F32);
-    mltk_tensor target = mltk_batch_tensor(y, &sp->info.y_shape, rows, mltk_target_dtype(sp));
+    mltk_tensor target = mltk_batch_tensor(y, &sp->yb_shape, rows, mltk_target_dtype(sp));
     mltk_tensor dpred = pred;
     dpred.data = want_grad ? mltk_model_output_grad(s->model) : NULL;
     mltk_tensor loss = scalar(s, MLTK_S_LOSS), loss_sum = scalar(s, MLTK_S_LOSS_SUM);
@@ -237,18 +237,24 @@ static int train_epoch(mltk_session_t *s, int epoch, double *loss, int64_t *samp
     mltk_split *sp = &s->train;
     double t0 = mltk_now();
     int64_t first = s->batch_done;
-    *samples = sp->n - first * s->batch_size;
+    /* the samples an epoch trains: all, or whole batches with drop_last */
+    int64_t total = s->steps_per_epoch * s->batch_size, n_ep = sp->n_epoch;
+    if (s->data.world > 1)
+        n_ep = (n_ep - s->data.rank + s->data.world - 1) / s->data.world;
+    if (total < n_ep)
+        n_ep = total;
+    *samples = n_ep - first * s->batch_size;
 
     *rolled_back = 0;
     s->win_n = 0;
     s->sum_known = 0;
-    int rc = mltk_split_shuffle(sp, &s->be, s->seed, epoch, s->shuffle);
+    int rc = mltk_data_epoch(s, sp, epoch, first, err);
     if (!rc)
         rc = mltk_be_upload(&s->be, &s->scalars[MLTK_S_LOSS_SUM], &s->loss_sum_now,
                             sizeof(float));
     for (int64_t bi = first; rc == MLTK_OK && bi < s->steps_per_epoch; bi++) {
         int64_t off = bi * s->batch_size;
-        int64_t rows = sp->n - off < s->batch_size ? sp->n - off : s->batch_size;
+        int64_t rows = 0;
         int checked = s->check_every == 1 || (int64_t)s->step <= s->replay_to;
         int verdict = MLTK_STEP_UPDATE, rewound = 0;
         float rec[3] = { 0 };
@@ -258,7 +264,7 @@ static int train_epoch(mltk_session_t *s, int epoch, double *loss, int64_t *samp
             rc = window_open(s, err);
         float *dev = mltk_step_record(s, checked ? 0 : s->win_n);
         if (!rc)
-            rc = mltk_step_compute(s, off, rows, dev, err);
+            rc = mltk_step_compute(s, bi, &rows, dev, err);
         s->sum_known = 0;
         if (!rc && checked)
             rc = check_step(s, epoch, bi, rows, dev, rec, &verdict, err);
@@ -302,7 +308,7 @@ static int train_epoch(mltk_session_t *s, int epoch, double *loss, int64_t *samp
     float sum = s->loss_sum_now;
     if (!rc && !s->sum_known)
         rc = mltk_be_download(&s->be, &sum, &s->scalars[MLTK_S_LOSS_SUM], sizeof sum);
-    *loss = sp->n > s->rows_skipped ? (double)sum / (double)(sp->n - s->rows_skipped) : NAN;
+    *loss = n_ep > s->rows_skipped ? (double)sum / (double)(n_ep - s->rows_skipped) : NAN;
     s->batch_done = 0;
     s->loss_sum_now = 0.0f;
     s->rows_skipped = 0;
@@ -325,11 +331,16 @@ static int evaluate(mltk_session_t *s, mltk_split *sp, double *loss, double *acc
     if (rc)
         mltk_step_failed(s, rc, "evaluation", err);
     mltk_ops_metrics_reset(s);
-    for (int64_t off = 0; rc == MLTK_OK && off < sp->n; off += s->batch_size) {
-        int64_t rows = sp->n - off < s->batch_size ? sp->n - off : s->batch_size;
-        float *x = (float *)sp->x + off * sp->x_numel;
-        void *y = (char *)sp->y + (size_t)off * sp->y_bytes;
-        rc = mltk_model_forward(s->model, x, rows, MLTK_EVAL, s->step, err);
+    if (!rc)
+        rc = mltk_data_epoch(s, sp, 0, 0, err);
+    int64_t nb = mltk_data_batches(s, sp);
+    double wait0 = s->data.wait_s;
+    for (int64_t b = 0; rc == MLTK_OK && b < nb; b++) {
+        int64_t rows = 0;
+        void *x = NULL, *y = NULL;
+        rc = mltk_data_batch(s, sp, b, &rows, &x, &y, err);
+        if (!rc)
+            rc = mltk_model_forward(s->model, x, rows, MLTK_EVAL, s->step, err);
         if (!rc)
             rc = batch_loss(s, sp, y, rows, 0, 1, err);
         if (!rc && classify) {
@@ -346,6 +357,7 @@ static int evaluate(mltk_session_t *s, mltk_split *sp, double *loss, double *acc
         if (!rc)
             rc = mltk_ops_metrics_add(s, mltk_model_output(s->model), y, rows, err);
     }
+    s->data.wait_s = wait0;  /* the step's wait is what the log reports */
     float v[4] = { 0 };
     if (!rc)
         rc = mltk_be_download(be, v, s->scalars, sizeof v);
@@ -358,6 +370,41 @@ static int evaluate(mltk_session_t *s, mltk_split *sp, double *loss, double *acc
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
+
+/* With a validation split, the test split is evaluated once, after the
+ * last epoch (the metrics [metrics] prints at the end are the test's). */
+static int final_test(mltk_session_t *s, char **err)
+{
+    int rc = evaluate(s, &s->test, &s->test_loss, &s->test_acc, err);
+    if (rc)
+        return rc;
+    s->tested = 1;
+    FILE *out = s->opts.epoch_out ? s->opts.epoch_out : stdout;
+    if (!s->opts.quiet) {
+        if (s->test.info.target == MLTK_TARGET_CLASS)
+            fprintf(out, "test  loss %.4f  acc %.4f  (%" PRId64 " samples)\n", s->test_loss,
+                    s->test_acc, s->test.n);
+        else
+            fprintf(out, "test  loss %.4f  (%" PRId64 " samples)\n", s->test_loss, s->test.n);
+        fflush(out);
+    }
+    return MLTK_OK;
+}
+
+/* The share of the epoch the step spent waiting for batches (logs and
+ * TensorBoard report it), with a warning when it is large. */
+static void note_data_wait(mltk_session_t *s, int epoch, double dt)
+{
+    mltk_data *d = &s->data;
+    double w = d->wait_s - d->wait_mark;
+    d->wait_frac = dt > 0 && w > 0 ? w / dt : 0.0;
+    if (d->wait_frac > 1)
+        d->wait_frac = 1;
+    if (!s->train.resident && d->wait_frac >= 0.10)
+        mltk_log(MLTK_LOG_WARN, "the step waited on data %.0f%% of epoch %d: raise [data] "
+                 "workers (now %d)%s", 100.0 * d->wait_frac, epoch, d->workers,
+                 d->workers == 0 ? "; with 0 the step prepares every batch itself" : "");
+}
 
 /* ---- where the run starts ------------------------------------------------------------ */
 
@@ -691,13 +738,44 @@ int mltk_session_train(mltk_session_t *s, mltk_epoch_stats *last, char **err)
         if (!rc)
             rc = mltk_be_sync(&s->be);
         double dt = mltk_now() - te;
+        note_data_wait(s, epoch, dt);
         if (!rc)
-            rc = evaluate(s, &s->test, &e.val_loss, &e.val_acc, err);
+            rc = evaluate(s, mltk_data_eval_split(s), &e.val_loss, &e.val_acc, err);
         if (!rc)
             rc = end_of_epoch(s, epoch, dt, samples, &e, &stop, err);
     }
+    if (!rc && s->val.n)
+        rc = final_test(s, err);
     rc = finish(s, rc, stop ? "stopped_early" : "finished", err);
     if (last)
         *last = e;
+    return rc;
+}
+
+/* ---- the data pipeline alone -------------------------------------------------------------- */
+
+int mltk_session_databench(mltk_session_t *s, int epochs, void *out, char **err)
+{
+    FILE *f = out ? out : stdout;
+    mltk_split *sp = &s->train;
+    int64_t samples = 0, nb = mltk_data_batches(s, sp);
+    double t0 = mltk_now();
+    int rc = MLTK_OK;
+    for (int e = 1; e <= epochs && !rc; e++) {
+        rc = mltk_data_epoch(s, sp, e, 0, err);
+        for (int64_t b = 0; b < nb && !rc; b++) {
+            int64_t rows = 0;
+            void *x = NULL, *y = NULL;
+            rc = mltk_data_batch(s, sp, b, &rows, &x, &y, err);
+            samples += rows;
+        }
+    }
+    if (!rc)
+        rc = mltk_be_sync(&s->be);
+    double dt = mltk_now() - t0;
+    if (!rc)
+        fprintf(f, "databench: %" PRId64 " samples in %.3f s: %.0f samples/s (workers %d, "
+                "prefetch %d, %s)\n", samples, dt, dt > 0 ? (double)samples / dt : 0.0,
+                s->data.workers, s->data.prefetch, sp->resident ? "resident" : "stream");
     return rc;
 }

@@ -156,12 +156,12 @@ void mltk_log(mltk_log_level level, const char *fmt, ...)
 /* ---- plugin kinds ------------------------------------------------------- */
 
 static const char *const kind_names[] = {
-    NULL, "backend", "layer", "loss", "optimizer", "dataset", "schedule"
+    NULL, "backend", "layer", "loss", "optimizer", "dataset", "schedule", "transform"
 };
 
 const char *mltk_kind_name(int kind)
 {
-    if (kind >= MLTK_KIND_BACKEND && kind <= MLTK_KIND_SCHEDULE)
+    if (kind >= MLTK_KIND_BACKEND && kind <= MLTK_KIND_TRANSFORM)
         return kind_names[kind];
     return "?";
 }
@@ -170,7 +170,7 @@ int mltk_kind_parse(const char *name)
 {
     if (!name)
         return 0;
-    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_SCHEDULE; k++)
+    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_TRANSFORM; k++)
         if (strcmp(name, kind_names[k]) == 0)
             return k;
     return 0;

@@ -1,144 +1,48 @@
 /* idx.c - the IDX data set format of MNIST and Fashion-MNIST.
  *
- * What this is: a dataset plugin that loads one split (an images file and
- * a labels file, each gzipped or not) completely into host memory as bytes
- * and converts samples to float32 (x = raw * scale + shift) when read.
- * Every file is checked as it is read: the magic (00 00 08 ndim), every
- * dimension, the exact data length (a truncated file or trailing bytes is
- * an error naming the byte offset), the gzip stream itself, the image and
- * label counts, and the label range.  Messages name the file.  The split's
+ * What this is: a dataset plugin for one split (an images file and a
+ * labels file, each gzipped or not).  A plain file is memory-mapped; a
+ * gzipped one is decompressed into host memory.  A sample is served in
+ * its native dtype, x uint8 (1, rows, cols) (ABI 2.1 get and label; the
+ * core converts x = raw * scale + shift), or as float32 through read for
+ * a core that still asks for it.  Every file is checked when the split
+ * is opened: the magic (00 00 08 ndim), every dimension, the exact data
+ * length (a truncated file or trailing bytes is an error naming the byte
+ * offset), the gzip stream itself, the image and label counts, and the
+ * label range.  Messages name the file.  The split's
  * checksum is the SHA-256 of the decompressed images file followed by the
  * decompressed labels file, so a run record pins the exact data.
  *
- * The parser of one file is idx_load_file() (idx.h), which the fuzz
- * harness tests/fuzz/fuzz_idx.c calls directly.
- * What this is not: a streaming reader (Fashion-MNIST is 55 MB as bytes)
- * or a reader of IDX element types other than unsigned bytes.
+ * The parser of one file is idx_load_file() for a file and idx_parse()
+ * for a buffer (idx.h), which the fuzz harness tests/fuzz/fuzz_idx.c
+ * calls directly and compares.
+ * What this is not: a reader of IDX element types other than unsigned
+ * bytes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <mltk/plugin.h>
 
 #include "idx.h"
-
-/* ---- SHA-256 (FIPS 180-4) ------------------------------------------------- */
-
-typedef struct sha256 {
-    uint32_t h[8];
-    uint64_t len;        /* bytes hashed so far */
-    uint8_t  buf[64];
-    size_t   fill;
-} sha256;
-
-static const uint32_t sha256_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
-    0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
-    0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-    0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-static uint32_t ror32(uint32_t x, int n)
-{
-    return (x >> n) | (x << (32 - n));
-}
-
-static void sha256_init(sha256 *s)
-{
-    static const uint32_t h0[8] = {
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-    };
-    memcpy(s->h, h0, sizeof(h0));
-    s->len = 0;
-    s->fill = 0;
-}
-
-static void sha256_block(sha256 *s, const uint8_t *p)
-{
-    uint32_t w[64], a, b, c, d, e, f, g, h;
-    int i;
-
-    for (i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-    for (i = 16; i < 64; i++) {
-        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    a = s->h[0]; b = s->h[1]; c = s->h[2]; d = s->h[3];
-    e = s->h[4]; f = s->h[5]; g = s->h[6]; h = s->h[7];
-    for (i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) +
-                      ((e & f) ^ (~e & g)) + sha256_k[i] + w[i];
-        uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) +
-                      ((a & b) ^ (a & c) ^ (b & c));
-        h = g; g = f; f = e; e = d + t1;
-        d = c; c = b; b = a; a = t1 + t2;
-    }
-    s->h[0] += a; s->h[1] += b; s->h[2] += c; s->h[3] += d;
-    s->h[4] += e; s->h[5] += f; s->h[6] += g; s->h[7] += h;
-}
-
-static void sha256_update(sha256 *s, const void *data, size_t n)
-{
-    const uint8_t *p = data;
-
-    s->len += n;
-    if (s->fill) {
-        size_t take = 64 - s->fill < n ? 64 - s->fill : n;
-        memcpy(s->buf + s->fill, p, take);
-        s->fill += take;
-        p += take;
-        n -= take;
-        if (s->fill < 64)
-            return;
-        sha256_block(s, s->buf);
-        s->fill = 0;
-    }
-    for (; n >= 64; p += 64, n -= 64)
-        sha256_block(s, p);
-    memcpy(s->buf, p, n);
-    s->fill = n;
-}
-
-/* hex digest (64 characters and a NUL) into out */
-static void sha256_final(sha256 *s, char out[65])
-{
-    static const uint8_t pad = 0x80, zero[64];
-    uint64_t bits = s->len * 8;
-    uint8_t lenbe[8];
-    int i;
-
-    sha256_update(s, &pad, 1);
-    sha256_update(s, zero, (s->fill <= 56 ? 56 : 120) - s->fill);
-    for (i = 0; i < 8; i++)
-        lenbe[i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha256_update(s, lenbe, 8);
-    for (i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", (unsigned)(s->h[i / 4] >> (24 - 8 * (i % 4))) & 0xff);
-    out[64] = '\0';
-}
+#include "sha256.h"
 
 /* ---- reading one IDX file ------------------------------------------------- */
 
 typedef struct idx_reader {
-    const char *path;
-    gzFile      f;
-    int         gz;      /* the file starts with the gzip magic */
-    int64_t     pos;     /* decompressed bytes consumed so far */
-    sha256     *sha;
+    const char    *path;
+    gzFile         f;       /* the file, or NULL when reading mem */
+    const uint8_t *mem;     /* the whole plain file in memory, or NULL */
+    int64_t        mem_len;
+    int            gz;      /* the file starts with the gzip magic */
+    int64_t        pos;     /* decompressed bytes consumed so far */
+    sha256        *sha;
 } idx_reader;
 
 /* Read up to n bytes; returns how many arrived (short only at the end of
@@ -148,7 +52,11 @@ static int64_t idx_read(idx_reader *r, void *dst, int64_t n, int *gzerr)
     int64_t got = 0;
 
     *gzerr = Z_OK;
-    while (got < n) {
+    if (r->mem) {
+        got = n < r->mem_len - r->pos ? n : r->mem_len - r->pos;
+        memcpy(dst, r->mem + r->pos, (size_t)got);
+    }
+    while (!r->mem && got < n) {
         unsigned chunk = n - got > (1 << 30) ? (1u << 30) : (unsigned)(n - got);
         int k = gzread(r->f, (uint8_t *)dst + got, chunk);
         if (k <= 0) {
@@ -221,9 +129,13 @@ static int idx_open_file(idx_reader *r, const char *path, char **err)
     return MLTK_OK;
 }
 
-/* Load a whole IDX file of unsigned bytes with ndim in [min_ndim, max_ndim]. */
+/* Load a whole IDX file of unsigned bytes with ndim in [min_ndim, max_ndim]:
+ * from the file at path, or, when mem is not NULL, from the plain file's
+ * mem_len bytes at mem (path then only names it), whose data out->data
+ * then points into instead of a copy. */
 static int idx_load(idx_file *out, const char *path, int min_ndim, int max_ndim,
-                    const char *what, sha256 *sha, char **err)
+                    const char *what, sha256 *sha, const uint8_t *mem, int64_t mem_len,
+                    char **err)
 {
     idx_reader r;
     uint8_t head[4 + 4 * IDX_MAX_NDIM], extra;
@@ -232,9 +144,16 @@ static int idx_load(idx_file *out, const char *path, int min_ndim, int max_ndim,
     char expect[128];
 
     memset(out, 0, sizeof(*out));
-    rc = idx_open_file(&r, path, err);
-    if (rc)
-        return rc;
+    if (mem) {
+        memset(&r, 0, sizeof(r));
+        r.path = path;
+        r.mem = mem;
+        r.mem_len = mem_len;
+    } else {
+        rc = idx_open_file(&r, path, err);
+        if (rc)
+            return rc;
+    }
     r.sha = sha;
 
     /* magic: 00 00 <type> <ndim> */
@@ -297,12 +216,25 @@ static int idx_load(idx_file *out, const char *path, int min_ndim, int max_ndim,
         out->bytes *= out->dim[i];
     }
 
-    /* the data: grow the buffer as bytes arrive, so that a corrupt header
-     * in a small file costs no huge allocation */
+    /* the data: in memory, where it is; from a file, grow the buffer as
+     * bytes arrive, so that a corrupt header in a small file costs no huge
+     * allocation */
     snprintf(expect, sizeof(expect), "%lld bytes of data", (long long)out->bytes);
+    if (r.mem) {
+        if (r.mem_len - r.pos < out->bytes) {
+            r.pos = r.mem_len;
+            rc = idx_short(&r, Z_OK, expect, err);
+            goto out;
+        }
+        out->data = (uint8_t *)(r.mem + r.pos);
+        out->borrowed = 1;
+        if (sha)
+            sha256_update(sha, out->data, (size_t)out->bytes);
+        r.pos += out->bytes;
+    }
     cap = out->bytes < ((int64_t)1 << 24) ? out->bytes : ((int64_t)1 << 24);
     got = 0;
-    for (;;) {
+    while (!r.mem) {
         uint8_t *p = realloc(out->data, (size_t)cap);
         int64_t k;
         if (!p) {
@@ -337,10 +269,13 @@ static int idx_load(idx_file *out, const char *path, int min_ndim, int max_ndim,
     }
     rc = MLTK_OK;
 out:
-    gzclose(r.f);
+    if (r.f)
+        gzclose(r.f);
     if (rc) {
-        free(out->data);
+        if (!out->borrowed)
+            free(out->data);
         out->data = NULL;
+        out->borrowed = 0;
     }
     return rc;
 }
@@ -348,20 +283,68 @@ out:
 int idx_load_file(idx_file *out, const char *path, int min_ndim, int max_ndim,
                   const char *what, char **err)
 {
-    return idx_load(out, path, min_ndim, max_ndim, what, NULL, err);
+    return idx_load(out, path, min_ndim, max_ndim, what, NULL, NULL, 0, err);
+}
+
+int idx_parse(idx_file *out, const uint8_t *buf, int64_t size, const char *path,
+              int min_ndim, int max_ndim, const char *what, char **err)
+{
+    return idx_load(out, path, min_ndim, max_ndim, what, NULL, buf ? buf : (const uint8_t *)"",
+                    buf ? size : 0, err);
+}
+
+/* One file of a split: mapped when it is plain, else decompressed by
+ * idx_load; *map (*map_len bytes) is the mapping to unmap, or NULL. */
+static int idx_load_any(idx_file *out, void **map, size_t *map_len, const char *path,
+                        int min_ndim, int max_ndim, const char *what, sha256 *sha,
+                        char **err)
+{
+    struct stat st;
+    void *m;
+    int fd, rc;
+
+    *map = NULL;
+    *map_len = 0;
+    memset(out, 0, sizeof(*out));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 2) {
+        /* idx_load reports what is wrong (a missing file, a directory, an
+         * empty one) in the words of the gzip path */
+        if (fd >= 0)
+            close(fd);
+        return idx_load(out, path, min_ndim, max_ndim, what, sha, NULL, 0, err);
+    }
+    m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED || (((uint8_t *)m)[0] == 0x1f && ((uint8_t *)m)[1] == 0x8b)) {
+        if (m != MAP_FAILED)
+            munmap(m, (size_t)st.st_size);
+        return idx_load(out, path, min_ndim, max_ndim, what, sha, NULL, 0, err);
+    }
+    rc = idx_load(out, path, min_ndim, max_ndim, what, sha, m, (int64_t)st.st_size, err);
+    if (rc) {
+        munmap(m, (size_t)st.st_size);
+        return rc;
+    }
+    *map = m;
+    *map_len = (size_t)st.st_size;
+    return MLTK_OK;
 }
 
 /* ---- the data set --------------------------------------------------------- */
 
 typedef struct idx_set {
-    int64_t    n;
-    int64_t    sample;     /* bytes (= floats) per sample */
-    mltk_shape x_shape;
-    int64_t    n_classes;
-    float      scale, shift;
-    uint8_t   *images;     /* n * sample */
-    uint8_t   *labels;     /* n */
-    char       checksum[65];
+    int64_t        n;
+    int64_t        sample;     /* bytes (= floats) per sample */
+    mltk_shape     x_shape;
+    int64_t        n_classes;
+    float          scale, shift;
+    const uint8_t *images;     /* n * sample, in img_map or img_own */
+    const uint8_t *labels;     /* n, in lab_map or lab_own */
+    uint8_t       *img_own, *lab_own;  /* decompressed copies, or NULL */
+    void          *img_map, *lab_map;  /* mappings of plain files, or NULL */
+    size_t         img_len, lab_len;
+    char           checksum[65];
 } idx_set;
 
 static char *idx_join(const char *dir, const char *name)
@@ -391,8 +374,12 @@ static void idx_close(void *self)
 
     if (!s)
         return;
-    free(s->images);
-    free(s->labels);
+    free(s->img_own);
+    free(s->lab_own);
+    if (s->img_map)
+        munmap(s->img_map, s->img_len);
+    if (s->lab_map)
+        munmap(s->lab_map, s->lab_len);
     free(s);
 }
 
@@ -432,12 +419,17 @@ static int idx_open(void **self, const mltk_params_t *params, const char *split,
     }
 
     sha256_init(&sha);
-    rc = idx_load(&img, img_path, 2, IDX_MAX_NDIM, "images", &sha, err);
+    rc = idx_load_any(&img, &s->img_map, &s->img_len, img_path, 2, IDX_MAX_NDIM, "images",
+                      &sha, err);
     if (rc)
         goto out;
-    rc = idx_load(&lab, lab_path, 1, 1, "labels", &sha, err);
+    if (!img.borrowed)
+        s->img_own = img.data;
+    rc = idx_load_any(&lab, &s->lab_map, &s->lab_len, lab_path, 1, 1, "labels", &sha, err);
     if (rc)
         goto out;
+    if (!lab.borrowed)
+        s->lab_own = lab.data;
     if (lab.dim[0] != img.dim[0]) {
         rc = mltk_errf(err, MLTK_ERR_DATA,
                        "%s holds %lld labels but %s holds %lld images",
@@ -471,14 +463,11 @@ static int idx_open(void **self, const mltk_params_t *params, const char *split,
     s->shift = (float)mltk_params_float(params, "shift");
     s->images = img.data;
     s->labels = lab.data;
-    img.data = lab.data = NULL;
     sha256_final(&sha, s->checksum);
     *self = s;
     s = NULL;
     rc = MLTK_OK;
 out:
-    free(img.data);
-    free(lab.data);
     free(img_path);
     free(lab_path);
     idx_close(s);
@@ -496,7 +485,31 @@ static int idx_info(void *self, mltk_dataset_info *info)
     info->y_shape.ndim = 0;
     info->n_classes = s->n_classes;
     memcpy(info->checksum, s->checksum, sizeof(info->checksum));
+    info->x_dtype = MLTK_U8;
+    info->x_scale = s->scale;
+    info->x_shift = s->shift;
     return MLTK_OK;
+}
+
+/* sample i -> x (sample) uint8, y its class */
+static int idx_get(void *self, int64_t i, void *x, void *y, char **err)
+{
+    const idx_set *s = self;
+
+    if (i < 0 || i >= s->n)
+        return mltk_errf(err, MLTK_ERR_INVALID,
+                         "idx: sample %lld is outside the %lld of this split",
+                         (long long)i, (long long)s->n);
+    if (x)
+        memcpy(x, s->images + i * s->sample, (size_t)s->sample);
+    if (y)
+        *(int32_t *)y = s->labels[i];
+    return MLTK_OK;
+}
+
+static int idx_label(void *self, int64_t i, int32_t *y, char **err)
+{
+    return idx_get(self, i, NULL, y, err);
 }
 
 /* samples [first, first+count) -> x (count, sample) float32, y (count) int32 */
@@ -532,6 +545,8 @@ static const struct mltk_dataset_i idx_iface = {
     .close = idx_close,
     .info = idx_info,
     .read = idx_read_samples,
+    .get = idx_get,
+    .label = idx_label,
 };
 
 MLTK_PLUGIN(idx, MLTK_KIND_DATASET, &idx_iface)

@@ -23,7 +23,8 @@ KINDS = [("backend", "BACKEND PLUGINS",
          ("layer", "LAYER PLUGINS", "Keys of a\n.B [layer.NAME]\nsection besides the core's.\n"),
          ("loss", "LOSS PLUGINS", "Keys of the\n.B [loss]\nsection besides\n.BR type .\n"),
          ("optimizer", "OPTIMIZER PLUGINS", "Keys of the\n.B [optimizer]\nsection besides\n.BR type .\n"),
-         ("schedule", "SCHEDULE PLUGINS", "Keys of the\n.B [schedule]\nsection besides the core's.\n")]
+         ("schedule", "SCHEDULE PLUGINS", "Keys of the\n.B [schedule]\nsection besides the core's.\n"),
+         ("transform", "TRANSFORM PLUGINS", "Keys of a\n.B [transform.NAME]\nsection besides the core's.\n")]
 
 
 def roff(text):

@@ -197,10 +197,10 @@ static const desc_case desc_cases[] = {
       "d.ini:4: [plugin]: abi must be a major version number such as 2, got 'one'" },
     { "[plugin]\nname = x\nkind = lyer\nabi = 2\nlibrary = x.so\n",
       "d.ini:3: [plugin]: unknown kind 'lyer'; did you mean 'layer'? (kinds: backend, "
-      "layer, loss, optimizer, dataset, schedule)" },
+      "layer, loss, optimizer, dataset, schedule, transform)" },
     { "[plugin]\nname = x\nkind = widget\nabi = 2\nlibrary = x.so\n",
       "d.ini:3: [plugin]: unknown kind 'widget' (kinds: backend, layer, loss, optimizer, "
-      "dataset, schedule)" },
+      "dataset, schedule, transform)" },
     { PLUGIN_HEAD "[param.1x]\ntype = int\n",
       "d.ini:6: invalid parameter name '1x' in [param.1x] (letters, digits and '_', not "
       "starting with a digit)" },
@@ -825,7 +825,7 @@ static const config_case config_cases[] = {
     { "[network]\n" MIN, MLTK_ERR_CONFIG,
       ":1: unknown section [network] (sections: [run], [train], [log], [data], [layer.NAME], "
       "[loss], [optimizer], [schedule], [checkpoint], [model], [early_stopping], [metrics], "
-      "[alert])" },
+      "[alert], [transform.NAME])" },
     { "[checkpiont]\n" MIN, MLTK_ERR_CONFIG,
       ":1: unknown section [checkpiont]; did you mean [checkpoint]?" },
     { "[early_stopping]\npatience = -1\n" MIN, MLTK_ERR_CONFIG,
@@ -918,6 +918,11 @@ static const config_case config_cases[] = {
       "with a digit)" },
     { MIN "[layer]\ntype = relu\n", MLTK_ERR_CONFIG,
       ":10: section [layer] needs a layer name, e.g. [layer.fc1]" },
+    { MIN "[transform]\ntype = flip\n", MLTK_ERR_CONFIG,
+      ":10: section [transform] needs a name, e.g. [transform.flip]" },
+    { MIN "[transform.1x]\ntype = flip\n", MLTK_ERR_CONFIG,
+      ":10: invalid transform name '1x' in [transform.1x] (letters, digits and '_', not "
+      "starting with a digit)" },
     /* a byte order mark after white space: the same bug as in descriptors */
     { " \xEF\xBB\xBF" MIN, MLTK_ERR_CONFIG,
       ":1: a byte order mark (EF BB BF) may only start the file" },

@@ -30,42 +30,18 @@
 #include <zlib.h>
 
 #include "session.h"
+#include "dsfixture.h"
 
 /* ---- fixture: registry, plugin and a temporary directory ------------------ */
 
-static mltk_registry_t *reg;
-static const struct mltk_dataset_i *ds;
-static const mltk_desc *desc;
-static char dir[4096];
-
 static void fixture_open(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    char *err = NULL;
-    int rc = mltk_registry_create(&reg, NULL, 1, &err);
-
-    ck_assert_msg(rc == MLTK_OK, "registry: %s", err ? err : "?");
-    rc = mltk_registry_find(reg, "idx", MLTK_KIND_DATASET, &desc, &err);
-    ck_assert_msg(rc == MLTK_OK, "find idx: %s", err ? err : "?");
-    rc = mltk_registry_load(reg, "idx", MLTK_KIND_DATASET, (const void **)&ds, &err);
-    ck_assert_msg(rc == MLTK_OK, "load idx: %s", err ? err : "?");
-    snprintf(dir, sizeof(dir), "%s/check_idx.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    dsfix_open("idx", "check_idx");
 }
 
 static void fixture_close(void)
 {
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    mltk_registry_destroy(reg);
-    reg = NULL;
+    dsfix_close();
 }
 
 /* ---- writing test files --------------------------------------------------- */
@@ -121,25 +97,6 @@ static size_t make_labels(uint8_t *buf, int n, const uint8_t *labels)
     return make_idx(buf, 0x08, 1, &d, labels, (size_t)n);
 }
 
-static char *path_of(const char *name)
-{
-    static char p[8][4200];
-    static int k;
-
-    k = (k + 1) % 8;
-    snprintf(p[k], sizeof(p[k]), "%s/%s", dir, name);
-    return p[k];
-}
-
-static void write_plain(const char *name, const void *data, size_t n)
-{
-    FILE *f = fopen(path_of(name), "wb");
-
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 static void write_gz(const char *name, const void *data, size_t n)
 {
     gzFile f = gzopen(path_of(name), "wb9");
@@ -166,8 +123,8 @@ static void write_good(void)
     uint8_t img[256], lab[64];
     size_t ni = make_images(img), nl = make_labels(lab, N, good_labels);
 
-    write_plain("img.idx", img, ni);
-    write_plain("lab.idx", lab, nl);
+    write_bytes("img.idx", img, ni);
+    write_bytes("lab.idx", lab, nl);
     write_gz("img.gz", img, ni);
     write_gz("lab.gz", lab, nl);
 }
@@ -264,6 +221,33 @@ static void check_good(void *self, double scale, double shift)
     err = NULL;
     ck_assert_int_eq(ds->read(self, -1, 1, x, y, &err), MLTK_ERR_INVALID);
     free(err);
+    err = NULL;
+
+    /* ABI 2.1: bytes as stored, the conversion in the info, one sample
+     * at a time */
+    ck_assert_int_eq(info.x_dtype, MLTK_U8);
+    ck_assert(fabs(info.x_scale - scale) < 1e-7 && fabs(info.x_shift - shift) < 1e-7);
+    ck_assert_ptr_null(info.class_names);
+    for (int i = 0; i < N; i++) {
+        uint8_t xb[PIX];
+        int32_t yi = -1, yl = -1;
+        ck_assert_int_eq(ds->get(self, i, xb, &yi, &err), MLTK_OK);
+        for (int k = 0; k < PIX; k++)
+            ck_assert_uint_eq(xb[k], pixel(i * PIX + k));
+        ck_assert_int_eq(yi, good_labels[i]);
+        ck_assert_int_eq(ds->label(self, i, &yl, &err), MLTK_OK);
+        ck_assert_int_eq(yl, good_labels[i]);
+    }
+    {
+        uint8_t xb[PIX];
+        int32_t yi;
+        ck_assert_int_eq(ds->get(self, N, xb, &yi, &err), MLTK_ERR_INVALID);
+        ck_assert_msg(err && strstr(err, "sample 5 is outside the 5"), "message: %s", err);
+        free(err);
+        err = NULL;
+        ck_assert_int_eq(ds->label(self, -1, &yi, &err), MLTK_ERR_INVALID);
+        free(err);
+    }
 }
 
 /* ---- good files ----------------------------------------------------------- */
@@ -314,8 +298,8 @@ START_TEST(test_flat_images)
 
     for (int i = 0; i < N * 6; i++)
         data[i] = (uint8_t)(255 - i);
-    write_plain("flat.idx", img, make_idx(img, 0x08, 2, dims, data, sizeof(data)));
-    write_plain("lab.idx", lab, make_labels(lab, N, good_labels));
+    write_bytes("flat.idx", img, make_idx(img, 0x08, 2, dims, data, sizeof(data)));
+    write_bytes("lab.idx", lab, make_labels(lab, N, good_labels));
     ck_assert_msg(open_with(&self, "train", "flat.idx", "lab.idx", 1, ek, ev, &err) == MLTK_OK,
                   "open: %s", err);
     ck_assert_int_eq(ds->info(self, &info), MLTK_OK);
@@ -396,7 +380,7 @@ START_TEST(test_truncated)
 
     write_good();
     /* plain: 7 bytes short of 16 + 60 */
-    write_plain("short.idx", img, ni - 7);
+    write_bytes("short.idx", img, ni - 7);
     expect_error("train", "short.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("short.idx"), "truncated at byte 69 (expected 60 bytes of data)", NULL);
     /* gzipped, a complete stream of too little data */
@@ -407,24 +391,24 @@ START_TEST(test_truncated)
     /* gzipped, the compressed stream itself cut short */
     nz = read_plain("img.gz", buf, sizeof(buf));
     ck_assert_uint_gt(nz, 30);
-    write_plain("cut.gz", buf, nz / 2);
+    write_bytes("cut.gz", buf, nz / 2);
     expect_error("train", "cut.gz", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("cut.gz"), "truncated at byte", "gzip stream ends early");
     /* in the header */
-    write_plain("head.idx", img, 6);
+    write_bytes("head.idx", img, 6);
     expect_error("train", "head.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("head.idx"), "truncated at byte 6", "16-byte header");
-    write_plain("empty.idx", img, 0);
+    write_bytes("empty.idx", img, 0);
     expect_error("train", "empty.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("empty.idx"), "truncated at byte 0", NULL);
     /* a header promising far more than the file holds: no huge allocation */
     img[4] = 0x00; img[5] = 0x0f; img[6] = 0x42; img[7] = 0x40;   /* 1000000 images */
-    write_plain("many.idx", img, ni);
+    write_bytes("many.idx", img, ni);
     expect_error("train", "many.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("many.idx"), "truncated at byte 76 (expected 12000000 bytes of data)",
                  NULL);
     memset(img + 4, 0xff, 12);
-    write_plain("huge.idx", img, ni);
+    write_bytes("huge.idx", img, ni);
     expect_error("train", "huge.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("huge.idx"), "corrupt", NULL);
 }
@@ -437,7 +421,7 @@ START_TEST(test_trailing)
 
     write_good();
     memcpy(img + ni, "xyz", 3);
-    write_plain("long.idx", img, ni + 3);
+    write_bytes("long.idx", img, ni + 3);
     expect_error("train", "long.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("long.idx"), "trailing data at byte 76",
                  "after 60 bytes of data");
@@ -457,26 +441,26 @@ START_TEST(test_bad_magic)
     write_good();
     img[0] = 0x12;
     img[1] = 0x34;
-    write_plain("magic.idx", img, ni);
+    write_bytes("magic.idx", img, ni);
     expect_error("train", "magic.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("magic.idx"), "bad magic 12 34 08 03 at byte 0", NULL);
     img[0] = img[1] = 0;
     img[2] = 0x0d;   /* float elements */
-    write_plain("type.idx", img, ni);
+    write_bytes("type.idx", img, ni);
     expect_error("train", "type.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("type.idx"), "element type 0x0d at byte 2", NULL);
     /* labels with the images' header: 3 dimensions */
     img[2] = 0x08;
-    write_plain("lab3.idx", img, ni);
+    write_bytes("lab3.idx", img, ni);
     expect_error("train", "img.idx", "lab3.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("lab3.idx"), "3 dimensions at byte 3", "labels");
     /* images with the labels' header: 1 dimension */
-    write_plain("img1.idx", lab, nl);
+    write_bytes("img1.idx", lab, nl);
     expect_error("train", "img1.idx", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("img1.idx"), "1 dimensions at byte 3", "images");
     /* no samples */
     lab[7] = 0;
-    write_plain("lab0.idx", lab, 8);
+    write_bytes("lab0.idx", lab, 8);
     expect_error("train", "img.idx", "lab0.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("lab0.idx"), "dimension 0 (at byte 4) is 0", "no samples");
 }
@@ -487,7 +471,7 @@ START_TEST(test_count_mismatch)
     uint8_t lab[64];
 
     write_good();
-    write_plain("lab4.idx", lab, make_labels(lab, 4, good_labels));
+    write_bytes("lab4.idx", lab, make_labels(lab, 4, good_labels));
     expect_error("train", "img.idx", "lab4.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("lab4.idx"), "holds 4 labels", "holds 5 images");
 }
@@ -529,21 +513,17 @@ static int load_split(mltk_split *sp, const char *n_classes, char **err)
     mltk_config_t *cfg = NULL;
     int rc = mltk_config_load(&cfg, reg, cfg_path, err);
     ck_assert_msg(rc == MLTK_OK, "config: %s", *err ? *err : "?");
-    struct mltk_backend be;
-    mltk_backend_opts o = { .size = sizeof(o), .threads = 1, .device = 0, .seed = 1 };
-    rc = mltk_backend_open(&be, reg, "cpu", &o, err);
-    ck_assert_msg(rc == MLTK_OK, "backend: %s", *err ? *err : "?");
-    rc = mltk_split_load(sp, mltk_config_section(cfg, "data"), reg, &be, "train", 0, err);
+    /* the whole session opens the data (data.c) on the cpu backend */
+    mltk_session_t *s = NULL;
+    mltk_session_opts o = { .quiet = 1 };
+    rc = mltk_session_create(&s, cfg, reg, &o, err);
     if (rc == MLTK_OK) {
         /* nothing of the split is needed beyond its counters */
-        int32_t max = sp->label_max;
-        int64_t at = sp->label_max_at, n = sp->n;
-        mltk_split_free(sp, &be);
-        sp->label_max = max;
-        sp->label_max_at = at;
-        sp->n = n;
+        sp->label_max = s->train.label_max;
+        sp->label_max_at = s->train.label_max_at;
+        sp->n = s->train.n;
     }
-    mltk_backend_close(&be);
+    mltk_session_destroy(s);
     mltk_config_destroy(cfg);
     return rc;
 }
@@ -593,19 +573,19 @@ START_TEST(test_corrupt_gzip)
     /* a wrong CRC-32 in the trailer */
     nz = read_plain("img.gz", buf, sizeof(buf));
     buf[nz - 8] ^= 0x5a;
-    write_plain("crc.gz", buf, nz);
+    write_bytes("crc.gz", buf, nz);
     expect_error("train", "crc.gz", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("crc.gz"), "corrupt gzip data", NULL);
     /* an unknown compression method in the header */
     buf[nz - 8] ^= 0x5a;
     buf[2] = 7;
-    write_plain("method.gz", buf, nz);
+    write_bytes("method.gz", buf, nz);
     expect_error("train", "method.gz", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("method.gz"), "corrupt gzip data", NULL);
     /* garbage in the middle of the deflate stream */
     buf[2] = 8;
     memset(buf + 12, 0xff, 16);
-    write_plain("mid.gz", buf, nz);
+    write_bytes("mid.gz", buf, nz);
     expect_error("train", "mid.gz", "lab.idx", 0, NULL, NULL, MLTK_ERR_DATA,
                  path_of("mid.gz"), NULL, NULL);
 }

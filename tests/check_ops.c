@@ -1159,8 +1159,8 @@ START_TEST(run_directory_records_the_run)
     ck_assert_ptr_nonnull(csv);
     ck_assert_int_eq(count_lines(F("%s/run/metrics.csv", d)), 4);
     char *head = line_of(csv, 0);
-    ck_assert_str_eq(head, "epoch,train_loss,val_loss,val_acc,samples_per_s,lr,wall_s,"
-                           "cpu_percent,rss_mb");
+    ck_assert_str_eq(head, "epoch,train_loss,val_loss,val_acc,samples_per_s,data_wait,lr,"
+                           "wall_s,cpu_percent,rss_mb");
     char *jl = R(F("%s/run/metrics.jsonl", d));
     ck_assert_int_eq(count_lines(F("%s/run/metrics.jsonl", d)), 3);
     for (int i = 0; i < 3; i++) {
@@ -1182,7 +1182,7 @@ START_TEST(run_directory_records_the_run)
         int fields = 1;
         for (const char *c = row; *c; c++)
             fields += *c == ',';
-        ck_assert_int_eq(fields, 9);
+        ck_assert_int_eq(fields, 10);
     }
     ck_assert(exists(F("%s/run/checkpoints/ckpt-%012d.safetensors", d,
                        3 * STEPS_PER_EPOCH)));

@@ -214,8 +214,8 @@ END_TEST
 START_TEST(test_kinds)
 {
     static const char *const names[] = { "backend", "layer", "loss", "optimizer",
-                                         "dataset", "schedule" };
-    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_SCHEDULE; k++) {
+                                         "dataset", "schedule", "transform" };
+    for (int k = MLTK_KIND_BACKEND; k <= MLTK_KIND_TRANSFORM; k++) {
         ck_assert_str_eq(mltk_kind_name(k), names[k - 1]);
         ck_assert_int_eq(mltk_kind_parse(names[k - 1]), k);
     }
@@ -224,7 +224,7 @@ START_TEST(test_kinds)
     ck_assert_int_eq(mltk_kind_parse("scheduler"), 0);
     ck_assert_int_eq(mltk_kind_parse(NULL), 0);
     ck_assert_str_eq(mltk_kind_name(0), "?");
-    ck_assert_str_eq(mltk_kind_name(7), "?");
+    ck_assert_str_eq(mltk_kind_name(8), "?");
 }
 END_TEST
 

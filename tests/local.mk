@@ -13,7 +13,7 @@ AM_TESTS_ENVIRONMENT = \
 # loaded 2-core machine; a hung test is still stopped after a minute.
 # testutil.h includes fdcheck.h (the finite-difference harness); the shell
 # tests source testlib.sh
-EXTRA_DIST += tests/testutil.h tests/pyvenv.sh tests/testlib.sh
+EXTRA_DIST += tests/testutil.h tests/dsfixture.h tests/pyvenv.sh tests/testlib.sh
 
 include tests/core.mk
 include tests/backend.mk
@@ -28,6 +28,7 @@ include tests/optim2.mk
 include tests/tbevents.mk
 include tests/safetensors.mk
 include tests/metrics.mk
+include tests/loader.mk
 include tests/ops.mk
 include tests/cuda.mk
 include tests/precision.mk

@@ -87,7 +87,7 @@ lines = [json.loads(l) for l in open(sys.argv[2])]
 want = int(sys.argv[3])
 head = rows[0]
 expect = ["epoch", "train_loss", "val_loss", "val_acc", "val_top3", "val_f1_macro",
-          "samples_per_s", "lr", "wall_s", "cpu_percent", "rss_mb"]
+          "samples_per_s", "data_wait", "lr", "wall_s", "cpu_percent", "rss_mb"]
 if head != expect:
     sys.exit("header %s, expected %s" % (",".join(head), ",".join(expect)))
 if len(rows) != want + 1 or len(lines) != want:

@@ -58,6 +58,7 @@ static void usage(FILE *f)
     fputs("usage: mltk --config FILE [--epochs N] [--resume PATH|auto] [--max-steps N]\n"
           "            [--dry-run] [--quiet] [--verbose] [--plugin-dir DIR]...\n"
           "            [--allow-insecure-plugin-dir]\n"
+          "       mltk databench --config FILE [--epochs N]\n"
           "       mltk plugins [--plugin-dir DIR]... [--allow-insecure-plugin-dir]\n"
           "       mltk plugins show NAME\n"
           "       mltk inspect FILE.safetensors\n"
@@ -272,7 +273,7 @@ static int cmd_plot(int argc, char **argv)
 }
 
 static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry_run, int quiet,
-                     int log_level, const char *resume, int64_t max_steps)
+                     int log_level, const char *resume, int64_t max_steps, int databench)
 {
     mltk_config_t *cfg = NULL;
     mltk_session_t *s = NULL;
@@ -286,6 +287,8 @@ static int cmd_train(mltk_registry_t *reg, const char *path, int epochs, int dry
     if (rc == MLTK_OK) {
         if (dry_run)
             rc = mltk_session_print_summary(s, stdout);
+        else if (databench)
+            rc = mltk_session_databench(s, epochs > 0 ? epochs : 1, stdout, &err);
         else
             rc = mltk_session_train(s, NULL, &err);
     }
@@ -401,6 +404,14 @@ int main(int argc, char **argv)
         }
     }
     const char *cmd = optind < argc ? argv[optind] : NULL;
+    int databench = cmd && strcmp(cmd, "databench") == 0;
+    if (databench && !config) {
+        fprintf(stderr, "mltk: error: databench needs --config FILE\n");
+        free(dirs);
+        return EXIT_USAGE;
+    }
+    if (databench)
+        cmd = NULL;
     if (cmd && strcmp(cmd, "plugins") != 0) {
         fprintf(stderr, "mltk: error: unknown command '%s' (try --help)\n", cmd);
         free(dirs);
@@ -422,7 +433,8 @@ int main(int argc, char **argv)
     if (cmd) {
         code = cmd_plugins(reg, argc - optind - 1, argv + optind + 1);
     } else {
-        code = cmd_train(reg, config, epochs, dry_run, quiet, log_level, resume, max_steps);
+        code = cmd_train(reg, config, epochs, dry_run, quiet, log_level, resume, max_steps,
+                         databench);
     }
     mltk_registry_destroy(reg);
     return code;

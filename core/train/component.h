@@ -169,10 +169,11 @@ struct mltk_step {
 
 MLTK_HIDDEN int mltk_step_add_hook(mltk_session_t *s, const mltk_step_hook *h, char **err);
 
-/* Gather batch `off`.. (rows), forward, loss (times grad_scale),
- * backward, the after_backward hooks, then on the device the step's record
- * at `rec` (3 floats): loss, sum of squared gradients, non-finite flag. */
-MLTK_HIDDEN int mltk_step_compute(mltk_session_t *s, int64_t off, int64_t rows, float *rec,
+/* Batch `bi` of the epoch's order (its rows into *rows), forward, loss
+ * (times grad_scale), backward, the after_backward hooks, then on the
+ * device the step's record at `rec` (3 floats): loss, sum of squared
+ * gradients, non-finite flag. */
+MLTK_HIDDEN int mltk_step_compute(mltk_session_t *s, int64_t bi, int64_t *rows, float *rec,
                                   char **err);
 /* A checked step's verdict: the before_update hooks on its record (host). */
 MLTK_HIDDEN int mltk_step_judge(mltk_session_t *s, const mltk_step_check *c, int *verdict,

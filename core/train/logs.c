@@ -201,25 +201,26 @@ static void resources(logs *l, double *cpu_pct, double *rss_mb)
 /* metrics.csv's columns after epoch: the figures of metrics.jsonl less
  * step and the GPU's, [metrics] values after val_acc.  Fills name[] and
  * val[] (room for CSV_MAX_COLS); returns the count. */
-#define CSV_MAX_COLS (8 + MLTK_METRICS_MAX_VALUES)
-static int csv_columns(const mltk_epoch_stats *e, double cpu, double rss,
+#define CSV_MAX_COLS (9 + MLTK_METRICS_MAX_VALUES)
+static int csv_columns(const mltk_epoch_stats *e, double cpu, double rss, double wait,
                        const mltk_metric_value *mv, int n_mv, const char **name, double *val)
 {
     int n = 0;
     const char *const head[] = { "train_loss", "val_loss", "val_acc" };
     const double head_v[] = { e->train_loss, e->val_loss, e->val_acc };
-    const char *const tail[] = { "samples_per_s", "lr", "wall_s", "cpu_percent", "rss_mb" };
-    const double tail_v[] = { e->samples_per_s, e->lr, e->wall_s, cpu, rss };
+    const char *const tail[] = { "samples_per_s", "data_wait", "lr", "wall_s", "cpu_percent",
+                                 "rss_mb" };
+    const double tail_v[] = { e->samples_per_s, wait, e->lr, e->wall_s, cpu, rss };
     for (int i = 0; i < 3; i++, n++) {
         name[n] = head[i];
         val[n] = head_v[i];
     }
-    for (int i = 0; i < n_mv && n < CSV_MAX_COLS - 5; i++)
+    for (int i = 0; i < n_mv && n < CSV_MAX_COLS - 6; i++)
         if (strcmp(mv[i].name, "val_acc") != 0) {
             name[n] = mv[i].name;
             val[n++] = mv[i].value;
         }
-    for (int i = 0; i < 5; i++, n++) {
+    for (int i = 0; i < 6; i++, n++) {
         name[n] = tail[i];
         val[n] = tail_v[i];
     }
@@ -297,12 +298,13 @@ static int lg_epoch_end(void *self, mltk_session_t *s, mltk_epoch_end *ee, char 
             if (strcmp(mv[i].name, "val_acc") != 0)
                 json_object_set_new(line, mv[i].name, jnum(mv[i].value));
         const struct { const char *key; double v; } more[] = {
-            { "samples_per_s", e->samples_per_s }, { "lr", e->lr }, { "wall_s", e->wall_s },
+            { "samples_per_s", e->samples_per_s }, { "data_wait", s->data.wait_frac },
+            { "lr", e->lr }, { "wall_s", e->wall_s },
             { "cpu_percent", cpu }, { "rss_mb", rss },
             { "gpu_util_percent", gpu.util_percent }, { "gpu_mem_mb", gpu.mem_used_mb },
             { "gpu_power_w", gpu.power_w },
         };
-        int n_more = isfinite(gpu.util_percent) || isfinite(gpu.mem_used_mb) ? 8 : 5;
+        int n_more = isfinite(gpu.util_percent) || isfinite(gpu.mem_used_mb) ? 9 : 6;
         for (int i = 0; line && i < n_more; i++)
             json_object_set_new(line, more[i].key, jnum(more[i].v));
         if (!line)
@@ -321,7 +323,7 @@ static int lg_epoch_end(void *self, mltk_session_t *s, mltk_epoch_end *ee, char 
     if (l->csv) {
         const char *name[CSV_MAX_COLS];
         double val[CSV_MAX_COLS];
-        int nc = csv_columns(e, cpu, rss, mv, n_mv, name, val);
+        int nc = csv_columns(e, cpu, rss, s->data.wait_frac, mv, n_mv, name, val);
         if (!l->csv_header_done) {
             rc = csv_header(l, name, nc, err);
             if (rc)
@@ -353,7 +355,8 @@ static int lg_epoch_end(void *self, mltk_session_t *s, mltk_epoch_end *ee, char 
         const struct { const char *tag; double v; } sc[] = {
             { "epoch/train_loss", e->train_loss }, { "epoch/val_loss", e->val_loss },
             { "epoch/val_acc", e->val_acc }, { "epoch/lr", e->lr },
-            { "epoch/samples_per_s", e->samples_per_s }, { "resource/cpu_percent", cpu },
+            { "epoch/samples_per_s", e->samples_per_s },
+            { "data/wait_fraction", s->data.wait_frac }, { "resource/cpu_percent", cpu },
             { "resource/rss_mb", rss }, { "resource/gpu_util_percent", gpu.util_percent },
             { "resource/gpu_mem_mb", gpu.mem_used_mb }, { "resource/gpu_power_w", gpu.power_w },
         };

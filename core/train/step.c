@@ -40,7 +40,7 @@ mltk_tensor mltk_batch_tensor(void *data, const mltk_shape *per_sample, int64_t 
 
 mltk_dtype mltk_target_dtype(const mltk_split *sp)
 {
-    return sp->info.target == MLTK_TARGET_CLASS ? MLTK_I32 : MLTK_F32;
+    return sp->yb_dtype;
 }
 
 /* scalar i of s->scalars, a 1-element f32 tensor */
@@ -121,57 +121,27 @@ int mltk_step_snapshot(mltk_session_t *s, int restore, char **err)
     return restore ? mltk_model_params_changed(s->model, err) : MLTK_OK;
 }
 
-/* ---- the batch ------------------------------------------------------------------------ */
-
-/* The batch's inputs, augmented when [data] asks: step s draws its
- * transforms at counters from 4 * batch_size * s on, so a run (and a
- * resumed run) sees the same images whatever the backend. */
-static int gather_inputs(mltk_session_t *s, const mltk_split *sp, int64_t off, int64_t rows)
-{
-    const mltk_shape *x = &sp->info.x_shape;
-    mltk_tensor dst = mltk_batch_tensor(s->xb, x, rows, MLTK_F32);
-    mltk_tensor src = mltk_batch_tensor(sp->x, x, sp->n, MLTK_F32);
-    mltk_tensor idx = mltk_tensor_1d(sp->perm + off, MLTK_I32, rows);
-    if (!s->aug_shift && !s->aug_flip)
-        return mltk_op_gather_rows(&s->be, &dst, &src, &idx);
-    mltk_augment_params p = {
-        .pad = s->aug_shift, .flip = s->aug_flip, .seed = s->seed ^ 0x6A09E667F3BCC909ull,
-        .offset = 4 * (uint64_t)s->batch_size * s->step,
-    };
-    return mltk_op_gather_augment_2d(&s->be, &dst, &src, &idx, &p);
-}
-
-/* The batch's targets: rows of sp->y in the epoch's order into s->yb. */
-static int gather_targets(mltk_session_t *s, const mltk_split *sp, int64_t off, int64_t rows)
-{
-    mltk_dtype dt = mltk_target_dtype(sp);
-    mltk_tensor dst = mltk_batch_tensor(s->yb, &sp->info.y_shape, rows, dt);
-    mltk_tensor src = mltk_batch_tensor(sp->y, &sp->info.y_shape, sp->n, dt);
-    mltk_tensor idx = mltk_tensor_1d(sp->perm + off, MLTK_I32, rows);
-    return mltk_op_gather_rows(&s->be, &dst, &src, &idx);
-}
-
 /* ---- forward, loss, backward ------------------------------------------------------------ */
 
-int mltk_step_compute(mltk_session_t *s, int64_t off, int64_t rows, float *rec, char **err)
+int mltk_step_compute(mltk_session_t *s, int64_t bi, int64_t *rows_out, float *rec,
+                      char **err)
 {
     const struct mltk_backend *be = &s->be;
     mltk_split *sp = &s->train;
-    int64_t pn;
+    int64_t pn, rows = 0;
     float *grads = mltk_model_grads(s->model, &pn);
-    int rc = gather_inputs(s, sp, off, rows);
-    if (!rc)
-        rc = gather_targets(s, sp, off, rows);
+    void *xb = NULL, *yb = NULL;
+    int rc = mltk_data_batch(s, sp, bi, &rows, &xb, &yb, err);
     if (rc)
-        return mltk_step_failed(s, rc, "gathering the batch", err);
-    rc = mltk_model_forward(s->model, s->xb, rows, MLTK_TRAIN, s->step, err);
+        return rc;
+    *rows_out = rows;
+    rc = mltk_model_forward(s->model, xb, rows, MLTK_TRAIN, s->step, err);
     if (rc)
         return rc;
     /* the loss goes straight into the record; its gradient is scaled */
     mltk_tensor pred = mltk_batch_tensor(mltk_model_output(s->model),
                                          mltk_model_output_shape(s->model), rows, MLTK_F32);
-    mltk_tensor target = mltk_batch_tensor(s->yb, &sp->info.y_shape, rows,
-                                           mltk_target_dtype(sp));
+    mltk_tensor target = mltk_batch_tensor(yb, &sp->yb_shape, rows, mltk_target_dtype(sp));
     mltk_tensor dpred = pred;
     dpred.data = mltk_model_output_grad(s->model);
     mltk_tensor loss = mltk_tensor_1d(&rec[0], MLTK_F32, 1);

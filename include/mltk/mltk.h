@@ -247,7 +247,8 @@ typedef enum mltk_plugin_kind {
     MLTK_KIND_LOSS      = 3,
     MLTK_KIND_OPTIMIZER = 4,
     MLTK_KIND_DATASET   = 5,
-    MLTK_KIND_SCHEDULE  = 6   /* ABI 1.1 */
+    MLTK_KIND_SCHEDULE  = 6,  /* ABI 1.1 */
+    MLTK_KIND_TRANSFORM = 7   /* ABI 2.1 */
 } mltk_plugin_kind;
 
 MLTK_API const char *mltk_kind_name(int kind);  /* "layer", ... or "?" */
@@ -336,6 +337,13 @@ MLTK_API int mltk_session_print_summary(mltk_session_t *s, void *FILE_out);
  * mltk_session_signal() then says which signal (0 for max_steps). */
 MLTK_API int mltk_session_train(mltk_session_t *s, mltk_epoch_stats *last, char **err);
 MLTK_API int mltk_session_signal(const mltk_session_t *s);
+/* Run only the data pipeline: `epochs` epochs of the training split's
+ * batches (the order, the transforms, the workers, the upload to the
+ * backend) without training, and print one line to `FILE_out`:
+ *   databench: N samples in S s: R samples/s (workers W, prefetch P, MODE)
+ * (`mltk databench`). */
+MLTK_API int mltk_session_databench(mltk_session_t *s, int epochs, void *FILE_out,
+                                    char **err);
 
 /* ---- files of a run --------------------------------------------------------- */
 

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define MLTK_ABI_MAJOR 2
-#define MLTK_ABI_MINOR 0
+#define MLTK_ABI_MINOR 1
 
 #define MLTK_PLUGIN_SYMBOL_PREFIX "mltk_plugin_"
 
@@ -281,20 +281,90 @@ typedef struct mltk_dataset_info {
     mltk_shape       y_shape;      /* per-sample target shape; ndim 0 for class */
     int64_t          n_classes;    /* for MLTK_TARGET_CLASS */
     char             checksum[65]; /* hex digest of the files read, or "" */
+    /* ABI 2.1 (the core zeroes the struct before info(), so a 2.0 plugin
+     * leaves these 0: float32 samples, scale 0 meaning 1): */
+    mltk_dtype       x_dtype;      /* dtype of x as get() returns it: MLTK_F32,
+                                    * MLTK_U8 (images) or MLTK_I32 (token ids) */
+    double           x_scale;      /* the core's conversion of a U8 / I32 sample
+                                    * to float32 at the end of the transforms: */
+    double           x_shift;      /* x = raw * x_scale + x_shift (scale 0: 1) */
+    /* n_classes names of the classes (folder names, CSV labels), owned by
+     * the data set until close; NULL when the classes are only numbers */
+    const char *const *class_names;
 } mltk_dataset_info;
 
 struct mltk_dataset_i {
     uint32_t size;
     /* Open split "train" or "test".  Files are checked (magic, sizes) here;
-     * errors name the file and byte offset. */
+     * errors name the file and byte offset (or line). */
     int  (*open)(void **self, const mltk_params_t *params, const char *split,
                  char **err);
     void (*close)(void *self);
     int  (*info)(void *self, mltk_dataset_info *info);
-    /* Samples [first, first+count) into host memory: x as float32
+    /* optional since ABI 2.1 (a plugin with get may leave it NULL):
+     * samples [first, first+count) into host memory, x as float32
      * (count * numel(x_shape)), y as int32 class indices or float32 values. */
     int  (*read)(void *self, int64_t first, int64_t count, float *x, void *y,
                  char **err);
+    /* ABI 2.1: sample i (0 <= i < n) in its native dtype: x gets
+     * numel(x_shape) elements of x_dtype, y one int32 class index or
+     * numel(y_shape) float32 values.  Called from several loader threads
+     * at once (for different or equal i): it must not change self, and
+     * whatever it needs per call lives on its stack or in what it
+     * allocates.  A sample that cannot be read (a corrupt image) returns
+     * MLTK_ERR_DATA with a message naming the file; a data set configured
+     * to skip such samples leaves them out of n at open instead. */
+    int  (*get)(void *self, int64_t i, void *x, void *y, char **err);
+    /* ABI 2.1, optional: the class of sample i without reading x (for the
+     * stratified validation split, class balance and the class counts);
+     * when NULL the core calls get.  Thread rules as get. */
+    int  (*label)(void *self, int64_t i, int32_t *y, char **err);
+};
+
+/* ---- transforms (ABI 2.1) ------------------------------------------------- */
+
+/* One sample as a transform sees it: its dtype and shape (images are
+ * (C, H, W), C = 1 or 3). */
+typedef struct mltk_sample_spec {
+    mltk_dtype dtype;
+    mltk_shape shape;
+} mltk_sample_spec;
+
+/* The flags of a transform (struct mltk_transform_i.flags). */
+enum {
+    /* draws random numbers: applied to the training split only, and the
+     * split is then streamed through the loader, never kept resident */
+    MLTK_TRANSFORM_RANDOM = 1u << 0,
+    /* works on whole batches (mixup, cutmix) through apply_batch, after
+     * every per-sample transform and the conversion to float32; the
+     * targets it gets are soft: (rows, n_classes) probabilities */
+    MLTK_TRANSFORM_BATCH  = 1u << 1
+};
+
+/* The random numbers of a transform: mltk_rng_u01(key, k) (rng.h) for
+ * k = 0, 1, 2, ...; the core derives key from (seed, epoch, the sample's
+ * index in the data set or the batch's index in the epoch, the
+ * transform's position), so the draws do not depend on the number of
+ * workers or on which thread runs the transform. */
+struct mltk_transform_i {
+    uint32_t size;
+    uint32_t flags;  /* MLTK_TRANSFORM_* */
+    int  (*create)(void **self, const mltk_params_t *params, char **err);
+    void (*destroy)(void *self);
+    /* The spec of the output for an input spec (a crop's size, U8 ->
+     * F32 for normalise); n_classes of the data set (0 for value
+     * targets).  An input it cannot take is an error naming the shape or
+     * dtype it wants.  Called once, before any apply. */
+    int  (*setup)(void *self, const mltk_sample_spec *in, mltk_sample_spec *out,
+                  int64_t n_classes, char **err);
+    /* Per-sample transforms: dst (out spec) from src (in spec); dst and
+     * src never overlap.  Called from several threads at once: self is
+     * read-only after setup. */
+    int  (*apply)(void *self, uint64_t key, const void *src, void *dst, char **err);
+    /* Batch transforms (MLTK_TRANSFORM_BATCH): in place on x (rows, in
+     * spec), float32, and y (rows, n_classes) float32 probabilities. */
+    int  (*apply_batch)(void *self, uint64_t key, float *x, float *y, int64_t rows,
+                        char **err);
 };
 
 /* ---- backends ------------------------------------------------------------- */

@@ -17,7 +17,8 @@ tl_tmpdir fuzz
 fail=0
 # NAME:RUNS:MAX_LEN; the config harness is the slowest (some 500 runs/s)
 for spec in ini:20000:4096 config:2000:4096 descriptor:5000:4096 \
-            safetensors:5000:2048 idx:5000:512 metrics_jsonl:5000:2048; do
+            safetensors:5000:2048 idx:5000:512 metrics_jsonl:5000:2048 \
+            csv:20000:2048 image:5000:4096 cifar:20000:8192 tokens:50000:2048; do
     name=${spec%%:*}
     rest=${spec#*:}
     runs=${FUZZ_RUNS:-${rest%%:*}}
