@@ -12,13 +12,13 @@
 # CPU-only wheel's (oneDNN, and the CPU capability it picks at run time:
 # AVX2 here, AVX-512 where the CPU has it).  Prints the interpreter to
 # pass to the benchmarks as --torch.  Run again, it only checks that the
-# pins are installed.
+# pins are installed.  torchvision (and PIL) are for bench/loader_vs_torch.py.
 # What this is not: part of the build or of `make check`.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:-${HOME:?}/.cache/mltk/bench-torch-2.15.0}
 [ -x "$dir/bin/python" ] || /usr/bin/python3 -m venv "$dir" >&2
 "$dir/bin/python" -m pip install -q --disable-pip-version-check -c "$here/torch-pins.txt" \
-    torch numpy >&2
-"$dir/bin/python" -c 'import torch; print("torch", torch.__version__, file=__import__("sys").stderr)'
+    torch numpy torchvision >&2
+"$dir/bin/python" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, file=__import__("sys").stderr)'
 echo "$dir/bin/python"
