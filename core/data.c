@@ -460,6 +460,54 @@ static int split_count(mltk_split *sp, char **err)
     return MLTK_OK;
 }
 
+/* Positions 0..n-1 grouped by the class of their sample
+ * (labels[idx ? idx[i] : i], or all in class 0 when labels is NULL),
+ * each class's in ascending order: class c's are
+ * (*by)[(*start)[c] .. (*start)[c + 1]).  nc bounds the labels. */
+static int group_by_class(const int32_t *labels, const int64_t *idx, int64_t n, int64_t nc,
+                          int64_t **start, int64_t **by, char **err)
+{
+    *start = calloc((size_t)nc + 1, sizeof(int64_t));
+    *by = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+    int64_t *fill = calloc((size_t)nc, sizeof(int64_t));
+    if (!*start || !*by || !fill) {
+        free(*start);
+        free(*by);
+        free(fill);
+        *start = *by = NULL;
+        return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+    }
+#define CLASS_OF(i) (labels ? labels[idx ? idx[i] : (i)] : 0)
+    for (int64_t i = 0; i < n; i++)
+        (*start)[CLASS_OF(i) + 1]++;
+    for (int64_t c = 0; c < nc; c++)
+        (*start)[c + 1] += (*start)[c];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t c = CLASS_OF(i);
+        (*by)[(*start)[c] + fill[c]++] = i;
+    }
+#undef CLASS_OF
+    free(fill);
+    return MLTK_OK;
+}
+
+/* balance = oversample: the training split's positions by class, once */
+static int prepare_oversample(mltk_split *sp, char **err)
+{
+    int64_t nc = sp->info.n_classes > 0 ? sp->info.n_classes : sp->label_max + 1;
+    int rc = group_by_class(sp->src->labels, sp->idx, sp->n, nc, &sp->class_start,
+                            &sp->pos_by_class, err);
+    if (rc)
+        return rc;
+    sp->present = malloc((size_t)nc * sizeof(int32_t));
+    if (!sp->present)
+        return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
+    for (int64_t c = 0; c < nc; c++)
+        if (sp->class_start[c + 1] > sp->class_start[c])
+            sp->present[sp->n_present++] = (int32_t)c;
+    return MLTK_OK;
+}
+
 /* Hold out the validation split: per class (or over all samples for
  * value targets) round(fraction * count) samples, chosen by a shuffle of
  * the class's samples from the seed; both splits keep data set order. */
@@ -476,32 +524,17 @@ static int carve_validation(mltk_session_t *s, double frac, int64_t n, char **er
     if (n <= 0 || n > INT32_MAX)
         return mltk_errf(err, MLTK_ERR_DATA, "the training split has %" PRId64 " samples",
                          n);
-    int64_t *by = malloc((size_t)n * sizeof(int64_t));
-    int64_t *start = calloc((size_t)nc + 1, sizeof(int64_t));
-    char *is_val = calloc((size_t)n, 1);
-    if (!by || !start || !is_val) {
-        free(by);
-        free(start);
-        free(is_val);
-        return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
-    }
     /* the samples grouped by class, in data set order within a class */
-    for (int64_t i = 0; i < n; i++)
-        start[(classify ? src->labels[i] : 0) + 1]++;
-    for (int64_t c = 0; c < nc; c++)
-        start[c + 1] += start[c];
-    int64_t *fill = calloc((size_t)nc, sizeof(int64_t));
-    if (!fill) {
+    int64_t *by = NULL, *start = NULL;
+    int rc = group_by_class(classify ? src->labels : NULL, NULL, n, nc, &start, &by, err);
+    if (rc)
+        return rc;
+    char *is_val = calloc((size_t)n, 1);
+    if (!is_val) {
         free(by);
         free(start);
-        free(is_val);
         return mltk_errf(err, MLTK_ERR_NOMEM, "out of memory");
     }
-    for (int64_t i = 0; i < n; i++) {
-        int64_t c = classify ? src->labels[i] : 0;
-        by[start[c] + fill[c]++] = i;
-    }
-    free(fill);
     uint64_t seed = s->seed ^ 0x5BD1E9955BD1E995ull;
     int64_t n_val = 0;
     for (int64_t c = 0; c < nc; c++) {
@@ -524,7 +557,6 @@ static int carve_validation(mltk_session_t *s, double frac, int64_t n, char **er
     }
     free(by);
     free(start);
-    int rc = MLTK_OK;
     if (n_val == 0)
         rc = mltk_errf(err, MLTK_ERR_CONFIG, "[data] val_fraction = %g holds out no sample "
                        "of the %" PRId64 " training samples", frac, n);
@@ -763,6 +795,8 @@ int mltk_data_open(mltk_session_t *s, const mltk_section *data, char **err)
         rc = mltk_errf(err, MLTK_ERR_CONFIG, "%s:%d: [data] balance applies to class "
                        "targets; this data set has value targets", s->cfg->path,
                        key_line(data->params, "balance", data->line));
+    if (!rc && d->balance == 1)
+        rc = prepare_oversample(&s->train, err);
     if (!rc && d->balance == 2)
         rc = balance_weights(s, data, err);
     if (!rc && d->standardize)
@@ -794,6 +828,9 @@ static void split_free(mltk_split *sp, const struct mltk_backend *be)
     free(sp->perm_host);
     free(sp->idx);
     free(sp->class_count);
+    free(sp->class_start);
+    free(sp->pos_by_class);
+    free(sp->present);
     memset(sp, 0, sizeof(*sp));
 }
 
@@ -826,11 +863,23 @@ mltk_split *mltk_data_eval_split(mltk_session_t *s)
     return s->val.n ? &s->val : &s->test;
 }
 
+int64_t mltk_data_epoch_samples(const mltk_session_t *s, const mltk_split *sp)
+{
+    const mltk_data *d = &s->data;
+    if (sp->train && d->world > 1)
+        return (sp->n_epoch - d->rank + d->world - 1) / d->world;
+    return sp->n_epoch;
+}
+
+int64_t mltk_data_rows(const mltk_session_t *s, const mltk_split *sp, int64_t b)
+{
+    int64_t left = mltk_data_epoch_samples(s, sp) - b * s->batch_size;
+    return left < s->batch_size ? left : s->batch_size;
+}
+
 int64_t mltk_data_batches(const mltk_session_t *s, const mltk_split *sp)
 {
-    int64_t n = sp->n_epoch, b = s->batch_size;
-    if (sp->train && s->data.world > 1)
-        n = (n - s->data.rank + s->data.world - 1) / s->data.world;
+    int64_t n = mltk_data_epoch_samples(s, sp), b = s->batch_size;
     if (sp->train && s->data.drop_last && n >= b)
         return n / b;
     return (n + b - 1) / b;
@@ -847,44 +896,20 @@ static void draw_order(mltk_session_t *s, mltk_split *sp, int64_t epoch)
             p[i] = (int32_t)i;
     } else if (d->balance == 1) {
         /* oversample: each draw picks a class uniformly among the classes
-         * present, then a sample of it uniformly */
-        int64_t nc = 0;
-        int64_t ncls = sp->info.n_classes > 0 ? sp->info.n_classes : sp->label_max + 1;
-        int64_t *start = calloc((size_t)ncls + 1, sizeof(int64_t));
-        int32_t *by = malloc((size_t)n * sizeof(int32_t));
-        int32_t *present = malloc((size_t)ncls * sizeof(int32_t));
-        if (!start || !by || !present) {
-            /* cannot happen for sizes already allocated once; fall back */
-            for (int64_t i = 0; i < n; i++)
-                p[i] = (int32_t)i;
-        } else {
-            for (int64_t i = 0; i < n; i++)
-                start[sp->src->labels[sp->idx[i]] + 1]++;
-            for (int64_t c = 0; c < ncls; c++) {
-                if (start[c + 1])
-                    present[nc++] = (int32_t)c;
-                start[c + 1] += start[c];
-            }
-            int64_t *fill = calloc((size_t)ncls, sizeof(int64_t));
-            for (int64_t i = 0; fill && i < n; i++) {
-                int32_t c = sp->src->labels[sp->idx[i]];
-                by[start[c] + fill[c]++] = (int32_t)i;
-            }
-            free(fill);
-            uint64_t seed = s->seed ^ (0xA0761D6478BD642Full * (uint64_t)epoch) ^ 0xB5ull;
-            for (int64_t i = 0; i < n; i++) {
-                double u0 = mltk_rng_u01(seed, 2 * (uint64_t)i);
-                double u1 = mltk_rng_u01(seed, 2 * (uint64_t)i + 1);
-                int64_t c = present[(int64_t)(u0 * (double)nc) < nc ? (int64_t)(u0 * (double)nc)
-                                                                     : nc - 1];
-                int64_t cnt = start[c + 1] - start[c];
-                int64_t k = (int64_t)(u1 * (double)cnt);
-                p[i] = by[start[c] + (k < cnt ? k : cnt - 1)];
-            }
+         * present, then a sample of it uniformly (the grouping is made
+         * once, at open) */
+        int64_t nc = sp->n_present;
+        const int64_t *start = sp->class_start;
+        uint64_t seed = s->seed ^ (0xA0761D6478BD642Full * (uint64_t)epoch) ^ 0xB5ull;
+        for (int64_t i = 0; i < n; i++) {
+            double u0 = mltk_rng_u01(seed, 2 * (uint64_t)i);
+            double u1 = mltk_rng_u01(seed, 2 * (uint64_t)i + 1);
+            int64_t k0 = (int64_t)(u0 * (double)nc);
+            int64_t c = sp->present[k0 < nc ? k0 : nc - 1];
+            int64_t cnt = start[c + 1] - start[c];
+            int64_t k = (int64_t)(u1 * (double)cnt);
+            p[i] = (int32_t)sp->pos_by_class[start[c] + (k < cnt ? k : cnt - 1)];
         }
-        free(start);
-        free(by);
-        free(present);
     } else {
         for (int64_t i = 0; i < n; i++)
             p[i] = (int32_t)i;
@@ -929,11 +954,7 @@ int mltk_data_batch(mltk_session_t *s, mltk_split *sp, int64_t b, int64_t *rows,
                     void **y, char **err)
 {
     const struct mltk_backend *be = &s->be;
-    int64_t off = b * s->batch_size;
-    int64_t n = sp->train && s->data.world > 1
-                    ? (sp->n_epoch - s->data.rank + s->data.world - 1) / s->data.world
-                    : sp->n_epoch;
-    int64_t r = n - off < s->batch_size ? n - off : s->batch_size;
+    int64_t off = b * s->batch_size, r = mltk_data_rows(s, sp, b);
     *rows = r;
     if (sp->resident && !sp->train) {
         /* in order: the split's own rows */

@@ -71,11 +71,7 @@ static int fill_batch(mltk_loader *ld, mltk_split *sp, int64_t epoch, int64_t b,
 {
     mltk_session_t *s = ld->s;
     mltk_data *d = &s->data;
-    int64_t B = s->batch_size, off = b * B;
-    int64_t n = sp->train && d->world > 1
-                    ? (sp->n_epoch - d->rank + d->world - 1) / d->world
-                    : sp->n_epoch;
-    int64_t rows = n - off < B ? n - off : B;
+    int64_t off = b * s->batch_size, rows = mltk_data_rows(s, sp, b);
     int soft = sp->yb_dtype == MLTK_F32 && sp->info.target == MLTK_TARGET_CLASS;
     int rc = MLTK_OK;
     sl->rows = rows;

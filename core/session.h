@@ -181,6 +181,12 @@ typedef struct mltk_split {
     int32_t  label_max;      /* class targets: the largest label, checked */
     int64_t  label_max_at;   /* the first sample that has it */
     int64_t *class_count;    /* [n_classes] samples per class, or NULL */
+    /* balance = oversample (training split): positions grouped by class,
+     * class c's at pos_by_class[class_start[c] .. class_start[c + 1]),
+     * and the n_present classes that have samples */
+    int64_t *class_start, *pos_by_class;
+    int32_t *present;
+    int64_t  n_present;
     int64_t  n_epoch;        /* samples an epoch draws (n) */
     int32_t *perm_host;      /* this epoch's order: positions in [0, n) */
     int32_t *perm;           /* same, backend memory (resident) */
@@ -219,6 +225,10 @@ MLTK_HIDDEN void mltk_data_close(mltk_session_t *s);
  * batches from `first_batch` on are then prepared ahead by the workers. */
 MLTK_HIDDEN int mltk_data_epoch(mltk_session_t *s, mltk_split *sp, int64_t epoch,
                                 int64_t first_batch, char **err);
+/* The samples of an epoch of sp this process takes (its shard of the
+ * training split), and the rows of batch b of them. */
+MLTK_HIDDEN int64_t mltk_data_epoch_samples(const mltk_session_t *s, const mltk_split *sp);
+MLTK_HIDDEN int64_t mltk_data_rows(const mltk_session_t *s, const mltk_split *sp, int64_t b);
 /* Batches of an epoch of sp (drop_last for the training split). */
 MLTK_HIDDEN int64_t mltk_data_batches(const mltk_session_t *s, const mltk_split *sp);
 /* Batch b of the epoch begun by mltk_data_epoch: its inputs and targets

@@ -238,9 +238,7 @@ static int train_epoch(mltk_session_t *s, int epoch, double *loss, int64_t *samp
     double t0 = mltk_now();
     int64_t first = s->batch_done;
     /* the samples an epoch trains: all, or whole batches with drop_last */
-    int64_t total = s->steps_per_epoch * s->batch_size, n_ep = sp->n_epoch;
-    if (s->data.world > 1)
-        n_ep = (n_ep - s->data.rank + s->data.world - 1) / s->data.world;
+    int64_t total = s->steps_per_epoch * s->batch_size, n_ep = mltk_data_epoch_samples(s, sp);
     if (total < n_ep)
         n_ep = total;
     *samples = n_ep - first * s->batch_size;
