@@ -16,6 +16,11 @@ usage: st_read.py verify FILE [nobf16]
        st_read.py verify-numpy FILE
        st_read.py write-numpy FILE
        st_read.py check-dump FILE DUMP
+       st_read.py same FILE OTHER
+`same` says whether two files hold the same tensors, bit for bit (names,
+dtypes, shapes and bytes; the metadata, with its times, may differ), as
+the tests that compare a resumed or differently run training with a
+reference use it.
 """
 import json
 import struct
@@ -236,6 +241,14 @@ def check_dump(path, dump):
           % len(got))
 
 
+def same(path, other):
+    a = {t[0]: t[1:4] for t in read(path)[1]}
+    b = {t[0]: t[1:4] for t in read(other)[1]}
+    bad = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    print("%d tensors, %d differ %s" % (len(a), len(bad), bad))
+    expect(a and not bad, "%s and %s differ" % (path, other))
+
+
 def main(argv):
     try:
         if len(argv) in (3, 4) and argv[1] == "verify":
@@ -246,6 +259,8 @@ def main(argv):
             write_numpy(argv[2])
         elif len(argv) == 4 and argv[1] == "check-dump":
             check_dump(argv[2], argv[3])
+        elif len(argv) == 4 and argv[1] == "same":
+            same(argv[2], argv[3])
         else:
             sys.stderr.write(__doc__)
             return 2

@@ -26,20 +26,7 @@ check() {
 
 # same A B: the two safetensors files hold the same tensors, bit for bit
 # (the metadata, with its times and config path, may differ)
-same() {
-    python3 - "$1" "$2" <<'EOF'
-import json, struct, sys
-def tensors(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    h.pop("__metadata__", None)
-    return {k: (v["dtype"], v["shape"], b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
-            for k, v in h.items()}
-a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
-sys.exit(0 if a == b and a else 1)
-EOF
-}
+same() { python3 "$top_srcdir/tests/st_read.py" same "$1" "$2" >/dev/null; }
 
 # config FILE DIR EXTRA_DATA EXTRA: a small MLP on 2000 training images
 config() {
